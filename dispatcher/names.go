@@ -1,0 +1,137 @@
+package dispatcher
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// DefaultPrefix is the subject prefix when none is configured.
+const DefaultPrefix = "orgdispatch"
+
+var (
+	tenantRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	prefixRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+)
+
+// ValidTenantID reports whether id can name a tenant: 1–64 of A–Z a–z 0–9 _ -.
+// A tenant id is a NATS subject token, a consumer name and a KV key part.
+func ValidTenantID(id string) bool { return tenantRE.MatchString(id) }
+
+// Names derives every NATS name orgdispatch uses from one prefix, so that two
+// installations can share a NATS account without seeing each other's jobs.
+// The zero value is not usable; build it with NewNames.
+type Names struct {
+	prefix string
+}
+
+// NewNames returns the names for prefix ("" means DefaultPrefix). A prefix is
+// lower case, starts with a letter, and has at most 32 of a–z 0–9 _ -.
+func NewNames(prefix string) (Names, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !prefixRE.MatchString(prefix) {
+		return Names{}, fmt.Errorf("dispatcher: invalid prefix %q: want 1-32 of a-z 0-9 _ - starting with a letter", prefix)
+	}
+	return Names{prefix: prefix}, nil
+}
+
+// MustNames is NewNames for prefixes known to be valid; it panics otherwise.
+func MustNames(prefix string) Names {
+	n, err := NewNames(prefix)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// Prefix is the subject prefix, e.g. "orgdispatch".
+func (n Names) Prefix() string { return n.prefix }
+
+func (n Names) upper() string { return strings.ToUpper(strings.ReplaceAll(n.prefix, "-", "_")) }
+
+// JobsStream is the work-queue stream holding queued jobs, e.g. ORGDISPATCH_JOBS.
+func (n Names) JobsStream() string { return n.upper() + "_JOBS" }
+
+// DLQStream is the dead-letter stream, e.g. ORGDISPATCH_DLQ.
+func (n Names) DLQStream() string { return n.upper() + "_DLQ" }
+
+// JobsSubjects is the jobs stream's subject filter, e.g. orgdispatch.jobs.>.
+func (n Names) JobsSubjects() string { return n.prefix + ".jobs.>" }
+
+// DLQSubjects is the dead-letter stream's subject filter, e.g. orgdispatch.dlq.>.
+func (n Names) DLQSubjects() string { return n.prefix + ".dlq.>" }
+
+// JobSubject is where a tenant's job of operation op is published,
+// e.g. orgdispatch.jobs.org_1.campaign.start.
+func (n Names) JobSubject(tenant, op string) string {
+	return n.prefix + ".jobs." + tenant + "." + op
+}
+
+// TenantJobsFilter matches all of a tenant's jobs, e.g. orgdispatch.jobs.org_1.>.
+func (n Names) TenantJobsFilter(tenant string) string { return n.prefix + ".jobs." + tenant + ".>" }
+
+// DLQSubject is where a tenant's dead letter of operation op is stored.
+func (n Names) DLQSubject(tenant, op string) string { return n.prefix + ".dlq." + tenant + "." + op }
+
+// TenantDLQFilter matches all of a tenant's dead letters.
+func (n Names) TenantDLQFilter(tenant string) string { return n.prefix + ".dlq." + tenant + ".>" }
+
+// EventSubject is where a job's outcome event is published,
+// e.g. orgdispatch.events.org_1.succeeded.
+func (n Names) EventSubject(tenant, outcome string) string {
+	return n.prefix + ".events." + tenant + "." + outcome
+}
+
+// Consumer is the durable consumer name of a tenant, e.g. tenant_org_1.
+func (n Names) Consumer(tenant string) string { return "tenant_" + tenant }
+
+// TenantOfConsumer is the inverse of Consumer; ok is false for other names.
+func (n Names) TenantOfConsumer(consumer string) (tenant string, ok bool) {
+	t, ok := strings.CutPrefix(consumer, "tenant_")
+	if !ok || !ValidTenantID(t) {
+		return "", false
+	}
+	return t, true
+}
+
+// StatusBucket is the KV bucket of job states, keyed <tenant>.<job id>.
+func (n Names) StatusBucket() string { return n.prefix + "_job_status" }
+
+// ReplicasBucket is the KV bucket where worker replicas heartbeat (and publish
+// their lanes' figures), keyed by replica id.
+func (n Names) ReplicasBucket() string { return n.prefix + "_replicas" }
+
+// PausesBucket is the KV bucket holding why and by whom a tenant was paused,
+// keyed by tenant. The pause itself is the consumer's; this is its reason.
+func (n Names) PausesBucket() string { return n.prefix + "_pauses" }
+
+// PauseAdvisorySubject matches the server's consumer pause advisories for the
+// jobs stream.
+func (n Names) PauseAdvisorySubject() string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.PAUSE." + n.JobsStream() + ".*"
+}
+
+// ParseJobSubject splits a job subject into its tenant and operation.
+func (n Names) ParseJobSubject(subject string) (tenant, op string, err error) {
+	rest, ok := strings.CutPrefix(subject, n.prefix+".jobs.")
+	if !ok {
+		return "", "", fmt.Errorf("dispatcher: subject %q is not under %s.jobs", subject, n.prefix)
+	}
+	tenant, op, ok = strings.Cut(rest, ".")
+	if !ok || op == "" {
+		return "", "", fmt.Errorf("dispatcher: subject %q names no operation", subject)
+	}
+	if !ValidTenantID(tenant) {
+		return "", "", fmt.Errorf("dispatcher: subject %q: invalid tenant id %q", subject, tenant)
+	}
+	return tenant, op, nil
+}
+
+// StatusKey is the status bucket key of a tenant's job.
+func StatusKey(tenant, jobID string) string { return tenant + "." + jobID }
+
+// MsgID is the Nats-Msg-Id of a tenant's job. It is scoped by tenant so that
+// two orgs using the same idempotency key never deduplicate each other.
+func MsgID(tenant, jobID string) string { return tenant + ":" + jobID }

@@ -1,0 +1,68 @@
+package dispatcher
+
+import "time"
+
+// Job states kept in the status bucket.
+const (
+	StateQueued    = "queued"
+	StateRunning   = "running"
+	StateRetrying  = "retrying"
+	StateSucceeded = "succeeded"
+	StateDead      = "dead"
+)
+
+// JobStatus is a job's record in the status bucket (key StatusKey(tenant, id)).
+type JobStatus struct {
+	ID         string    `json:"id"`
+	Tenant     string    `json:"tenant"`
+	Op         string    `json:"op"`
+	State      string    `json:"state"`
+	Attempts   int       `json:"attempts"`
+	HTTPStatus int       `json:"http_status,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Updated    time.Time `json:"updated"`
+}
+
+// Lane states, as reported by a worker replica for one tenant.
+const (
+	LaneRunning             = "running"
+	LanePaused              = "paused"
+	LaneCredentialsRejected = "credentials rejected"
+	LaneTokenUnavailable    = "token endpoint unavailable"
+	LaneStopped             = "stopped"
+)
+
+// LaneReport is one replica's figures for one tenant's lane.
+type LaneReport struct {
+	Tenant      string    `json:"tenant"`
+	State       string    `json:"state"`
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+	InFlight    int       `json:"in_flight"`
+	Succeeded   uint64    `json:"succeeded"`
+	Retried     uint64    `json:"retried"`
+	Dead        uint64    `json:"dead"`
+	RateLimited uint64    `json:"rate_limited"` // 429 answers received
+	RatePerSec  float64   `json:"rate_per_sec"` // the lane limiter's current rate
+	DonePerSec  float64   `json:"done_per_sec"` // recent completions per second
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// Heartbeat is what a worker replica writes to the replicas bucket (key: its
+// replica id) every heartbeat interval. Replicas learn from it how many peers
+// share an org-scoped quota; the API and dashboard read lane figures from it.
+type Heartbeat struct {
+	Replica string       `json:"replica"`
+	At      time.Time    `json:"at"`
+	Lanes   []LaneReport `json:"lanes"`
+}
+
+// PauseRecord is why a tenant's consumer is paused (key: tenant, in the pauses
+// bucket). The pause itself is the consumer's PauseUntil; this adds the reason.
+type PauseRecord struct {
+	Tenant string    `json:"tenant"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"` // e.g. "429 from platform, Retry-After 60s" or "operator"
+	By     string    `json:"by"`     // replica id or "api"
+	At     time.Time `json:"at"`
+}
