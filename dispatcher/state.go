@@ -21,6 +21,13 @@ type JobStatus struct {
 	HTTPStatus int       `json:"http_status,omitempty"`
 	Error      string    `json:"error,omitempty"`
 	Updated    time.Time `json:"updated"`
+	// FreeDeliveries counts the job's deliveries that did not use up an
+	// attempt (handed back on a 429, during a pause, while credentials were
+	// rejected, at shutdown). The worker derives the attempt number as the
+	// delivery count minus this; it writes the record before the hand-back.
+	FreeDeliveries int `json:"free_deliveries,omitempty"`
+	// FirstAttempt is when a worker first started the job.
+	FirstAttempt time.Time `json:"first_attempt,omitzero"`
 }
 
 // Lane states, as reported by a worker replica for one tenant.

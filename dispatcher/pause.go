@@ -1,0 +1,111 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Pause stops every worker replica from receiving tenant's jobs until until.
+//
+// The pause is the JetStream consumer pause of the tenant's durable consumer:
+// the server stops delivering at once to every replica, the pause survives
+// worker restarts, shows in `nats consumer info`, and the server publishes a
+// pause advisory (Names.PauseAdvisorySubject) that replicas watch to hand back
+// messages they already hold. Pause then records reason and by in the pauses
+// bucket (a PauseRecord keyed by tenant) so that the API and the dashboard can
+// say why.
+//
+// Pause sets the deadline as given: a later call with an earlier until
+// shortens a pause. Callers that only want to extend one (the worker on a 429)
+// compare with what they know first. until must be in the future; use Resume
+// to end a pause early.
+func Pause(ctx context.Context, js jetstream.JetStream, names Names, tenant string, until time.Time, reason, by string) error {
+	if !ValidTenantID(tenant) {
+		return fmt.Errorf("dispatcher: pause: invalid tenant id %q", tenant)
+	}
+	now := time.Now()
+	if !until.After(now) {
+		return fmt.Errorf("dispatcher: pause tenant %s: until %s is not in the future (use Resume to end a pause)", tenant, until.UTC().Format(time.RFC3339))
+	}
+	if _, err := js.PauseConsumer(ctx, names.JobsStream(), names.Consumer(tenant), until); err != nil {
+		return fmt.Errorf("dispatcher: pause tenant %s: %w", tenant, err)
+	}
+	rec := PauseRecord{Tenant: tenant, Until: until.UTC(), Reason: reason, By: by, At: now.UTC()}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("dispatcher: pause tenant %s: encode record: %w", tenant, err)
+	}
+	kv, err := js.KeyValue(ctx, names.PausesBucket())
+	if err != nil {
+		return fmt.Errorf("dispatcher: tenant %s is paused until %s but its reason was not recorded: pauses bucket: %w", tenant, until.UTC().Format(time.RFC3339), err)
+	}
+	if _, err := kv.Put(ctx, tenant, data); err != nil {
+		return fmt.Errorf("dispatcher: tenant %s is paused until %s but its reason was not recorded: %w", tenant, until.UTC().Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// Resume ends tenant's pause at once (every replica resumes receiving its
+// jobs) and deletes its PauseRecord. Resuming a tenant that is not paused is
+// not an error.
+func Resume(ctx context.Context, js jetstream.JetStream, names Names, tenant string) error {
+	if !ValidTenantID(tenant) {
+		return fmt.Errorf("dispatcher: resume: invalid tenant id %q", tenant)
+	}
+	if _, err := js.ResumeConsumer(ctx, names.JobsStream(), names.Consumer(tenant)); err != nil {
+		return fmt.Errorf("dispatcher: resume tenant %s: %w", tenant, err)
+	}
+	kv, err := js.KeyValue(ctx, names.PausesBucket())
+	if err != nil {
+		return fmt.Errorf("dispatcher: tenant %s resumed but its pause record remains: pauses bucket: %w", tenant, err)
+	}
+	if err := kv.Delete(ctx, tenant); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("dispatcher: tenant %s resumed but its pause record remains: %w", tenant, err)
+	}
+	return nil
+}
+
+// PauseState reports whether tenant is paused: until is the consumer's pause
+// deadline, zero when it is not paused (or the pause has passed). rec is the
+// recorded reason of the current pause, nil when the tenant is not paused or
+// no reason was recorded for this pause (one set with `nats consumer pause`,
+// say: a record whose deadline differs from the consumer's is stale).
+func PauseState(ctx context.Context, js jetstream.JetStream, names Names, tenant string) (until time.Time, rec *PauseRecord, err error) {
+	if !ValidTenantID(tenant) {
+		return time.Time{}, nil, fmt.Errorf("dispatcher: pause state: invalid tenant id %q", tenant)
+	}
+	cons, err := js.Consumer(ctx, names.JobsStream(), names.Consumer(tenant))
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("dispatcher: pause state of tenant %s: %w", tenant, err)
+	}
+	info := cons.CachedInfo()
+	if !info.Paused || info.Config.PauseUntil == nil || !info.Config.PauseUntil.After(time.Now()) {
+		return time.Time{}, nil, nil
+	}
+	until = *info.Config.PauseUntil
+	kv, err := js.KeyValue(ctx, names.PausesBucket())
+	if err != nil {
+		return until, nil, fmt.Errorf("dispatcher: pause state of tenant %s: pauses bucket: %w", tenant, err)
+	}
+	entry, err := kv.Get(ctx, tenant)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return until, nil, nil
+	}
+	if err != nil {
+		return until, nil, fmt.Errorf("dispatcher: pause state of tenant %s: read record: %w", tenant, err)
+	}
+	var r PauseRecord
+	if err := json.Unmarshal(entry.Value(), &r); err != nil {
+		return until, nil, fmt.Errorf("dispatcher: pause state of tenant %s: decode record: %w", tenant, err)
+	}
+	if d := r.Until.Sub(until); d > time.Second || d < -time.Second {
+		// A record of an earlier pause: this one was set some other way.
+		return until, nil, nil
+	}
+	return until, &r, nil
+}
