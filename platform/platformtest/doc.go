@@ -1,0 +1,98 @@
+// Package platformtest is an in-process simulator of the Genesys Cloud
+// Platform API, for tests, benchmarks and the local stack (orgdispatch sim),
+// the way net/http/httptest stands in for a web server.
+//
+// It serves the OAuth client-credentials token endpoint and the outbound
+// endpoints in /work/shared/platform-facts.md from in-memory state kept per
+// org, enforces fixed-window rate limits per bucket, and injects faults on
+// demand. NewServer runs it on 127.0.0.1 for one test; New returns the bare
+// http.Handler (for an in-memory RoundTripper inside a testing/synctest
+// bubble, or a real listener). It does not import the platform client, so
+// it stays an independent statement of how the platform behaves.
+//
+// # Token endpoint
+//
+// POST /oauth/token takes the client-credentials grant: the client id and
+// secret in an HTTP Basic Authorization header (the only client
+// authentication accepted: client_id/client_secret form fields are refused),
+// form body grant_type=client_credentials. It answers
+// {"access_token","token_type":"bearer","expires_in"} with an opaque random
+// token valid for Config.TokenTTL (expires_in rounded up to whole seconds).
+// Errors use the platform's token error body
+// {"error","description","error_description"}:
+//
+//   - missing, unknown or wrong credentials: 401 invalid_client (RFC 6749
+//     §5.2 for a client that authenticated with the Authorization header;
+//     community reports show the platform answering 401 as well),
+//   - missing grant_type: 400 invalid_request; another grant:
+//     400 unsupported_grant_type,
+//   - SetTokenOutage(true): 503 temporarily_unavailable.
+//
+// # API requests
+//
+// Every request under /api/ is handled in this order:
+//
+//  1. Authentication: no bearer token → 401 authentication.required; an
+//     unknown or expired token → 401 bad.credentials. Nothing after this
+//     step happens for a 401, and a 401 carries no rate-limit headers.
+//  2. Injected faults for the token's client: Throttle (429 with
+//     Retry-After), then FailNext (any status). Then Config.ErrorRatio
+//     (503, seeded). None of these uses up the window.
+//  3. The rate-limit window (when Limit > 0): refused with 429 when full.
+//  4. The endpoint: 413 for a body over MaxBodyBytes, 404 for an unknown
+//     path or id (unless Config.AutoCreate), 405 for a wrong method, 400 for
+//     an invalid body or query, 409 for a stale campaign version.
+//
+// Errors use the standard body
+// {"status","code","message","contextId","details":[],"errors":[]}.
+// Config.Latency is waited for after the answer is decided and before it
+// is written (state changes happen on arrival); a caller that gives up
+// meanwhile is recorded with Status 0.
+//
+// # Rate limits
+//
+// A bucket is a fixed window: it opens with the first request after the
+// previous window ended and lasts Config.Window; up to Config.Limit
+// requests are admitted in it. Requests refused with 429 do not count (the
+// platform may count them; not counting keeps a client that honours
+// Retry-After exactly on budget). Buckets belong to a token (ScopeToken, the
+// default), a client (ScopeClient) or an org (ScopeOrg); Config.SharedBuckets
+// puts several clients in one bucket whatever the scope, which reproduces
+// the original report: one busy org starves the others.
+//
+// With Limit > 0, every API answer past authentication carries
+// inin-ratelimit-allowed (the limit), inin-ratelimit-count (requests counted
+// in the window, this one included) and inin-ratelimit-reset (whole seconds
+// until the window resets, rounded up). A full window answers 429
+// too.many.requests, "Rate limit exceeded the maximum [N] requests within
+// [W] seconds", with Retry-After the seconds until the window resets
+// (rounded up, at least 1). With Limit 0 (unlimited) no rate-limit headers
+// are sent.
+//
+// # Outbound model
+//
+// Each org has campaigns and contact lists. A campaign names a contact list
+// (by default the one with its own id). Start turns a campaign "on"; stop
+// turns an "on" campaign "stopping", and it is "off" one second (of the
+// simulator's clock) later; PUT may request "on" or "off" only. Every
+// status change requested through the API bumps the version; the
+// stopping→off transition does not. An "on" campaign dials one callable
+// contact per second of the simulator's clock, which is what progress
+// (numberOfContactsCalled of totalNumberOfContacts) and stats (three in five
+// dialed contacts connect) report.
+//
+// # Time
+//
+// Config.Now drives windows, token expiry, campaign state and Request.At,
+// so tests advance a fake clock instead of sleeping. Latency alone uses a
+// real timer (fake inside a testing/synctest bubble).
+//
+// # Inspection
+//
+// Requests returns the recorded requests (a ring of the latest
+// Config.MaxRecorded, 100,000 by default; token requests included — filter
+// with PathPrefix "/api/" for API requests only), Stats counts per client,
+// and OnRequest observers see every request as it is answered. Per request
+// the simulator does a token lookup, one per-bucket lock, one per-org lock
+// and one append to the ring; nothing scans all requests.
+package platformtest
