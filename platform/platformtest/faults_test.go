@@ -1,0 +1,210 @@
+package platformtest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptrace"
+	"testing"
+	"time"
+)
+
+func TestThrottle(t *testing.T) {
+	h := newHarness(t, Config{Limit: 10, AutoCreate: true})
+	tok := h.token("client_org1", "secret1")
+	other := h.token("client_org2", "secret2")
+	window(t, h.api("GET", campaignPath, tok, nil), 10, 1, 60)
+
+	h.srv.Throttle("client_org1", 2, 1500*time.Millisecond)
+	for range 2 {
+		r := h.api("GET", campaignPath, tok, nil)
+		wantStatus(t, r, http.StatusTooManyRequests)
+		if got := headerInt(t, r, "Retry-After"); got != 2 {
+			t.Fatalf("Retry-After %d, want 2 (1.5 s rounded up)", got)
+		}
+		if e := r.apiErr(t); e.Code != "too.many.requests" {
+			t.Fatalf("code %q", e.Code)
+		}
+		window(t, r, 10, 1, 60) // injected: the window is untouched
+	}
+	wantStatus(t, h.api("GET", campaignPath, other, nil), http.StatusOK) // other clients unaffected
+	window(t, h.api("GET", campaignPath, tok, nil), 10, 2, 60)
+
+	h.srv.Throttle("client_org1", 1, 30*time.Second)
+	h.srv.Throttle("client_org1", 0, 0) // cancelled
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+	if st := h.srv.Stats("client_org1"); st.RateLimited != 2 || st.Succeeded != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestFailNext(t *testing.T) {
+	h := newHarness(t, Config{Limit: 10, AutoCreate: true})
+	tok := h.token("client_org1", "secret1")
+	h.srv.FailNext("client_org1", 2, http.StatusBadGateway)
+	for range 2 {
+		r := h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil)
+		wantStatus(t, r, http.StatusBadGateway)
+		if e := r.apiErr(t); e.Code != "bad.gateway" {
+			t.Fatalf("code %q", e.Code)
+		}
+	}
+	if c, _ := h.srv.Campaign("org_1", "c1"); c.CampaignStatus == CampaignOn {
+		t.Fatal("a failed start changed the campaign")
+	}
+	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil), http.StatusOK)
+
+	// 429 without Retry-After, but with the window's headers.
+	h.srv.FailNext("client_org1", 1, http.StatusTooManyRequests)
+	r := h.api("GET", campaignPath, tok, nil)
+	wantStatus(t, r, http.StatusTooManyRequests)
+	if ra := r.header.Get("Retry-After"); ra != "" {
+		t.Fatalf("FailNext 429 has Retry-After %q", ra)
+	}
+	window(t, r, 10, 1, 60)
+
+	// Throttle takes precedence over FailNext; both are used up in turn.
+	h.srv.FailNext("client_org1", 1, http.StatusInternalServerError)
+	h.srv.Throttle("client_org1", 1, time.Second)
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusTooManyRequests)
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusInternalServerError)
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+
+	st := h.srv.Stats("client_org1")
+	if st.Requests != 7 || st.Failed != 3 || st.RateLimited != 2 || st.Succeeded != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestFaultOnUnknownClientPanics(t *testing.T) {
+	h := newHarness(t, Config{})
+	for name, f := range map[string]func(){
+		"Throttle":     func() { h.srv.Throttle("nobody", 1, time.Second) },
+		"FailNext":     func() { h.srv.FailNext("nobody", 1, 500) },
+		"ExpireTokens": func() { h.srv.ExpireTokens("nobody") },
+		"bad status":   func() { h.srv.FailNext("client_org1", 1, 42) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+// errorRun sends n requests and returns which were answered 503.
+func errorRun(t *testing.T, seed int64, ratio float64, n int) []bool {
+	t.Helper()
+	h := newHarness(t, Config{Limit: 1000, AutoCreate: true, ErrorRatio: ratio, Seed: seed})
+	tok := h.token("client_org1", "secret1")
+	out := make([]bool, n)
+	for i := range out {
+		r := h.api("GET", campaignPath, tok, nil)
+		switch r.status {
+		case http.StatusServiceUnavailable:
+			if e := r.apiErr(t); e.Code != "service.unavailable" {
+				t.Fatalf("code %q", e.Code)
+			}
+			out[i] = true
+		case http.StatusOK:
+		default:
+			t.Fatalf("status %d", r.status)
+		}
+	}
+	// 503s do not use up the window.
+	ok := 0
+	for _, failed := range out {
+		if !failed {
+			ok++
+		}
+	}
+	last := h.api("GET", campaignPath, tok, nil)
+	if last.status == http.StatusOK {
+		ok++
+	}
+	if got := headerInt(t, last, "inin-ratelimit-count"); got != ok {
+		t.Fatalf("window counted %d requests; %d succeeded", got, ok)
+	}
+	return out
+}
+
+func TestErrorRatio(t *testing.T) {
+	const n = 400
+	a, b, c := errorRun(t, 42, 0.25, n), errorRun(t, 42, 0.25, n), errorRun(t, 43, 0.25, n)
+	count := func(xs []bool) int {
+		k := 0
+		for _, x := range xs {
+			if x {
+				k++
+			}
+		}
+		return k
+	}
+	same, differ := true, false
+	for i := range a {
+		same = same && a[i] == b[i]
+		differ = differ || a[i] != c[i]
+	}
+	if !same {
+		t.Fatal("the same seed gave a different sequence of 503s")
+	}
+	if !differ {
+		t.Fatal("another seed gave the same sequence of 503s")
+	}
+	// 0.25 of 400: 100 expected; ±40 is beyond 4 standard deviations.
+	if k := count(a); k < 60 || k > 140 {
+		t.Fatalf("%d of %d requests answered 503 at ratio 0.25", k, n)
+	}
+	if k := count(errorRun(t, 1, 0, 50)); k != 0 {
+		t.Fatalf("%d 503s at ratio 0", k)
+	}
+	if k := count(errorRun(t, 1, 1, 50)); k != 50 {
+		t.Fatalf("%d of 50 503s at ratio 1", k)
+	}
+}
+
+func TestLatency(t *testing.T) {
+	h := newHarness(t, Config{AutoCreate: true, Latency: 30 * time.Millisecond})
+	tok := h.token("client_org1", "secret1")
+	start := time.Now()
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+	if el := time.Since(start); el < 30*time.Millisecond {
+		t.Fatalf("answered after %s with 30ms latency", el)
+	}
+	// Token requests get no latency: the bound is far below the latency set.
+	h.srv.SetLatency(time.Hour)
+	h.token("client_org1", "secret1")
+}
+
+func TestLatencyEndsWhenCallerGivesUp(t *testing.T) {
+	h := newHarness(t, Config{AutoCreate: true, Latency: time.Hour})
+	tok := h.token("client_org1", "secret1")
+	seen := make(chan Request, 1)
+	h.srv.OnRequest(func(r Request) {
+		if r.Path == campaignPath {
+			seen <- r
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { cancel() }}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "GET", h.srv.URL+campaignPath, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if _, err := h.http.Do(req); !errors.Is(err, context.Canceled) {
+		t.Fatalf("request error %v, want context.Canceled", err)
+	}
+	select {
+	case r := <-seen:
+		if r.Status != 0 || r.ClientID != "client_org1" {
+			t.Fatalf("recorded %+v, want status 0", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler kept waiting after the caller went away")
+	}
+	if st := h.srv.Stats("client_org1"); st.Failed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
