@@ -1,0 +1,179 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+)
+
+// blockedError is what the gate returns when the lane may not call the
+// platform now: the tenant is paused (a 429 here or on another replica, or an
+// operator), or the lane is parked because its credentials were rejected or
+// its token endpoint is down. The job is handed back until Until, without
+// using up an attempt.
+type blockedError struct {
+	Until time.Time
+	State string // dispatcher.LanePaused, LaneCredentialsRejected or LaneTokenUnavailable
+}
+
+func (e *blockedError) Error() string {
+	return fmt.Sprintf("lane %s until %s", e.State, e.Until.UTC().Format(time.RFC3339))
+}
+
+// gate decides whether a lane may send a request now. Every platform request
+// passes through it (platform.Config.BeforeRequest): it refuses while the
+// tenant is paused or the lane parked, waits on the lane's rate limiter, and
+// checks once more, because a pause may have begun while it waited.
+//
+// Pauses merge "later wins": a 429 that asks for less than the pause already
+// known does not shorten it. Only a resume (the server's advisory that the
+// pause ended, or an operator's Resume) clears it early.
+type gate struct {
+	now     func() time.Time
+	limiter *rate.Limiter
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+	pauseSetAt  time.Time // wall clock of the last local change; orders stale advisories
+	gentle      bool      // empty the limiter on the first pass after the pause
+	parkedUntil time.Time
+	parkState   string
+	parkLevel   int
+}
+
+func newGate(now func() time.Time, limit rate.Limit, burst int) *gate {
+	return &gate{now: now, limiter: rate.NewLimiter(limit, burst)}
+}
+
+// before is the lane's platform.Config.BeforeRequest.
+func (g *gate) before(ctx context.Context) error {
+	if err := g.check(); err != nil {
+		return err
+	}
+	if err := g.limiter.Wait(ctx); err != nil {
+		return fmt.Errorf("rate limiter: %w", err)
+	}
+	return g.check()
+}
+
+// check returns a *blockedError while the lane may not send. The first check
+// after a pause ended empties the limiter (gentle restart).
+func (g *gate) check() error {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Before(g.pausedUntil) {
+		return &blockedError{Until: g.pausedUntil, State: dispatcher.LanePaused}
+	}
+	if now.Before(g.parkedUntil) {
+		return &blockedError{Until: g.parkedUntil, State: g.parkState}
+	}
+	if g.gentle {
+		g.gentle = false
+		emptyLimiter(g.limiter, time.Now())
+	}
+	return nil
+}
+
+// emptyLimiter leaves at most one token in l: the first request after a pause
+// goes at once, the next one 1/rate later, however much burst the limiter
+// saved up while the lane stood still.
+func emptyLimiter(l *rate.Limiter, at time.Time) {
+	if extra := int(l.TokensAt(at)) - 1; extra > 0 {
+		l.ReserveN(at, extra)
+	}
+}
+
+// blockedUntil reports until when the lane may not send (zero: it may) and why.
+func (g *gate) blockedUntil(now time.Time) (time.Time, string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until, state := time.Time{}, ""
+	if now.Before(g.pausedUntil) {
+		until, state = g.pausedUntil, dispatcher.LanePaused
+	}
+	if now.Before(g.parkedUntil) && g.parkedUntil.After(until) {
+		until, state = g.parkedUntil, g.parkState
+	}
+	return until, state
+}
+
+// pause extends the pause to until unless a pause at least as long is
+// already known (within slack). It reports whether the pause changed.
+func (g *gate) pause(until time.Time, slack time.Duration) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !until.After(g.pausedUntil.Add(slack)) {
+		return false
+	}
+	g.pausedUntil = until
+	g.pauseSetAt = time.Now()
+	g.gentle = true
+	return true
+}
+
+// resume ends the pause at once, unless the pause was set locally after
+// `stamp` (the resume is then older than the pause it would end). It reports
+// whether a pause in force ended.
+func (g *gate) resume(stamp time.Time) bool {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !stamp.IsZero() && g.pauseSetAt.After(stamp) {
+		return false
+	}
+	active := now.Before(g.pausedUntil)
+	g.pausedUntil = time.Time{}
+	return active
+}
+
+// paused returns the pause deadline, zero when the tenant is not paused.
+func (g *gate) paused() time.Time {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Before(g.pausedUntil) {
+		return g.pausedUntil
+	}
+	return time.Time{}
+}
+
+// park stops the lane for an exponentially growing time after its
+// credentials were rejected or its token endpoint failed; it returns the
+// deadline.
+func (g *gate) park(state string, base, max time.Duration) time.Time {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Before(g.parkedUntil) && g.parkState == state {
+		// Concurrent jobs failing for the same reason park the lane once.
+		return g.parkedUntil
+	}
+	g.parkLevel++
+	g.parkState = state
+	g.parkedUntil = now.Add(backoffCeiling(g.parkLevel, base, max))
+	return g.parkedUntil
+}
+
+// unpark clears the parking after a request got through.
+func (g *gate) unpark() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.parkLevel, g.parkState, g.parkedUntil = 0, "", time.Time{}
+}
+
+// parked returns the parking state ("" when the lane is not parked or the
+// parking expired without a new failure being seen yet).
+func (g *gate) parked() (string, time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.parkLevel == 0 {
+		return "", time.Time{}
+	}
+	return g.parkState, g.parkedUntil
+}

@@ -1,0 +1,126 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+)
+
+// heartbeat writes this replica's heartbeat (with its lanes' figures) to the
+// replicas bucket every HeartbeatInterval, and watches the bucket to count
+// the live replicas that share org-scoped quotas. When the count changes,
+// every lane's limiter is re-sized to quota ÷ live replicas. On the way out
+// it deletes its own key, so that the others take over its share at once
+// instead of after 3 intervals.
+//
+// A peer counts as live while its last heartbeat is less than 3 intervals
+// old, measured on this replica's clock from when the update arrived (the
+// server's timestamp for entries that were there before the watch began), so
+// clock skew between replicas does not matter.
+//
+// ready is closed once the peers already in the bucket are known, so that
+// lanes start at their share rather than at the whole quota.
+func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<- struct{}) {
+	interval := p.cfg.HeartbeatInterval
+	var readyOnce sync.Once
+	markReady := func() { readyOnce.Do(func() { close(ready) }) }
+	defer markReady()
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+
+	seen := map[string]time.Time{}
+	var updates <-chan jetstream.KeyValueEntry
+	var watcher jetstream.KeyWatcher
+	watch := func() {
+		w, err := kv.WatchAll(ctx)
+		if err != nil {
+			p.log.Warn("watch replicas bucket", "error", err)
+			return
+		}
+		watcher, updates = w, w.Updates()
+	}
+	watch()
+	initial := true
+	if updates == nil {
+		markReady()
+	}
+	p.beat(ctx, kv)
+	for {
+		select {
+		case <-ctx.Done():
+			if watcher != nil {
+				_ = watcher.Stop()
+			}
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusTimeout)
+			if err := kv.Delete(dctx, p.cfg.ReplicaID); err != nil {
+				p.log.Warn("remove heartbeat", "error", err)
+			}
+			cancel()
+			return
+		case <-ticker.C:
+			p.beat(ctx, kv)
+			if updates == nil {
+				watch()
+				initial = true
+			}
+			p.setLive(liveReplicas(p.cfg.ReplicaID, seen, p.cfg.Now(), interval))
+		case e, ok := <-updates:
+			if !ok {
+				updates, watcher = nil, nil
+				continue
+			}
+			if e == nil {
+				initial = false // the bucket's current values have all arrived
+				markReady()
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				delete(seen, e.Key())
+			} else if initial {
+				seen[e.Key()] = e.Created()
+			} else {
+				seen[e.Key()] = p.cfg.Now()
+			}
+			p.setLive(liveReplicas(p.cfg.ReplicaID, seen, p.cfg.Now(), interval))
+		}
+	}
+}
+
+func (p *Pool) beat(ctx context.Context, kv jetstream.KeyValue) {
+	hb := dispatcher.Heartbeat{Replica: p.cfg.ReplicaID, At: p.cfg.Now().UTC(), Lanes: p.Lanes()}
+	data, err := json.Marshal(hb)
+	if err != nil {
+		p.log.Error("encode heartbeat", "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	if _, err := kv.Put(ctx, p.cfg.ReplicaID, data); err != nil && ctx.Err() == nil {
+		p.log.Warn("write heartbeat", "error", err)
+	}
+}
+
+// setLive records the number of live replicas and re-sizes the lanes'
+// limiters when it changed.
+func (p *Pool) setLive(n int) {
+	if int(p.live.Swap(int64(n))) == n {
+		return
+	}
+	p.log.Info("live replicas changed; re-sizing org-scoped quotas", "replicas", n)
+	for _, l := range p.laneList() {
+		l.applyRate()
+	}
+}
+
+// liveReplicas is the last count of live replicas (at least 1).
+func (p *Pool) liveReplicas() int {
+	if n := p.live.Load(); n > 0 {
+		return int(n)
+	}
+	return 1
+}

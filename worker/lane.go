@@ -1,0 +1,430 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/platform"
+	"github.com/orgdispatch/orgdispatch/tenants"
+)
+
+// errShutdown is the cause given to jobs cancelled because the replica (or
+// the lane, on reload) stopped and they did not finish in time.
+var errShutdown = errors.New("worker: shutting down")
+
+// lane runs one tenant's jobs on this replica: its own platform client
+// (token), rate limiter, concurrency and pause knowledge. Lanes share
+// nothing, so one tenant's 429s, slow answers or rejected credentials never
+// delay another's requests.
+type lane struct {
+	p  *Pool
+	id string
+
+	gate *gate
+	sem  *semaphore
+	done *rateWindow
+
+	mu        sync.Mutex
+	tenant    tenants.Tenant
+	client    *platform.Client
+	learned   float64 // rate: auto — whole-quota requests/s learnt from headers; 0: none yet
+	lastErr   string
+	lastErrAt time.Time
+	iter      jetstream.MessagesContext
+	iterSize  int
+	ackWait   time.Duration
+
+	inFlight    atomic.Int64
+	succeeded   atomic.Uint64
+	retried     atomic.Uint64
+	dead        atomic.Uint64
+	rateLimited atomic.Uint64
+
+	stopping    atomic.Bool
+	pullCtx     context.Context // cancelled: stop pulling (shutdown phase 1)
+	stopPulling context.CancelFunc
+	jobsCtx     context.Context // cancelled with errShutdown: give up in-flight jobs (phase 2)
+	cancelJobs  context.CancelCauseFunc
+	pulled      chan struct{} // closed when the pull loop has exited
+	jobs        sync.WaitGroup
+}
+
+func newLane(p *Pool, t tenants.Tenant) (*lane, error) {
+	l := &lane{
+		p:      p,
+		id:     t.ID,
+		tenant: t,
+		sem:    newSemaphore(t.Concurrency),
+		done:   newRateWindow(p.cfg.Now),
+		pulled: make(chan struct{}),
+	}
+	l.gate = newGate(p.cfg.Now, laneRate(t, configuredRate(t), p.liveReplicas()), burstOf(t))
+	c, err := l.newClient(t)
+	if err != nil {
+		return nil, err
+	}
+	l.client = c
+	l.pullCtx, l.stopPulling = context.WithCancel(context.Background())
+	l.jobsCtx, l.cancelJobs = context.WithCancelCause(context.Background())
+	return l, nil
+}
+
+func burstOf(t tenants.Tenant) int {
+	if t.Burst < 1 {
+		return 1
+	}
+	return t.Burst
+}
+
+func (l *lane) newClient(t tenants.Tenant) (*platform.Client, error) {
+	c, err := platform.New(platform.Config{
+		APIBase:             t.APIBase,
+		TokenURL:            t.TokenURL,
+		ClientID:            t.ClientID,
+		ClientSecret:        t.ClientSecret.Reveal(),
+		HTTPClient:          l.p.cfg.HTTPClient,
+		AllowedPathPrefixes: t.AllowedPaths,
+		DefaultRetryAfter:   l.p.cfg.DefaultRetryAfter,
+		MaxRetryAfter:       l.p.cfg.MaxPause,
+		BeforeRequest:       l.gate.before,
+		OnResponse:          l.onResponse,
+		OnToken:             l.onToken,
+		Now:                 l.p.cfg.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: platform client: %w", t.ID, err)
+	}
+	return c, nil
+}
+
+func (l *lane) onResponse(status int, limit platform.RateLimit, elapsed time.Duration) {
+	l.p.cfg.Hooks.PlatformResponse(l.id, status, elapsed)
+	l.mu.Lock()
+	auto := l.tenant.RateAuto
+	l.mu.Unlock()
+	if !auto {
+		return
+	}
+	if perSec, ok := autoRate(limit); ok {
+		l.mu.Lock()
+		l.learned = perSec
+		l.mu.Unlock()
+		l.applyRate()
+	}
+}
+
+func (l *lane) onToken() { l.p.cfg.Hooks.TokenFetched(l.id) }
+
+// applyRate sets the limiter to this replica's share of the tenant's quota.
+func (l *lane) applyRate() {
+	l.mu.Lock()
+	t := l.tenant
+	perSec := configuredRate(t)
+	if t.RateAuto && l.learned > 0 {
+		perSec = l.learned
+	}
+	l.mu.Unlock()
+	r := laneRate(t, perSec, l.p.liveReplicas())
+	if l.gate.limiter.Limit() != r {
+		l.gate.limiter.SetLimit(r)
+	}
+	if b := burstOf(t); l.gate.limiter.Burst() != b {
+		l.gate.limiter.SetBurst(b)
+	}
+}
+
+// update applies a reloaded tenant: limits at once, new credentials or
+// endpoints through a new client (jobs in flight finish on the old one), a
+// new concurrency by restarting the pull with the new batch size.
+func (l *lane) update(t tenants.Tenant) error {
+	l.mu.Lock()
+	old := l.tenant
+	l.mu.Unlock()
+	if credentialsChanged(old, t) {
+		c, err := l.newClient(t)
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		l.client = c
+		l.mu.Unlock()
+		l.gate.unpark() // new credentials deserve a try at once
+	}
+	l.mu.Lock()
+	l.tenant = t
+	if !t.RateAuto {
+		l.learned = 0
+	}
+	it, size := l.iter, l.iterSize
+	l.mu.Unlock()
+	l.applyRate()
+	l.sem.resize(t.Concurrency)
+	if it != nil && size != t.Concurrency {
+		it.Drain() // the pull loop hands out what is buffered, then pulls anew
+	}
+	return nil
+}
+
+func credentialsChanged(a, b tenants.Tenant) bool {
+	return a.ClientID != b.ClientID || a.ClientSecret.Reveal() != b.ClientSecret.Reveal() ||
+		a.APIBase != b.APIBase || a.TokenURL != b.TokenURL || !slices.Equal(a.AllowedPaths, b.AllowedPaths)
+}
+
+func (l *lane) currentClient() *platform.Client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.client
+}
+
+func (l *lane) maxAttempts() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tenant.MaxAttempts
+}
+
+func (l *lane) setError(msg string) {
+	now := l.p.cfg.Now()
+	l.mu.Lock()
+	l.lastErr, l.lastErrAt = msg, now
+	l.mu.Unlock()
+}
+
+// pull runs until the lane stops: it binds the tenant's durable consumer and
+// hands each message to a job goroutine as soon as a concurrency slot is
+// free. The iterator never buffers more than the lane's concurrency, and the
+// consumer's MaxAckPending bounds the tenant's messages out cluster-wide, so
+// a slow or paused lane holds no more than it can run soon.
+func (l *lane) pull() {
+	defer close(l.pulled)
+	failures := 0
+	for !l.stopping.Load() {
+		err := l.pullOnce()
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if l.stopping.Load() {
+			return
+		}
+		failures++
+		l.setError(err.Error())
+		l.p.log.Warn("tenant lane cannot pull", "tenant", l.id, "error", err)
+		wait := backoffCeiling(failures, l.p.cfg.BackoffBase, l.p.cfg.BackoffMax)
+		select {
+		case <-time.After(wait):
+		case <-l.pullCtx.Done():
+			return
+		}
+	}
+}
+
+// pullOnce binds the consumer, reads its pause, and consumes until the
+// iterator closes (stop, a concurrency change, the consumer went away).
+func (l *lane) pullOnce() error {
+	stream, name := l.p.cfg.Names.JobsStream(), l.p.cfg.Names.Consumer(l.id)
+	ctx, cancel := context.WithTimeout(l.pullCtx, statusTimeout)
+	cons, err := l.p.cfg.JS.Consumer(ctx, stream, name)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("bind consumer %s: %w", name, err)
+	}
+	info := cons.CachedInfo()
+	l.syncPause(info, time.Now())
+	l.mu.Lock()
+	size := l.tenant.Concurrency
+	l.ackWait = info.Config.AckWait
+	l.mu.Unlock()
+	it, err := cons.Messages(jetstream.PullMaxMessages(size))
+	if err != nil {
+		return fmt.Errorf("pull from consumer %s: %w", name, err)
+	}
+	l.mu.Lock()
+	l.iter, l.iterSize = it, size
+	l.mu.Unlock()
+	if l.stopping.Load() {
+		it.Drain()
+	}
+	l.consume(it)
+	l.mu.Lock()
+	l.iter = nil
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *lane) consume(it jetstream.MessagesContext) {
+	for {
+		acquired := false
+		if !l.stopping.Load() {
+			acquired = l.sem.acquire(l.pullCtx) == nil
+		}
+		msg, err := it.Next(jetstream.NextContext(l.jobsCtx))
+		if err != nil {
+			if acquired {
+				l.sem.release()
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || l.jobsCtx.Err() != nil {
+				it.Stop()
+				return
+			}
+			l.p.log.Debug("tenant lane pull", "tenant", l.id, "error", err)
+			continue
+		}
+		if !acquired || l.stopping.Load() {
+			// Stopping: a message that was buffered but not started goes back
+			// at once, for another replica (or the next start) to run.
+			if acquired {
+				l.sem.release()
+			}
+			l.handBackUnstarted(msg)
+			continue
+		}
+		l.jobs.Add(1)
+		l.inFlight.Add(1)
+		go func() {
+			defer l.jobs.Done()
+			defer l.sem.release()
+			defer l.inFlight.Add(-1)
+			l.handle(msg)
+		}()
+	}
+}
+
+// keepAlive tells the server every half AckWait that msg is still being
+// worked on (waiting for the limiter, or a slow answer), so that it is not
+// redelivered to another replica meanwhile. It returns the stop function.
+func (l *lane) keepAlive(msg jetstream.Msg) func() {
+	l.mu.Lock()
+	every := l.ackWait / 2
+	l.mu.Unlock()
+	if every <= 0 {
+		return func() {}
+	}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	var tick func()
+	tick = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		_ = msg.InProgress()
+		t = time.AfterFunc(every, tick)
+	}
+	mu.Lock()
+	t = time.AfterFunc(every, tick)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
+}
+
+// beginStop is shutdown phase 1: pull no more; buffered messages are handed
+// back by the pull loop.
+func (l *lane) beginStop() {
+	l.stopping.Store(true)
+	l.stopPulling()
+	l.mu.Lock()
+	it := l.iter
+	l.mu.Unlock()
+	if it != nil {
+		it.Drain()
+	}
+}
+
+// finishStop is phase 2: wait until the pull loop has handed back what it
+// buffered and the jobs in flight are done, at most until deadline; then
+// cancel what is left (those jobs hand themselves back).
+func (l *lane) finishStop(deadline <-chan struct{}) {
+	select {
+	case <-l.pulled:
+	case <-deadline:
+		l.cancelJobs(errShutdown)
+		<-l.pulled
+	}
+	// The pull loop has exited: no job starts any more.
+	idle := make(chan struct{})
+	go func() {
+		l.jobs.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+	case <-deadline:
+		l.cancelJobs(errShutdown)
+		<-idle
+	}
+	l.cancelJobs(errShutdown)
+}
+
+// syncPause adopts the consumer's pause as the server reports it (at bind
+// and after a reconnect). asked is when the information was requested: a
+// local pause set after it is newer and is kept.
+func (l *lane) syncPause(info *jetstream.ConsumerInfo, asked time.Time) {
+	if info == nil {
+		return
+	}
+	if info.Paused && info.Config.PauseUntil != nil {
+		l.learnPause(*info.Config.PauseUntil, "consumer is paused")
+		return
+	}
+	if l.gate.resume(asked) {
+		l.p.cfg.Hooks.PauseChanged(l.id, time.Time{})
+		l.p.log.Info("tenant resumed", "tenant", l.id)
+	}
+}
+
+// learnPause merges a pause into the lane's knowledge (later wins).
+func (l *lane) learnPause(until time.Time, why string) bool {
+	if !until.After(l.p.cfg.Now()) || !l.gate.pause(until, 0) {
+		return false
+	}
+	l.p.cfg.Hooks.PauseChanged(l.id, until)
+	l.p.log.Info("tenant paused", "tenant", l.id, "until", until.UTC().Format(time.RFC3339), "reason", why)
+	return true
+}
+
+// report is the lane's LaneReport.
+func (l *lane) report() dispatcher.LaneReport {
+	l.mu.Lock()
+	r := dispatcher.LaneReport{
+		Tenant:      l.id,
+		LastError:   l.lastErr,
+		LastErrorAt: l.lastErrAt,
+	}
+	l.mu.Unlock()
+	r.InFlight = int(l.inFlight.Load())
+	r.Succeeded = l.succeeded.Load()
+	r.Retried = l.retried.Load()
+	r.Dead = l.dead.Load()
+	r.RateLimited = l.rateLimited.Load()
+	r.RatePerSec = float64(l.gate.limiter.Limit())
+	r.DonePerSec = l.done.perSecond()
+	r.PausedUntil = l.gate.paused()
+	parkState, _ := l.gate.parked()
+	switch {
+	case l.stopping.Load():
+		r.State = dispatcher.LaneStopped
+	case parkState != "":
+		r.State = parkState
+	case !r.PausedUntil.IsZero():
+		r.State = dispatcher.LanePaused
+	default:
+		r.State = dispatcher.LaneRunning
+	}
+	return r
+}

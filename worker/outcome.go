@@ -1,0 +1,386 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/platform"
+)
+
+// ackTimeout bounds the double ack of a finished job.
+const ackTimeout = 5 * time.Second
+
+// pauseSlack: a 429 whose pause ends less than this after the one already
+// known does not pause the consumer again. Retry-After counts whole seconds,
+// so the answers to requests sent together ask for (nearly) the same time.
+const pauseSlack = 250 * time.Millisecond
+
+// jobKeyRE matches job ids that can be status keys (the envelope's id rule).
+var jobKeyRE = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_.=-]{0,126}[A-Za-z0-9_=-]$|^[A-Za-z0-9_=-]$`)
+
+// run is one delivery of one job.
+type run struct {
+	msg      jetstream.Msg
+	meta     *jetstream.MsgMetadata
+	tenant   string
+	op       string
+	job      dispatcher.Job
+	start    time.Time
+	first    time.Time // the job's first attempt (this one, or read from its record)
+	free     int       // earlier deliveries that did not count as attempts
+	attempts int       // this delivery's attempt number, if it counts
+}
+
+func (r *run) key() (string, bool) {
+	if !jobKeyRE.MatchString(r.job.ID) {
+		return "", false
+	}
+	return dispatcher.StatusKey(r.tenant, r.job.ID), true
+}
+
+func (r *run) status(state string, now time.Time) dispatcher.JobStatus {
+	return dispatcher.JobStatus{
+		ID: r.job.ID, Tenant: r.tenant, Op: r.op, State: state,
+		Attempts: r.attempts, Updated: now, FreeDeliveries: r.free, FirstAttempt: r.first,
+	}
+}
+
+// handle runs one delivered message to its outcome: ack, delayed retry,
+// hand-back or dead letter. It never leaves a message without one.
+func (l *lane) handle(msg jetstream.Msg) {
+	p := l.p
+	r := &run{msg: msg, tenant: l.id, op: "unknown", start: p.cfg.Now()}
+	r.first = r.start
+	defer l.keepAlive(msg)()
+
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery; cannot happen on a consumer's iterator.
+		p.log.Error("job without JetStream metadata", "tenant", l.id, "error", err)
+		_ = msg.Term()
+		return
+	}
+	r.meta = meta
+	r.attempts = int(meta.NumDelivered)
+
+	if err := l.decode(r); err != nil {
+		l.giveUp(r, deadLetter{class: ClassInvalid, reason: err.Error()})
+		return
+	}
+
+	// The attempt budget ignores deliveries that were handed back (429,
+	// pause, credentials, shutdown): attempts = deliveries − free ones. The
+	// first delivery has none, so the common path reads nothing.
+	if meta.NumDelivered > 1 {
+		if key, ok := r.key(); ok {
+			st, found, err := p.status.get(l.jobsCtx, key)
+			if err != nil {
+				p.log.Warn("read job status; counting every delivery as an attempt", "tenant", l.id, "job_id", r.job.ID, "error", err)
+			}
+			if found {
+				r.free = st.FreeDeliveries
+				if !st.FirstAttempt.IsZero() {
+					r.first = st.FirstAttempt
+				}
+			}
+		}
+		r.attempts = max(1, int(meta.NumDelivered)-r.free)
+	}
+
+	now := p.cfg.Now()
+	if r.job.Deadline != nil && now.After(*r.job.Deadline) {
+		l.giveUp(r, deadLetter{class: ClassExpired, reason: "deadline " + r.job.Deadline.UTC().Format(time.RFC3339) + " passed before the job could run"})
+		return
+	}
+	if until, state := l.gate.blockedUntil(now); !until.IsZero() {
+		if r.first == r.start {
+			r.first = time.Time{} // not an attempt: not the first one either
+		}
+		l.handBack(r, until.Sub(now), "lane "+state, 0, OutcomeHandedBack)
+		return
+	}
+	if max := l.maxAttempts(); r.attempts > max {
+		// Its last attempt failed but the dead letter could not be stored then.
+		l.giveUp(r, deadLetter{class: ClassExhausted, reason: fmt.Sprintf("all %d attempts failed", max)})
+		return
+	}
+
+	p.status.put(r.status(dispatcher.StateRunning, now))
+	res, err := l.call(r)
+	l.settle(r, res, err)
+}
+
+// decode reads the job from the message and validates it against the
+// subject it came on: the subject's tenant and operation are the truth.
+func (l *lane) decode(r *run) error {
+	tenant, op, err := l.p.cfg.Names.ParseJobSubject(r.msg.Subject())
+	if err != nil {
+		return err
+	}
+	r.op = op
+	if tenant != l.id {
+		return fmt.Errorf("subject %q is not tenant %s's", r.msg.Subject(), l.id)
+	}
+	job, err := dispatcher.DecodeJob(r.msg.Data())
+	r.job = job
+	if err != nil {
+		return err
+	}
+	if err := job.Validate(tenant); err != nil {
+		return err
+	}
+	if job.Op != op {
+		return &dispatcher.InvalidJobError{Reason: fmt.Sprintf("job names op %q but was published for op %q", job.Op, op)}
+	}
+	return nil
+}
+
+// call sends the job to the platform. A 401 drops the token and tries once
+// more at once with a new one.
+func (l *lane) call(r *run) (*platform.Result, error) {
+	client := l.currentClient()
+	res, err := client.Do(l.jobsCtx, r.job.Op, r.job.Params)
+	var authErr *platform.AuthError
+	if errors.As(err, &authErr) {
+		l.p.log.Info("platform rejected the token; fetching a new one", "tenant", l.id, "job_id", r.job.ID, "status", authErr.Status)
+		client.DropToken()
+		res, err = client.Do(l.jobsCtx, r.job.Op, r.job.Params)
+	}
+	return res, err
+}
+
+// settle acts on the platform's answer, classified once by the platform
+// package: one errors.As switch, one outcome per class.
+func (l *lane) settle(r *run, res *platform.Result, err error) {
+	var (
+		blocked   *blockedError
+		limited   *platform.RateLimitError
+		authErr   *platform.AuthError
+		tokenErr  *platform.TokenError
+		permErr   *platform.PermanentError
+		invalid   *platform.InvalidRequestError
+		transient *platform.TransientError
+	)
+	p := l.p
+	switch {
+	case err == nil:
+		l.succeed(r, res)
+
+	case context.Cause(l.jobsCtx) != nil:
+		// Shutdown cancelled it: back to the queue at once, for another
+		// replica. Not the job's fault, not an attempt.
+		l.handBack(r, 0, "worker shut down during the attempt", 0, OutcomeHandedBack)
+
+	case errors.As(err, &blocked):
+		l.handBack(r, blocked.Until.Sub(p.cfg.Now()), "lane "+blocked.State, 0, OutcomeHandedBack)
+
+	case errors.As(err, &limited):
+		l.rateLimitedBy(r, limited)
+
+	case errors.As(err, &authErr):
+		until := l.gate.park(dispatcher.LaneCredentialsRejected, p.cfg.BackoffBase, p.cfg.BackoffMax)
+		l.parked(r, until, dispatcher.LaneCredentialsRejected, authErr.Error(), authErr.Status)
+
+	case errors.As(err, &tokenErr):
+		state := dispatcher.LaneTokenUnavailable
+		if tokenErr.Rejected {
+			state = dispatcher.LaneCredentialsRejected
+		}
+		until := l.gate.park(state, p.cfg.BackoffBase, p.cfg.BackoffMax)
+		l.parked(r, until, state, tokenErr.Error(), 0)
+
+	case errors.As(err, &permErr):
+		reason := permErr.Error()
+		if len(permErr.Body) > 0 {
+			reason += "; body: " + string(permErr.Body)
+		}
+		l.giveUp(r, deadLetter{class: ClassPermanent, reason: reason, httpStatus: permErr.Status})
+
+	case errors.As(err, &invalid):
+		l.giveUp(r, deadLetter{class: ClassInvalid, reason: invalid.Error()})
+
+	case errors.As(err, &transient):
+		l.retry(r, err.Error(), transient.Status)
+
+	default:
+		// Not classified by the platform client (a bug or a new failure):
+		// retrying within the budget is the safe choice.
+		l.retry(r, err.Error(), 0)
+	}
+}
+
+func (l *lane) succeed(r *run, res *platform.Result) {
+	p := l.p
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), ackTimeout)
+	err := r.msg.DoubleAck(ctx)
+	cancel()
+	if err != nil {
+		p.log.Warn("ack not confirmed; the job may run again", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "error", err)
+	}
+	l.gate.unpark()
+	now := p.cfg.Now()
+	st := r.status(dispatcher.StateSucceeded, now)
+	st.HTTPStatus = res.Status
+	p.status.put(st)
+	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateSucceeded, HTTPStatus: res.Status, At: now})
+	l.succeeded.Add(1)
+	l.done.add()
+	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeSucceeded, now.Sub(r.start))
+	p.log.Debug("job succeeded", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", res.Status)
+}
+
+// rateLimitedBy pauses the tenant on every replica and hands the job back
+// until the pause ends; the delivery does not count as an attempt.
+func (l *lane) rateLimitedBy(r *run, e *platform.RateLimitError) {
+	p := l.p
+	wait := e.RetryAfter
+	if wait <= 0 {
+		wait = p.cfg.DefaultRetryAfter
+	}
+	wait = min(wait, p.cfg.MaxPause)
+	now := p.cfg.Now()
+	until := now.Add(wait)
+	l.rateLimited.Add(1)
+	p.cfg.Hooks.RateLimited(l.id, wait)
+	reason := fmt.Sprintf("429 from platform, Retry-After %s", wait.Round(time.Second))
+	l.setError(reason)
+	if l.gate.pause(until, pauseSlack) {
+		p.cfg.Hooks.PauseChanged(l.id, until)
+		p.log.Info("tenant paused", "tenant", l.id, "job_id", r.job.ID, "status", 429, "until", until.UTC().Format(time.RFC3339), "reason", reason)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
+		if err := dispatcher.Pause(ctx, p.cfg.JS, p.cfg.Names, l.id, until, reason, p.cfg.ReplicaID); err != nil {
+			p.log.Warn("pause tenant on the server; other replicas learn of the 429 on their own", "tenant", l.id, "error", err)
+		}
+		cancel()
+	}
+	delay := wait
+	if paused := l.gate.paused(); paused.After(until) {
+		delay = paused.Sub(now)
+	}
+	l.handBack(r, delay, reason, 429, OutcomeRateLimited)
+}
+
+// parked hands the job back while the lane waits for working credentials or
+// a working token endpoint.
+func (l *lane) parked(r *run, until time.Time, state, reason string, status int) {
+	p := l.p
+	l.setError(state + ": " + reason)
+	p.log.Warn("tenant lane parked", "tenant", l.id, "job_id", r.job.ID, "status", status, "state", state, "until", until.UTC().Format(time.RFC3339), "error", reason)
+	l.handBack(r, until.Sub(p.cfg.Now()), state+": "+reason, status, OutcomeHandedBack)
+}
+
+// retry ends a counted attempt that failed transiently: another delivery
+// after a backoff with full jitter, or a dead letter when the budget is spent.
+func (l *lane) retry(r *run, reason string, status int) {
+	p := l.p
+	l.setError(reason)
+	max := l.maxAttempts()
+	if r.attempts >= max {
+		l.giveUp(r, deadLetter{class: ClassExhausted, reason: fmt.Sprintf("attempt %d of %d: %s", r.attempts, max, reason), httpStatus: status})
+		return
+	}
+	delay := fullJitter(backoffCeiling(r.attempts, p.cfg.BackoffBase, p.cfg.BackoffMax), nil)
+	now := p.cfg.Now()
+	st := r.status(dispatcher.StateRetrying, now)
+	st.Error, st.HTTPStatus = reason, status
+	p.status.put(st)
+	if err := r.msg.NakWithDelay(delay); err != nil {
+		p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
+	}
+	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateRetrying, HTTPStatus: status, Error: reason, At: now})
+	l.retried.Add(1)
+	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeRetried, now.Sub(r.start))
+	p.log.Info("job will be retried", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "delay", delay, "error", reason)
+}
+
+// handBack returns the job to the queue without using up an attempt: it
+// records the free delivery durably first (the next delivery's attempt count
+// relies on it), then naks with delay (0: at once).
+func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, outcome string) {
+	p := l.p
+	now := p.cfg.Now()
+	if key, ok := r.key(); ok {
+		st := r.status(dispatcher.StateRetrying, now)
+		st.Error, st.HTTPStatus = reason, status
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
+		err := p.status.update(ctx, key, func(cur dispatcher.JobStatus, found bool) dispatcher.JobStatus {
+			if found {
+				st.FreeDeliveries = cur.FreeDeliveries + 1
+				if !cur.FirstAttempt.IsZero() {
+					st.FirstAttempt = cur.FirstAttempt
+				}
+			} else {
+				st.FreeDeliveries = r.free + 1
+			}
+			st.Attempts = 0
+			if r.meta != nil {
+				st.Attempts = max(0, int(r.meta.NumDelivered)-st.FreeDeliveries)
+			}
+			return st
+		})
+		cancel()
+		if err != nil {
+			p.log.Warn("record handed-back delivery; it may count as an attempt", "tenant", l.id, "job_id", r.job.ID, "error", err)
+		}
+	}
+	var err error
+	if delay > 0 {
+		err = r.msg.NakWithDelay(delay)
+	} else {
+		err = r.msg.Nak()
+	}
+	if err != nil {
+		p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
+	}
+	p.cfg.Hooks.JobFinished(l.id, r.op, outcome, now.Sub(r.start))
+	p.log.Debug("job handed back", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "delay", delay, "reason", reason)
+}
+
+// handBackUnstarted returns a message that was buffered when the lane
+// stopped: not run, not an attempt.
+func (l *lane) handBackUnstarted(msg jetstream.Msg) {
+	r := &run{msg: msg, tenant: l.id, op: "unknown", start: l.p.cfg.Now()}
+	if meta, err := msg.Metadata(); err == nil {
+		r.meta = meta
+	}
+	if _, op, err := l.p.cfg.Names.ParseJobSubject(msg.Subject()); err == nil {
+		r.op = op
+	}
+	r.job, _ = dispatcher.DecodeJob(msg.Data())
+	l.handBack(r, 0, "worker shut down before the job started", 0, OutcomeHandedBack)
+}
+
+// giveUp dead-letters the job: the dead letter is stored first, and only
+// once the stream has it is the message terminated. If it cannot be stored
+// the message is handed back after a backoff instead: nothing is lost.
+func (l *lane) giveUp(r *run, dl deadLetter) {
+	p := l.p
+	now := p.cfg.Now()
+	dl.attempts, dl.first, dl.last = r.attempts, r.first, now
+	if err := p.publishDeadLetter(l.jobsCtx, r, dl); err != nil {
+		p.log.Error("store dead letter; retrying later", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "error", err)
+		if err := r.msg.NakWithDelay(backoffCeiling(1, p.cfg.BackoffBase, p.cfg.BackoffMax)); err != nil {
+			p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
+		}
+		return
+	}
+	if err := r.msg.TermWithReason(dl.class); err != nil {
+		p.log.Warn("terminate dead-lettered job; it may be delivered again", "tenant", l.id, "job_id", r.job.ID, "error", err)
+	}
+	if _, ok := r.key(); ok {
+		st := r.status(dispatcher.StateDead, now)
+		st.Error, st.HTTPStatus = dl.class+": "+dl.reason, dl.httpStatus
+		p.status.put(st)
+	}
+	l.setError(dl.class + ": " + dl.reason)
+	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateDead, HTTPStatus: dl.httpStatus, Error: dl.class + ": " + dl.reason, At: now})
+	l.dead.Add(1)
+	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeDead, now.Sub(r.start))
+	p.log.Warn("job dead-lettered", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", dl.httpStatus, "class", dl.class, "attempts", dl.attempts, "error", dl.reason)
+}

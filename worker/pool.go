@@ -1,0 +1,248 @@
+// Package worker is orgdispatch's consumer side: a Pool runs one lane per
+// tenant on each worker replica, pulls the tenant's jobs from its durable
+// JetStream consumer, sends them to the platform with the tenant's own OAuth
+// client and rate limiter, and settles each delivery exactly once: ack,
+// delayed retry (exponential backoff, full jitter), hand-back without using
+// up an attempt (429, pause, rejected credentials, shutdown), or dead letter.
+//
+// A 429 pauses only its tenant, on every replica at once: the lane pauses
+// the tenant's consumer with the JetStream consumer pause API
+// (dispatcher.Pause), the server stops delivering it everywhere, and the
+// pause advisory tells the other replicas to hand back what they hold.
+// Every other tenant keeps its full pace.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/tenants"
+)
+
+// Pool runs the tenant lanes of one worker replica. Build it with New, run
+// it with Run; Lanes and Update may be called at any time.
+type Pool struct {
+	cfg Config
+	log *slog.Logger
+
+	status *statusWriter
+	live   atomic.Int64
+
+	mu       sync.Mutex
+	lanes    map[string]*lane
+	running  bool // Run has started the lanes and not begun stopping
+	ran      bool
+	retiring sync.WaitGroup // lanes removed by Update, still draining
+}
+
+// New checks cfg, applies its defaults and builds a lane (with its platform
+// client) for every tenant. Nothing runs until Run.
+func New(cfg Config) (*Pool, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}}
+	p.live.Store(1)
+	for _, t := range cfg.Tenants {
+		l, err := newLane(p, t)
+		if err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		p.lanes[t.ID] = l
+	}
+	return p, nil
+}
+
+// Run runs every lane, the heartbeat and the pause watch until ctx is done,
+// then shuts down in two phases: the lanes stop pulling and hand back what
+// they buffered, jobs in flight get ShutdownTimeout to finish, and those that
+// have not are cancelled and handed back (Nak) — none is dropped. It returns
+// nil after a clean shutdown, or an error if it cannot start (for instance
+// when the buckets have not been provisioned). Run may be called once.
+func (p *Pool) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.ran {
+		p.mu.Unlock()
+		return errors.New("worker: Run called twice")
+	}
+	p.ran = true
+	p.mu.Unlock()
+
+	statusKV, err := p.cfg.JS.KeyValue(ctx, p.cfg.Names.StatusBucket())
+	if err != nil {
+		return fmt.Errorf("worker: status bucket %s (provision first): %w", p.cfg.Names.StatusBucket(), err)
+	}
+	replicasKV, err := p.cfg.JS.KeyValue(ctx, p.cfg.Names.ReplicasBucket())
+	if err != nil {
+		return fmt.Errorf("worker: replicas bucket %s (provision first): %w", p.cfg.Names.ReplicasBucket(), err)
+	}
+	p.status = newStatusWriter(p.cfg.JS, statusKV, p.cfg.Names.StatusBucket(), p.log)
+	writerCtx, stopWriter := context.WithCancel(context.Background())
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		p.status.run(writerCtx, p.cfg.ShutdownTimeout)
+	}()
+	// Watch pauses before the lanes read their consumers: no advisory falls
+	// between the read and the subscription.
+	stopWatch, err := p.watchPauses()
+	if err != nil {
+		stopWriter()
+		<-writerDone
+		return err
+	}
+	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
+	hbDone := make(chan struct{})
+	hbReady := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		p.heartbeat(hbCtx, replicasKV, hbReady)
+	}()
+	select {
+	case <-hbReady:
+	case <-time.After(p.cfg.HeartbeatInterval):
+		p.log.Warn("replicas not known yet; starting lanes at the whole quota")
+	case <-ctx.Done():
+	}
+
+	p.mu.Lock()
+	p.running = true
+	for _, l := range p.lanes {
+		go l.pull()
+	}
+	n := len(p.lanes)
+	p.mu.Unlock()
+	p.log.Info("worker running", "tenants", n)
+
+	<-ctx.Done()
+	p.log.Info("worker stopping", "cause", context.Cause(ctx))
+	p.shutdown()
+	stopHeartbeat()
+	<-hbDone
+	stopWatch()
+	stopWriter()
+	<-writerDone
+	p.log.Info("worker stopped")
+	return nil
+}
+
+// shutdown stops every lane in two phases (see Run).
+func (p *Pool) shutdown() {
+	p.mu.Lock()
+	p.running = false
+	lanes := make([]*lane, 0, len(p.lanes))
+	for _, l := range p.lanes {
+		lanes = append(lanes, l)
+	}
+	p.mu.Unlock()
+
+	for _, l := range lanes {
+		l.beginStop()
+	}
+	deadline := make(chan struct{})
+	timer := time.AfterFunc(p.cfg.ShutdownTimeout, func() { close(deadline) })
+	defer timer.Stop()
+	var wg sync.WaitGroup
+	for _, l := range lanes {
+		wg.Go(func() { l.finishStop(deadline) })
+	}
+	wg.Wait()
+	p.retiring.Wait()
+}
+
+// Lanes reports every lane of this replica, by tenant id.
+func (p *Pool) Lanes() []dispatcher.LaneReport {
+	lanes := p.laneList()
+	out := make([]dispatcher.LaneReport, 0, len(lanes))
+	for _, l := range lanes {
+		out = append(out, l.report())
+	}
+	return out
+}
+
+// Update applies a reloaded tenant list: new tenants get a lane, removed
+// ones are drained (no more pulls; jobs in flight get ShutdownTimeout, then
+// are handed back), changed ones get their new limits, concurrency or
+// credentials without losing a message. The consumers themselves are the
+// provisioner's (dispatcher.EnsureConsumer, RemoveConsumer); a lane whose
+// consumer does not exist yet retries until it does.
+func (p *Pool) Update(ctx context.Context, ts []tenants.Tenant) error {
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if err := validTenant(t); err != nil {
+			return fmt.Errorf("worker: update: %w", err)
+		}
+		if seen[t.ID] {
+			return fmt.Errorf("worker: update: tenant %s listed twice", t.ID)
+		}
+		seen[t.ID] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for _, t := range ts {
+		if l, ok := p.lanes[t.ID]; ok {
+			if err := l.update(t); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		l, err := newLane(p, t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.lanes[t.ID] = l
+		if p.running {
+			go l.pull()
+		}
+		p.log.Info("tenant lane added", "tenant", t.ID)
+	}
+	for id, l := range p.lanes {
+		if seen[id] {
+			continue
+		}
+		delete(p.lanes, id)
+		p.log.Info("tenant lane removed", "tenant", id)
+		if !p.running {
+			continue
+		}
+		l.beginStop()
+		p.retiring.Go(func() {
+			deadline := make(chan struct{})
+			timer := time.AfterFunc(p.cfg.ShutdownTimeout, func() { close(deadline) })
+			defer timer.Stop()
+			l.finishStop(deadline)
+		})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("worker: update: %w", err)
+	}
+	return nil
+}
+
+func (p *Pool) lane(tenant string) *lane {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lanes[tenant]
+}
+
+func (p *Pool) laneList() []*lane {
+	p.mu.Lock()
+	lanes := make([]*lane, 0, len(p.lanes))
+	for _, l := range p.lanes {
+		lanes = append(lanes, l)
+	}
+	p.mu.Unlock()
+	slices.SortFunc(lanes, func(a, b *lane) int { return strings.Compare(a.id, b.id) })
+	return lanes
+}
