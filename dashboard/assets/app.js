@@ -22,6 +22,7 @@
     'credentials rejected': { cls: 'creds', label: 'Credentials rejected', icon: '✕', rank: 1 },
     'token endpoint unavailable': { cls: 'token', label: 'Token endpoint unavailable', icon: '⚠', rank: 2 },
     stopped: { cls: 'stopped', label: 'Stopped', icon: '■', rank: 3 },
+    'no workers': { cls: 'noworkers', label: 'No workers', icon: '○', rank: 4 },
     running: { cls: 'running', label: 'Running', icon: '●', rank: 5 },
   };
   const SORTS = {
@@ -72,6 +73,23 @@
     let s = typeof d.state === 'string' && d.state ? d.state : 'running';
     if (d.paused && s === 'running') s = 'paused';
     return STATES[s] || { cls: 'other', label: s.charAt(0).toUpperCase() + s.slice(1), icon: '◆', rank: 4 };
+  }
+
+  // A tenant is paused when its consumer is, whatever its lanes report (a
+  // paused tenant whose credentials were also rejected shows both).
+  function isPaused(t) { return t.d.paused || t.st.cls === 'paused'; }
+
+  // observeSkew learns how far the server's clock is from ours, so that
+  // countdowns to paused_until (server time) are right on a skewed laptop.
+  // until - remaining is the server's clock when it built the answer; answers
+  // may be cached for a moment, so each estimate is at most the true offset
+  // and the largest one seen is the best. Offsets under 2 s are taken as 0.
+  let skew = 0, skewSeen = false;
+  function observeSkew(untilMs, remainingSec) {
+    const est = untilMs - remainingSec * 1000 - Date.now();
+    if (!skewSeen || est > skew || est < skew - 5000) skew = est;
+    skewSeen = true;
+    clockOffset = Math.abs(skew) < 2000 ? 0 : skew;
   }
 
   function num(v) {
@@ -135,6 +153,7 @@
         replicas: Array.isArray(raw.replicas) ? raw.replicas.length : num(raw.replicas),
         state: raw.state,
       };
+      if (!serverNow && d.pausedUntil && typeof raw.pause_remaining_seconds === 'number') observeSkew(d.pausedUntil, raw.pause_remaining_seconds);
       if (d.pausedUntil && !raw.state && d.pausedUntil > serverTime()) d.paused = true;
       t.d = d;
       t.st = stateOf(d);
@@ -157,7 +176,7 @@
   // ---- filter and sort ---------------------------------------------------
 
   function matches(t, q) {
-    if (view.state && t.st.cls !== view.state) return false;
+    if (view.state && t.st.cls !== view.state && !(view.state === 'paused' && isPaused(t))) return false;
     return !q || t.d.id.toLowerCase().includes(q);
   }
 
@@ -166,8 +185,8 @@
     let c = 0;
     switch (view.sort) {
       case 'state':
-        c = A.st.rank - B.st.rank;
-        if (!c && A.st.cls === 'paused') c = (A.d.pausedUntil || Infinity) - (B.d.pausedUntil || Infinity);
+        c = (isPaused(A) ? 0 : A.st.rank) - (isPaused(B) ? 0 : B.st.rank);
+        if (!c && isPaused(A)) c = (A.d.pausedUntil || Infinity) - (B.d.pausedUntil || Infinity);
         break;
       case 'throughput': c = round1(A.d.done) - round1(B.d.done); break;
       case 'backlog': c = A.d.backlog - B.d.backlog; break;
@@ -309,7 +328,7 @@
   function updatePause(row, t, now) {
     const d = t.d;
     let cd = '—', reason = '';
-    if (t.st.cls === 'paused') {
+    if (isPaused(t)) {
       const left = d.pausedUntil ? d.pausedUntil - now : 0;
       cd = !d.pausedUntil ? 'Paused' : left > 0 ? `${clock(left)} left` : 'resuming…';
       reason = [d.reason, d.by && `by ${d.by}`].filter(Boolean).join(' · ');
@@ -339,11 +358,11 @@
     scheduleRender(true);
   });
 
-  function sparkSig(t) { return t.n + ':' + t.head + ':' + t.st.cls; }
+  function sparkSig(t) { return t.n + ':' + t.head + ':' + isPaused(t); }
 
   function drawRowSpark(row, t) {
     row.sparkSig = sparkSig(t);
-    drawSpark(row.spark, t, t.st.cls === 'paused', SPARK_W, SPARK_H);
+    drawSpark(row.spark, t, isPaused(t), SPARK_W, SPARK_H);
   }
 
   // drawSpark draws a ring's samples on a canvas of a fixed CSS size w×h
@@ -395,34 +414,36 @@
   // ---- header ---------------------------------------------------------------
 
   function renderTotals() {
-    let running = 0, paused = 0, creds = 0, token = 0, other = 0, r429 = 0, done = 0, backlog = 0, dispatchable = 0;
+    let paused = 0, r429 = 0, done = 0, backlog = 0, dispatchable = 0;
     let nextResume = Infinity;
-    const counts = { running: 0, paused: 0, creds: 0, token: 0, stopped: 0 };
+    const counts = { running: 0, paused: 0, creds: 0, token: 0, stopped: 0, noworkers: 0, other: 0 };
     for (const t of tenants.values()) {
-      const d = t.d, cls = t.st.cls;
-      counts[cls] = (counts[cls] || 0) + 1;
-      if (cls === 'running') running++;
-      else if (cls === 'paused') { paused++; if (d.pausedUntil) nextResume = Math.min(nextResume, d.pausedUntil); }
-      else if (cls === 'creds') creds++;
-      else if (cls === 'token') token++;
-      else other++;
+      const d = t.d;
+      counts[t.st.cls] = (counts[t.st.cls] || 0) + 1;
+      if (isPaused(t)) {
+        paused++;
+        if (d.pausedUntil) nextResume = Math.min(nextResume, d.pausedUntil);
+      } else {
+        dispatchable += d.backlog;
+      }
       r429 += d.r429;
       done += d.done;
       backlog += d.backlog;
-      if (cls !== 'paused') dispatchable += d.backlog;
     }
+    counts.paused = paused;
     if (totals && typeof totals.dispatchable_backlog === 'number') dispatchable = totals.dispatchable_backlog;
     el.tenants.textContent = nf.format(tenants.size);
-    el.running.textContent = nf.format(running);
+    el.running.textContent = nf.format(counts.running);
     el.paused.textContent = nf.format(paused);
     el.paused.parentElement.toggleAttribute('data-nonzero', paused > 0);
     el.pausedNote.textContent = paused && nextResume < Infinity ? `next resumes in ${clock(nextResume - serverTime())}` : '';
-    const blocked = creds + token;
+    const blocked = counts.creds + counts.token;
     el.blocked.textContent = nf.format(blocked);
     el.blocked.parentElement.toggleAttribute('data-nonzero', blocked > 0);
+    const idle = counts.stopped + counts.noworkers + counts.other;
     el.blockedNote.textContent = blocked
-      ? [creds && `${creds} credentials`, token && `${token} token`].filter(Boolean).join(' · ')
-      : other ? `${other} stopped` : 'credentials · token endpoint';
+      ? [counts.creds && `${counts.creds} credentials`, counts.token && `${counts.token} token`].filter(Boolean).join(' · ')
+      : idle ? `${idle} without a running lane` : 'credentials · token endpoint';
     el.rate.textContent = fmtRate(done);
     el.backlog.textContent = nf.format(dispatchable);
     el.backlogNote.textContent = `${nf.format(backlog)} queued in all`;
@@ -657,7 +678,7 @@
     }
     if (lastOK) {
       let paused = 0, next = Infinity;
-      for (const t of tenants.values()) if (t.st.cls === 'paused') { paused++; if (t.d.pausedUntil) next = Math.min(next, t.d.pausedUntil); }
+      for (const t of tenants.values()) if (isPaused(t)) { paused++; if (t.d.pausedUntil) next = Math.min(next, t.d.pausedUntil); }
       el.pausedNote.textContent = paused && next < Infinity ? `next resumes in ${clock(next - now)}` : '';
     }
     renderConn();
