@@ -22,8 +22,8 @@ func TestThrottle(t *testing.T) {
 		if got := headerInt(t, r, "Retry-After"); got != 2 {
 			t.Fatalf("Retry-After %d, want 2 (1.5 s rounded up)", got)
 		}
-		if e := r.apiErr(t); e.Code != "too.many.requests" {
-			t.Fatalf("code %q", e.Code)
+		if e := r.apiErr(t); e.Code != "too.many.requests" || e.Message != "Rate limit exceeded the maximum [10] requests within [60] seconds" {
+			t.Fatalf("injected 429 body %+v", e)
 		}
 		window(t, r, 10, 1, 60) // injected: the window is untouched
 	}

@@ -136,7 +136,10 @@ func (s *Simulator) AddCampaign(orgID string, c Campaign) {
 
 // Campaign returns org's campaign id as the API would show it now.
 func (s *Simulator) Campaign(orgID, id string) (Campaign, bool) {
-	o := s.org(orgID)
+	o := s.findOrg(orgID)
+	if o == nil {
+		return Campaign{}, false
+	}
 	now := s.now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -161,7 +164,10 @@ func (s *Simulator) AddContactList(orgID, id string) {
 // Contacts returns the contacts of org's contact list listID in the order
 // they were first added; nil if the list does not exist.
 func (s *Simulator) Contacts(orgID, listID string) []Contact {
-	o := s.org(orgID)
+	o := s.findOrg(orgID)
+	if o == nil {
+		return nil
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	l := o.lists[listID]

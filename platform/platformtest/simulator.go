@@ -130,6 +130,13 @@ func (s *Simulator) org(id string) *org {
 	return o
 }
 
+// findOrg returns the state of org id, or nil.
+func (s *Simulator) findOrg(id string) *org {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.orgs[id]
+}
+
 // AddClient adds an OAuth client, or changes the secret of a known one (its
 // tokens stay valid). It panics if c is invalid or names a known client with
 // another org.
@@ -320,7 +327,7 @@ func (s *Simulator) decide(r *http.Request, now time.Time, t *token) answer {
 	l := *s.limits.Load()
 	cl := t.client
 	if cl.faulty.Load() {
-		if a, ok := s.injected(cl); ok {
+		if a, ok := s.injected(cl, l); ok {
 			if l.limit > 0 {
 				ws := t.bucket.peek(now, l)
 				a.window = &ws
@@ -341,8 +348,7 @@ func (s *Simulator) decide(r *http.Request, now time.Time, t *token) answer {
 	}
 	ok, ws := t.bucket.take(now, l)
 	if !ok {
-		a := s.fail(http.StatusTooManyRequests, "too.many.requests",
-			fmt.Sprintf("Rate limit exceeded the maximum [%d] requests within [%d] seconds", l.limit, ceilSeconds(l.window)))
+		a := s.fail(http.StatusTooManyRequests, "too.many.requests", rateLimitMessage(l))
 		a.retryAfter = max(ceilSeconds(ws.reset), 1)
 		a.window = &ws
 		return a
@@ -352,15 +358,23 @@ func (s *Simulator) decide(r *http.Request, now time.Time, t *token) answer {
 	return a
 }
 
+// rateLimitMessage is the platform's 429 message for the limits in force.
+func rateLimitMessage(l limits) string {
+	if l.limit == 0 {
+		return "Rate limit exceeded"
+	}
+	return fmt.Sprintf("Rate limit exceeded the maximum [%d] requests within [%d] seconds", l.limit, ceilSeconds(l.window))
+}
+
 // injected consumes one pending Throttle or FailNext answer of cl.
-func (s *Simulator) injected(cl *client) (answer, bool) {
+func (s *Simulator) injected(cl *client, l limits) (answer, bool) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	defer func() { cl.faulty.Store(cl.throttleN > 0 || cl.failN > 0) }()
 	switch {
 	case cl.throttleN > 0:
 		cl.throttleN--
-		a := s.fail(http.StatusTooManyRequests, "too.many.requests", "Rate limit exceeded (injected by platformtest Throttle)")
+		a := s.fail(http.StatusTooManyRequests, "too.many.requests", rateLimitMessage(l))
 		a.retryAfter = cl.throttleSecs
 		return a, true
 	case cl.failN > 0:
