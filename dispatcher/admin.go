@@ -1,0 +1,598 @@
+package dispatcher
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors the Admin returns for things that do not exist; the HTTP API maps
+// them to 404.
+var (
+	ErrTenantNotFound     = errors.New("tenant not found")
+	ErrJobNotFound        = errors.New("job not found")
+	ErrDeadLetterNotFound = errors.New("dead letter not found")
+)
+
+// StateNoWorkers is a tenant's state when no live worker replica reports a
+// lane for it (and it is not paused): its jobs queue up until one starts.
+const StateNoWorkers = "no workers"
+
+// Admin defaults; see the AdminOption functions.
+const (
+	// DefaultReplicaLiveness is how recent a replica's heartbeat must be for
+	// its lane figures to count.
+	DefaultReplicaLiveness = 10 * time.Second
+	// DefaultTenantsCacheTTL is how long Tenants reuses one listing, so that
+	// many dashboard viewers polling at 1 Hz cost one listing per second.
+	DefaultTenantsCacheTTL = time.Second
+	// DefaultDeadLetterBodyLimit caps the body returned with each dead letter.
+	DefaultDeadLetterBodyLimit = 4096
+	// MaxDeadLetterPage is the most dead letters one DeadLetters call returns.
+	MaxDeadLetterPage = 500
+)
+
+// TenantStatus is one tenant as operators see it: its consumer's queue
+// figures, its pause and why, and its lanes' figures summed over the live
+// worker replicas. It never carries credentials.
+type TenantStatus struct {
+	ID    string `json:"id"`
+	State string `json:"state"` // worst lane state, "paused", or StateNoWorkers
+	// Paused is the consumer's pause (cluster-wide, server-side).
+	Paused               bool      `json:"paused"`
+	PausedUntil          time.Time `json:"paused_until,omitzero"`
+	PauseRemainingSecond float64   `json:"pause_remaining_seconds,omitempty"`
+	PauseReason          string    `json:"pause_reason,omitempty"`
+	PausedBy             string    `json:"paused_by,omitempty"`
+	Backlog              uint64    `json:"backlog"`     // jobs waiting (NumPending)
+	InFlight             int       `json:"in_flight"`   // delivered, not yet acked (NumAckPending)
+	Concurrency          int       `json:"concurrency"` // cluster-wide limit (MaxAckPending)
+	RatePerSec           float64   `json:"rate_per_sec"`
+	DonePerSec           float64   `json:"done_per_sec"`
+	Succeeded            uint64    `json:"succeeded"`
+	Retried              uint64    `json:"retried"`
+	Dead                 uint64    `json:"dead"`
+	RateLimited          uint64    `json:"rate_limited"` // 429 answers
+	LastError            string    `json:"last_error,omitempty"`
+	LastErrorAt          time.Time `json:"last_error_at,omitzero"`
+	Replicas             int       `json:"replicas"` // live replicas running a lane for it
+}
+
+// DeadLetter is one message of the dead-letter stream: the original job body
+// and why it was given up on.
+type DeadLetter struct {
+	Seq           uint64    `json:"seq"`
+	Subject       string    `json:"subject"`
+	Tenant        string    `json:"tenant"`
+	Op            string    `json:"op"`
+	JobID         string    `json:"job_id"`
+	ErrorClass    string    `json:"error_class,omitempty"`
+	Error         string    `json:"error,omitempty"`
+	HTTPStatus    int       `json:"http_status,omitempty"`
+	Attempts      int       `json:"attempts,omitempty"`
+	FirstAttempt  time.Time `json:"first_attempt,omitzero"`
+	LastAttempt   time.Time `json:"last_attempt,omitzero"`
+	DeadAt        time.Time `json:"dead_at"` // when it was stored in the dead-letter stream
+	Body          string    `json:"body"`    // the original job, cut to the body limit
+	BodyBytes     int       `json:"body_bytes"`
+	BodyTruncated bool      `json:"body_truncated,omitempty"`
+}
+
+// ReplayResult says where a replayed dead letter went.
+type ReplayResult struct {
+	Seq       uint64 `json:"seq"` // the dead letter's sequence (now deleted)
+	Tenant    string `json:"tenant"`
+	Op        string `json:"op"`
+	JobID     string `json:"job_id"`
+	MsgID     string `json:"msg_id"`    // the new Nats-Msg-Id
+	JobSeq    uint64 `json:"job_seq"`   // the sequence in the jobs stream
+	Duplicate bool   `json:"duplicate"` // this replay had already been published
+}
+
+// Admin is the NATS side of operating orgdispatch: tenant status, pause and
+// resume, job lookup, and the dead letters. Any process connected to NATS
+// can use it; no worker needs to run in it. It is safe for concurrent use.
+type Admin struct {
+	js        jetstream.JetStream
+	names     Names
+	now       func() time.Time
+	liveness  time.Duration
+	cacheTTL  time.Duration
+	bodyLimit int
+
+	listMu sync.Mutex // held during a tenants listing, so concurrent callers share one
+
+	mu       sync.Mutex // guards the fields below
+	cached   []TenantStatus
+	cachedAt time.Time
+	known    map[string]bool
+	jobs     jetstream.Stream
+	dlq      jetstream.Stream
+	status   jetstream.KeyValue
+	replicas jetstream.KeyValue
+	pauses   jetstream.KeyValue
+}
+
+// AdminOption adjusts an Admin.
+type AdminOption func(*Admin)
+
+// WithClock sets the clock (default time.Now).
+func WithClock(now func() time.Time) AdminOption { return func(a *Admin) { a.now = now } }
+
+// WithReplicaLiveness sets how recent a heartbeat must be to count
+// (default DefaultReplicaLiveness).
+func WithReplicaLiveness(d time.Duration) AdminOption { return func(a *Admin) { a.liveness = d } }
+
+// WithTenantsCacheTTL sets how long Tenants reuses a listing
+// (default DefaultTenantsCacheTTL; 0 turns the cache off).
+func WithTenantsCacheTTL(d time.Duration) AdminOption { return func(a *Admin) { a.cacheTTL = d } }
+
+// WithDeadLetterBodyLimit caps each dead letter's returned body
+// (default DefaultDeadLetterBodyLimit bytes).
+func WithDeadLetterBodyLimit(n int) AdminOption { return func(a *Admin) { a.bodyLimit = n } }
+
+// NewAdmin returns an Admin for the streams and buckets named by names.
+func NewAdmin(js jetstream.JetStream, names Names, opts ...AdminOption) *Admin {
+	a := &Admin{
+		js:        js,
+		names:     names,
+		now:       time.Now,
+		liveness:  DefaultReplicaLiveness,
+		cacheTTL:  DefaultTenantsCacheTTL,
+		bodyLimit: DefaultDeadLetterBodyLimit,
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// Names returns the names the Admin was built with.
+func (a *Admin) Names() Names { return a.names }
+
+func (a *Admin) jobsStream(ctx context.Context) (jetstream.Stream, error) {
+	a.mu.Lock()
+	s := a.jobs
+	a.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := a.js.Stream(ctx, a.names.JobsStream())
+	if err != nil {
+		return nil, fmt.Errorf("admin: stream %s: %w", a.names.JobsStream(), err)
+	}
+	a.mu.Lock()
+	a.jobs = s
+	a.mu.Unlock()
+	return s, nil
+}
+
+func (a *Admin) dlqStream(ctx context.Context) (jetstream.Stream, error) {
+	a.mu.Lock()
+	s := a.dlq
+	a.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := a.js.Stream(ctx, a.names.DLQStream())
+	if err != nil {
+		return nil, fmt.Errorf("admin: stream %s: %w", a.names.DLQStream(), err)
+	}
+	a.mu.Lock()
+	a.dlq = s
+	a.mu.Unlock()
+	return s, nil
+}
+
+func (a *Admin) bucket(ctx context.Context, slot *jetstream.KeyValue, name string) (jetstream.KeyValue, error) {
+	a.mu.Lock()
+	kv := *slot
+	a.mu.Unlock()
+	if kv != nil {
+		return kv, nil
+	}
+	kv, err := a.js.KeyValue(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("admin: bucket %s: %w", name, err)
+	}
+	a.mu.Lock()
+	*slot = kv
+	a.mu.Unlock()
+	return kv, nil
+}
+
+// Ready reports whether the streams and buckets the Admin reads exist. It
+// asks NATS every time (it is a readiness probe).
+func (a *Admin) Ready(ctx context.Context) error {
+	for _, name := range []string{a.names.JobsStream(), a.names.DLQStream()} {
+		if _, err := a.js.Stream(ctx, name); err != nil {
+			return fmt.Errorf("admin: stream %s: %w", name, err)
+		}
+	}
+	for _, name := range []string{a.names.StatusBucket(), a.names.ReplicasBucket(), a.names.PausesBucket()} {
+		if _, err := a.js.KeyValue(ctx, name); err != nil {
+			return fmt.Errorf("admin: bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Tenants lists every tenant (every tenant consumer of the jobs stream),
+// sorted by id. It costs one paged consumer listing and one read of each of
+// the pauses and replicas buckets, whatever the number of tenants, and
+// reuses the result for the cache TTL.
+func (a *Admin) Tenants(ctx context.Context) ([]TenantStatus, error) {
+	a.listMu.Lock()
+	defer a.listMu.Unlock()
+	if list, ok := a.fromCache(); ok {
+		return list, nil
+	}
+	list, err := a.listTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[string]bool, len(list))
+	for _, t := range list {
+		known[t.ID] = true
+	}
+	a.mu.Lock()
+	a.cached, a.cachedAt, a.known = list, a.now(), known
+	a.mu.Unlock()
+	return slices.Clone(list), nil
+}
+
+func (a *Admin) fromCache() ([]TenantStatus, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cached == nil || a.cacheTTL <= 0 {
+		return nil, false
+	}
+	if age := a.now().Sub(a.cachedAt); age < 0 || age >= a.cacheTTL {
+		return nil, false
+	}
+	return slices.Clone(a.cached), true
+}
+
+// invalidate drops the cached listing (after a change this process made).
+func (a *Admin) invalidate() {
+	a.mu.Lock()
+	a.cached = nil
+	a.mu.Unlock()
+}
+
+func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
+	s, err := a.jobsStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pauses, err := a.readPauses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lanes, err := a.readLanes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	var out []TenantStatus
+	lister := s.ListConsumers(ctx)
+	for info := range lister.Info() {
+		id, ok := a.names.TenantOfConsumer(info.Name)
+		if !ok {
+			continue
+		}
+		rec, hasRec := pauses[id]
+		out = append(out, buildStatus(id, info, lanes[id], recPtr(rec, hasRec), now))
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("admin: list consumers of %s: %w", a.names.JobsStream(), err)
+	}
+	slices.SortFunc(out, func(x, y TenantStatus) int { return cmp.Compare(x.ID, y.ID) })
+	if out == nil {
+		out = []TenantStatus{}
+	}
+	return out, nil
+}
+
+// recordMatches reports whether rec is the record of the pause lasting until
+// until (within a second).
+func recordMatches(rec *PauseRecord, until time.Time) bool {
+	if rec == nil {
+		return false
+	}
+	d := rec.Until.Sub(until)
+	return d <= time.Second && d >= -time.Second
+}
+
+func recPtr(r PauseRecord, ok bool) *PauseRecord {
+	if !ok {
+		return nil
+	}
+	return &r
+}
+
+// Tenant returns one tenant's status, read fresh (not from the cache).
+func (a *Admin) Tenant(ctx context.Context, id string) (TenantStatus, error) {
+	if !ValidTenantID(id) {
+		return TenantStatus{}, fmt.Errorf("admin: tenant %q: %w", id, ErrTenantNotFound)
+	}
+	info, err := a.consumerInfo(ctx, id)
+	if err != nil {
+		return TenantStatus{}, err
+	}
+	kv, err := a.bucket(ctx, &a.pauses, a.names.PausesBucket())
+	if err != nil {
+		return TenantStatus{}, err
+	}
+	var rec *PauseRecord
+	if e, err := kv.Get(ctx, id); err == nil {
+		var r PauseRecord
+		if json.Unmarshal(e.Value(), &r) == nil {
+			rec = &r
+		}
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return TenantStatus{}, fmt.Errorf("admin: tenant %s: read pause record: %w", id, err)
+	}
+	lanes, err := a.readLanes(ctx)
+	if err != nil {
+		return TenantStatus{}, err
+	}
+	return buildStatus(id, info, lanes[id], rec, a.now()), nil
+}
+
+func (a *Admin) consumerInfo(ctx context.Context, id string) (*jetstream.ConsumerInfo, error) {
+	if !ValidTenantID(id) {
+		return nil, fmt.Errorf("admin: tenant %q: %w", id, ErrTenantNotFound)
+	}
+	s, err := a.jobsStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.Consumer(ctx, a.names.Consumer(id))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("admin: tenant %s: %w", id, ErrTenantNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("admin: tenant %s: consumer info: %w", id, err)
+	}
+	return c.CachedInfo(), nil
+}
+
+// TenantExists reports whether the tenant has a consumer. It answers from
+// the last listing when the tenant was in it, and asks NATS otherwise, so a
+// tenant added a moment ago is found at once.
+func (a *Admin) TenantExists(ctx context.Context, id string) (bool, error) {
+	if !ValidTenantID(id) {
+		return false, nil
+	}
+	a.mu.Lock()
+	known := a.known[id]
+	a.mu.Unlock()
+	if known {
+		return true, nil
+	}
+	_, err := a.consumerInfo(ctx, id)
+	if errors.Is(err, ErrTenantNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	if a.known == nil {
+		a.known = map[string]bool{}
+	}
+	a.known[id] = true
+	a.mu.Unlock()
+	return true, nil
+}
+
+// laneState ranks lane states: a tenant's state is the worst of its lanes'.
+func laneState(s string) int {
+	switch s {
+	case LaneCredentialsRejected:
+		return 5
+	case LaneTokenUnavailable:
+		return 4
+	case LanePaused:
+		return 3
+	case LaneRunning:
+		return 2
+	case LaneStopped:
+		return 1
+	}
+	return 0
+}
+
+func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, rec *PauseRecord, now time.Time) TenantStatus {
+	ts := TenantStatus{
+		ID:          id,
+		Backlog:     info.NumPending,
+		InFlight:    info.NumAckPending,
+		Concurrency: info.Config.MaxAckPending,
+		Replicas:    len(lanes),
+	}
+	if info.Paused && info.Config.PauseUntil != nil && info.Config.PauseUntil.After(now) {
+		ts.Paused = true
+		ts.PausedUntil = info.Config.PauseUntil.UTC()
+		ts.PauseRemainingSecond = info.Config.PauseUntil.Sub(now).Seconds()
+		// A record whose deadline differs is of an earlier pause: this one
+		// was set some other way (e.g. nats consumer pause).
+		if recordMatches(rec, *info.Config.PauseUntil) {
+			ts.PauseReason, ts.PausedBy = rec.Reason, rec.By
+		}
+	}
+	worst := ""
+	for _, l := range lanes {
+		ts.RatePerSec += l.RatePerSec
+		ts.DonePerSec += l.DonePerSec
+		ts.Succeeded += l.Succeeded
+		ts.Retried += l.Retried
+		ts.Dead += l.Dead
+		ts.RateLimited += l.RateLimited
+		if l.LastError != "" && (ts.LastError == "" || l.LastErrorAt.After(ts.LastErrorAt)) {
+			ts.LastError, ts.LastErrorAt = l.LastError, l.LastErrorAt.UTC()
+		}
+		if worst == "" || laneState(l.State) > laneState(worst) {
+			worst = l.State
+		}
+	}
+	switch {
+	case ts.Paused && laneState(worst) < laneState(LanePaused):
+		ts.State = LanePaused
+	case worst == "":
+		ts.State = StateNoWorkers
+	default:
+		ts.State = worst
+	}
+	return ts
+}
+
+// readKV returns the current value of every key of a bucket, read with one
+// watcher (an ordered consumer), not one request per key.
+func readKV(ctx context.Context, kv jetstream.KeyValue) (map[string][]byte, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop() }()
+	out := map[string][]byte{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watcher closed")
+			}
+			if e == nil { // all current values delivered
+				return out, nil
+			}
+			out[e.Key()] = e.Value()
+		}
+	}
+}
+
+func (a *Admin) readPauses(ctx context.Context) (map[string]PauseRecord, error) {
+	kv, err := a.bucket(ctx, &a.pauses, a.names.PausesBucket())
+	if err != nil {
+		return nil, err
+	}
+	vals, err := readKV(ctx, kv)
+	if err != nil {
+		return nil, fmt.Errorf("admin: read bucket %s: %w", a.names.PausesBucket(), err)
+	}
+	out := make(map[string]PauseRecord, len(vals))
+	for k, v := range vals {
+		var r PauseRecord
+		if json.Unmarshal(v, &r) == nil {
+			out[k] = r
+		}
+	}
+	return out, nil
+}
+
+// readLanes returns the lane reports of the live replicas, by tenant.
+func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) {
+	kv, err := a.bucket(ctx, &a.replicas, a.names.ReplicasBucket())
+	if err != nil {
+		return nil, err
+	}
+	vals, err := readKV(ctx, kv)
+	if err != nil {
+		return nil, fmt.Errorf("admin: read bucket %s: %w", a.names.ReplicasBucket(), err)
+	}
+	now := a.now()
+	out := map[string][]LaneReport{}
+	for _, v := range vals {
+		var hb Heartbeat
+		if json.Unmarshal(v, &hb) != nil || now.Sub(hb.At) > a.liveness {
+			continue
+		}
+		for _, l := range hb.Lanes {
+			out[l.Tenant] = append(out[l.Tenant], l)
+		}
+	}
+	return out, nil
+}
+
+// Pause pauses a tenant cluster-wide for d, recording reason and "api" as
+// who paused it.
+func (a *Admin) Pause(ctx context.Context, id string, d time.Duration, reason string) (TenantStatus, error) {
+	if d <= 0 {
+		return TenantStatus{}, fmt.Errorf("admin: pause %s: duration must be positive, got %s", id, d)
+	}
+	if _, err := a.consumerInfo(ctx, id); err != nil {
+		return TenantStatus{}, err
+	}
+	if err := Pause(ctx, a.js, a.names, id, a.now().Add(d), reason, "api"); err != nil {
+		return TenantStatus{}, fmt.Errorf("admin: pause %s: %w", id, err)
+	}
+	a.invalidate()
+	return a.Tenant(ctx, id)
+}
+
+// Resume lifts a tenant's pause at once.
+func (a *Admin) Resume(ctx context.Context, id string) (TenantStatus, error) {
+	if _, err := a.consumerInfo(ctx, id); err != nil {
+		return TenantStatus{}, err
+	}
+	if err := Resume(ctx, a.js, a.names, id); err != nil {
+		return TenantStatus{}, fmt.Errorf("admin: resume %s: %w", id, err)
+	}
+	a.invalidate()
+	return a.Tenant(ctx, id)
+}
+
+// validJobID reports whether id can be a job id (and so contains no
+// subject wildcard).
+func validJobID(id string) bool { return jobIDRE.MatchString(id) }
+
+// Job returns the status records of every tenant's job with this id (job
+// ids are the callers' keys, unique per tenant only), sorted by tenant.
+func (a *Admin) Job(ctx context.Context, id string) ([]JobStatus, error) {
+	if !validJobID(id) {
+		return nil, fmt.Errorf("admin: job %q: %w", id, ErrJobNotFound)
+	}
+	kv, err := a.bucket(ctx, &a.status, a.names.StatusBucket())
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.Watch(ctx, "*."+id, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("admin: job %s: watch status: %w", id, err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []JobStatus
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("admin: job %s: status watcher closed", id)
+			}
+			if e == nil {
+				done = true
+				break
+			}
+			var st JobStatus
+			if err := json.Unmarshal(e.Value(), &st); err != nil {
+				return nil, fmt.Errorf("admin: job %s: decode status %s: %w", id, e.Key(), err)
+			}
+			out = append(out, st)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("admin: job %s: %w", id, ErrJobNotFound)
+	}
+	slices.SortFunc(out, func(x, y JobStatus) int { return cmp.Compare(x.Tenant, y.Tenant) })
+	return out, nil
+}
