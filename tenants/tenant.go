@@ -1,6 +1,14 @@
+// Package tenants is the registry of customer orgs: the tenants file, its
+// strict decoding and validation, client secrets, and the resolved per-tenant
+// settings (endpoints, quota, concurrency) the worker and dispatcher use.
 package tenants
 
-import "log/slog"
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+)
 
 // Secret is a credential that never prints: String, GoString, LogValue and
 // MarshalJSON all redact it. Reveal returns the value for the one place that
@@ -52,4 +60,55 @@ type Tenant struct {
 
 	// AllowedPaths are the path prefixes api.request may call.
 	AllowedPaths []string
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidID reports whether id can name a tenant: 1–64 of A–Z a–z 0–9 _ -.
+// A tenant id is a NATS subject token, a consumer name and a KV key part.
+func ValidID(id string) bool { return idRE.MatchString(id) }
+
+// Validate checks a resolved tenant, e.g. one built in code rather than
+// loaded from a file: every field set and within the limits Parse enforces.
+func (t Tenant) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("tenant %q: "+format, append([]any{t.ID}, args...)...))
+	}
+	if !ValidID(t.ID) {
+		bad("invalid id: want 1-64 of A-Z a-z 0-9 _ -")
+	}
+	if t.ClientID == "" {
+		bad("client id is empty")
+	}
+	if t.ClientSecret.IsZero() {
+		bad("client secret is empty")
+	}
+	if t.APIBase == "" || t.TokenURL == "" {
+		bad("API base and token URL are required")
+	}
+	if t.RatePerMinute < 1 || t.RatePerMinute > MaxRatePerMinute {
+		bad("rate per minute %d: want 1..%d", t.RatePerMinute, MaxRatePerMinute)
+	}
+	if t.Burst < 1 || t.Burst > MaxRatePerMinute {
+		bad("burst %d: want 1..%d", t.Burst, MaxRatePerMinute)
+	}
+	if t.Concurrency < 1 || t.Concurrency > MaxConcurrency {
+		bad("concurrency %d: want 1..%d", t.Concurrency, MaxConcurrency)
+	}
+	if t.MaxAttempts < 1 || t.MaxAttempts > MaxAttemptsLimit {
+		bad("max attempts %d: want 1..%d", t.MaxAttempts, MaxAttemptsLimit)
+	}
+	if t.QuotaScope != ScopeOrg && t.QuotaScope != ScopeToken {
+		bad("quota scope %q: want %q or %q", t.QuotaScope, ScopeOrg, ScopeToken)
+	}
+	if len(t.AllowedPaths) == 0 {
+		bad("no allowed paths")
+	}
+	for _, p := range t.AllowedPaths {
+		if err := checkPathPrefix(p); err != nil {
+			bad("allowed path %q: %v", p, err)
+		}
+	}
+	return errors.Join(errs...)
 }
