@@ -457,13 +457,13 @@ func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, re
 
 // readKV returns the current value of every key of a bucket, read with one
 // watcher (an ordered consumer), not one request per key.
-func readKV(ctx context.Context, kv jetstream.KeyValue) (map[string][]byte, error) {
+func readKV(ctx context.Context, kv jetstream.KeyValue) (map[string]jetstream.KeyValueEntry, error) {
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = w.Stop() }()
-	out := map[string][]byte{}
+	out := map[string]jetstream.KeyValueEntry{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -475,7 +475,7 @@ func readKV(ctx context.Context, kv jetstream.KeyValue) (map[string][]byte, erro
 			if e == nil { // all current values delivered
 				return out, nil
 			}
-			out[e.Key()] = e.Value()
+			out[e.Key()] = e
 		}
 	}
 }
@@ -490,16 +490,17 @@ func (a *Admin) readPauses(ctx context.Context) (map[string]PauseRecord, error) 
 		return nil, fmt.Errorf("admin: read bucket %s: %w", a.names.PausesBucket(), err)
 	}
 	out := make(map[string]PauseRecord, len(vals))
-	for k, v := range vals {
+	for k, e := range vals {
 		var r PauseRecord
-		if json.Unmarshal(v, &r) == nil {
+		if json.Unmarshal(e.Value(), &r) == nil {
 			out[k] = r
 		}
 	}
 	return out, nil
 }
 
-// readLanes returns the lane reports of the live replicas, by tenant.
+// readLanes returns the lane reports of the live replicas (heard from
+// within the liveness window), by tenant.
 func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) {
 	kv, err := a.bucket(ctx, &a.replicas, a.names.ReplicasBucket())
 	if err != nil {
@@ -511,9 +512,11 @@ func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) 
 	}
 	now := a.now()
 	out := map[string][]LaneReport{}
-	for _, v := range vals {
+	for _, e := range vals {
+		// Liveness is judged by when the server stored the heartbeat, not
+		// by the replica's own clock in it.
 		var hb Heartbeat
-		if json.Unmarshal(v, &hb) != nil || now.Sub(hb.At) > a.liveness {
+		if json.Unmarshal(e.Value(), &hb) != nil || now.Sub(e.Created()) > a.liveness {
 			continue
 		}
 		for _, l := range hb.Lanes {
