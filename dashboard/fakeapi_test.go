@@ -15,38 +15,22 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/orgdispatch/orgdispatch/dashboard"
+	"github.com/orgdispatch/orgdispatch/dispatcher"
 )
 
-// fakeTenant is one entry of GET /v1/tenants as the API answers it.
-type fakeTenant struct {
-	ID          string    `json:"id"`
-	State       string    `json:"state"`
-	Paused      bool      `json:"paused"`
-	PausedUntil time.Time `json:"paused_until,omitzero"`
-	PauseReason string    `json:"pause_reason,omitempty"`
-	PausedBy    string    `json:"paused_by,omitempty"`
-	Backlog     int       `json:"backlog"`
-	InFlight    int       `json:"in_flight"`
-	Concurrency int       `json:"concurrency"`
-	RatePerSec  float64   `json:"rate_per_sec"`
-	DonePerSec  float64   `json:"done_per_sec"`
-	Succeeded   uint64    `json:"succeeded"`
-	Retried     uint64    `json:"retried"`
-	Dead        uint64    `json:"dead"`
-	RateLimited uint64    `json:"rate_limited"`
-	LastError   string    `json:"last_error,omitempty"`
-	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-	Replicas    int       `json:"replicas"`
+// tenantsResponse is GET /v1/tenants's body (api.TenantsResponse).
+type tenantsResponse struct {
+	Tenants []dispatcher.TenantStatus `json:"tenants"`
 }
 
 // synthTenant is tenant i (1-based) of a synthetic fleet at poll k. Backlogs
 // are a permutation of 0..n-1 (7919 is prime), so the largest is unique;
 // throughput moves with k so that sparklines have something to draw.
-func synthTenant(i, k int, start time.Time) fakeTenant {
-	ft := fakeTenant{
+func synthTenant(i, k int, start, now time.Time) dispatcher.TenantStatus {
+	ft := dispatcher.TenantStatus{
 		ID:          fmt.Sprintf("org-%04d", i),
 		State:       "running",
-		Backlog:     (i * 7919) % 1000,
+		Backlog:     uint64((i * 7919) % 1000),
 		InFlight:    i % 5,
 		Concurrency: 4,
 		RatePerSec:  5,
@@ -60,7 +44,8 @@ func synthTenant(i, k int, start time.Time) fakeTenant {
 	case i%97 == 0:
 		ft.State = "paused"
 		ft.Paused = true
-		ft.PausedUntil = start.Add(time.Duration(60+i%50) * time.Second)
+		ft.PausedUntil = start.Add(time.Duration(60+i%50) * time.Second).UTC()
+		ft.PauseRemainingSecond = ft.PausedUntil.Sub(now).Seconds()
 		ft.PauseReason = "429 from platform, Retry-After 60s"
 		ft.PausedBy = "worker-a"
 		ft.DonePerSec = 0
@@ -70,6 +55,11 @@ func synthTenant(i, k int, start time.Time) fakeTenant {
 		ft.LastError = "401 bad.credentials: Invalid login credentials."
 		ft.LastErrorAt = start.Add(-90 * time.Second)
 		ft.DonePerSec = 0
+	case i == 444:
+		ft.State = dispatcher.StateNoWorkers
+		ft.Replicas = 0
+		ft.DonePerSec = 0
+		ft.InFlight = 0
 	case i == 333:
 		ft.State = "token endpoint unavailable"
 		ft.LastError = "token endpoint: 503 Service Unavailable"
@@ -120,12 +110,13 @@ func (f *fakeAPI) tenants(w http.ResponseWriter, r *http.Request) {
 	f.polls++
 	k := f.polls
 	f.mu.Unlock()
-	list := make([]fakeTenant, f.n)
-	for i := range list {
-		list[i] = synthTenant(i+1, k, f.start)
+	resp := tenantsResponse{Tenants: make([]dispatcher.TenantStatus, f.n)}
+	now := time.Now()
+	for i := range resp.Tenants {
+		resp.Tenants[i] = synthTenant(i+1, k, f.start, now)
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(map[string]any{"tenants": list, "now": time.Now()}); err != nil {
+	if err := json.NewEncoder(w).Encode(resp); err != nil {
 		return
 	}
 	select {
@@ -151,27 +142,29 @@ func (f *fakeAPI) waitPolls(t *testing.T, ctx context.Context, n int) {
 
 // expected is what the dashboard should show for the fleet at any poll.
 type expected struct {
-	paused, blocked, r429, dispatchable int
-	maxBacklogID, max429ID              string
+	paused, blocked, noWorkers, r429, dispatchable int
+	maxBacklogID, max429ID                         string
 }
 
 func (f *fakeAPI) expect() expected {
 	var e expected
 	maxB, max429 := -1, -1
 	for i := 1; i <= f.n; i++ {
-		ft := synthTenant(i, 1, f.start)
+		ft := synthTenant(i, 1, f.start, f.start)
 		switch ft.State {
 		case "paused":
 			e.paused++
 		case "credentials rejected", "token endpoint unavailable":
 			e.blocked++
+		case dispatcher.StateNoWorkers:
+			e.noWorkers++
 		}
 		if ft.State != "paused" {
-			e.dispatchable += ft.Backlog
+			e.dispatchable += int(ft.Backlog)
 		}
 		e.r429 += int(ft.RateLimited)
-		if ft.Backlog > maxB {
-			maxB, e.maxBacklogID = ft.Backlog, ft.ID
+		if int(ft.Backlog) > maxB {
+			maxB, e.maxBacklogID = int(ft.Backlog), ft.ID
 		}
 		if int(ft.RateLimited) > max429 { // ties: the lowest id first
 			max429, e.max429ID = int(ft.RateLimited), ft.ID
@@ -285,7 +278,7 @@ func TestBrowserThousandTenants(t *testing.T) {
 	}{
 		{"t-paused", want.paused},
 		{"t-blocked", want.blocked},
-		{"t-running", n - want.paused - want.blocked},
+		{"t-running", n - want.paused - want.blocked - want.noWorkers},
 		{"t-429", want.r429},
 		{"t-backlog", want.dispatchable},
 	} {
@@ -406,6 +399,21 @@ func TestBrowserThousandTenants(t *testing.T) {
 		t.Errorf("default view: first row %+v, hash %q; want a paused tenant first and no hash", rows[0], eval[string](t, ctx, `location.hash`))
 	}
 	screenshot(t, ctx, "dashboard-1000-tenants.png")
+
+	// On a narrow window the lanes scroll sideways, and the column header
+	// scrolls with them.
+	run(t, ctx, "narrow window", chromedp.EmulateViewport(900, 700))
+	offset := eval[float64](t, ctx, `(() => {
+		const v = document.getElementById('viewport');
+		v.scrollLeft = 200;
+		const head = document.querySelector('.lane-head [data-sort="backlog"]').getBoundingClientRect();
+		const cell = document.querySelector('.lane-row[data-tenant] .c-backlog').getBoundingClientRect();
+		return v.scrollLeft > 0 ? Math.abs(head.right - cell.right) : -1;
+	})()`)
+	if offset < 0 || offset > 1 {
+		t.Errorf("narrow window: backlog header and cells are %.1f px apart after scrolling sideways (-1: no sideways scroll), want aligned", offset)
+	}
+	run(t, ctx, "restore window", chromedp.ResetViewport())
 
 	type longTask struct {
 		Start float64 `json:"start"`

@@ -263,11 +263,15 @@
   function renderRows(full) {
     const vp = el.viewport;
     const total = order.length;
-    el.spacer.style.height = total * rowH + 'px';
+    const height = total * rowH + 'px';
+    if (el.spacer.style.height !== height) el.spacer.style.height = height;
     el.lanes.setAttribute('aria-rowcount', String(total + 1));
+    // Layout is read once per render, after the one write it depends on
+    // (the list's height clamps the scroll position) and before the rows'.
     const h = vp.clientHeight || window.innerHeight;
-    const first = Math.max(0, Math.floor(vp.scrollTop / rowH) - OVERSCAN);
-    const last = Math.min(total, Math.ceil((vp.scrollTop + h) / rowH) + OVERSCAN);
+    const y = Math.max(0, vp.scrollTop - el.spacer.offsetTop);
+    const first = Math.max(0, Math.floor(y / rowH) - OVERSCAN);
+    const last = Math.min(total, Math.ceil((y + h) / rowH) + OVERSCAN);
 
     const want = new Set();
     for (let i = first; i < last; i++) want.add(order[i]);
@@ -628,7 +632,6 @@
     }
     writeHash();
     reorder();
-    el.viewport.scrollTop = Math.min(el.viewport.scrollTop, Math.max(0, order.length * rowH - el.viewport.clientHeight));
     renderRows(false);
     renderCount();
   }
