@@ -211,7 +211,7 @@ func TestDoTimeoutIsTransient(t *testing.T) {
 	})
 	var statuses []int
 	c := newTestClient(t, fp, func(c *Config) {
-		c.HTTPClient = &http.Client{Timeout: 50 * time.Millisecond}
+		c.HTTPClient = &http.Client{Timeout: 200 * time.Millisecond} // also bounds the token fetch: not too tight
 		c.OnResponse = func(status int, _ RateLimit, _ time.Duration) { statuses = append(statuses, status) }
 	})
 	_, err := c.Do(context.Background(), OpCampaignGet, getParams)
