@@ -212,7 +212,7 @@ type recHooks struct {
 	mu       sync.Mutex
 	changed  chan struct{}
 	finished map[string]map[string]int // tenant → outcome → count
-	pauses   map[string][]time.Time    // tenant → PauseChanged untils (zero: resumed)
+	pauses   map[string][]pauseEvent // tenant → PauseChanged calls
 	limited  map[string][]time.Duration
 	tokens   map[string]int
 }
@@ -221,7 +221,7 @@ func newRecHooks() *recHooks {
 	return &recHooks{
 		changed:  make(chan struct{}),
 		finished: map[string]map[string]int{},
-		pauses:   map[string][]time.Time{},
+		pauses:   map[string][]pauseEvent{},
 		limited:  map[string][]time.Duration{},
 		tokens:   map[string]int{},
 	}
@@ -251,7 +251,8 @@ func (h *recHooks) RateLimited(tenant string, retryAfter time.Duration) {
 }
 
 func (h *recHooks) PauseChanged(tenant string, until time.Time) {
-	h.update(func() { h.pauses[tenant] = append(h.pauses[tenant], until) })
+	at := time.Now()
+	h.update(func() { h.pauses[tenant] = append(h.pauses[tenant], pauseEvent{until: until, at: at}) })
 }
 
 func (h *recHooks) TokenFetched(tenant string) {
@@ -263,6 +264,10 @@ func (h *recHooks) count(tenant, outcome string) int {
 	defer h.mu.Unlock()
 	return h.finished[tenant][outcome]
 }
+
+// pauseEvent is one PauseChanged call: the pause deadline (zero: resumed)
+// and when the pool reported it.
+type pauseEvent struct{ until, at time.Time }
 
 // waitFor waits until cond (called with the hooks locked) holds, waking on
 // every reported event.
