@@ -212,7 +212,7 @@ type recHooks struct {
 	mu       sync.Mutex
 	changed  chan struct{}
 	finished map[string]map[string]int // tenant → outcome → count
-	pauses   map[string][]pauseEvent // tenant → PauseChanged calls
+	pauses   map[string][]pauseEvent   // tenant → PauseChanged calls
 	limited  map[string][]time.Duration
 	tokens   map[string]int
 }
