@@ -421,6 +421,8 @@ func TestAdminReplay(t *testing.T) {
 	env.publish(t, "org_a", "a1")
 	drainJobs(t, env, "org_a", 1)
 	seq := env.deadLetter(t, "org_a", "campaign.start", jobBody("org_a", "a1"), "exhausted")
+	env.put(t, env.names.StatusBucket(), dispatcher.StatusKey("org_a", "a1"),
+		dispatcher.JobStatus{ID: "a1", Tenant: "org_a", Op: "campaign.start", State: dispatcher.StateDead, Attempts: 5})
 
 	res, err := admin.Replay(ctx, seq)
 	if err != nil {
@@ -443,6 +445,9 @@ func TestAdminReplay(t *testing.T) {
 	}
 	if _, err := admin.DeadLetter(ctx, seq); !errors.Is(err, dispatcher.ErrDeadLetterNotFound) {
 		t.Errorf("dead letter after replay: %v, want deleted", err)
+	}
+	if st, err := admin.Job(ctx, "a1"); err != nil || len(st) != 1 || st[0].State != dispatcher.StateQueued {
+		t.Errorf("status after replay = %+v, %v; want queued", st, err)
 	}
 	if _, err := admin.Replay(ctx, seq); !errors.Is(err, dispatcher.ErrDeadLetterNotFound) {
 		t.Errorf("second replay: %v, want ErrDeadLetterNotFound", err)

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -169,15 +170,45 @@ func (a *Admin) Replay(ctx context.Context, seq uint64) (ReplayResult, error) {
 	msg.Header.Set(HeaderTenant, tenant)
 	msg.Header.Set(HeaderOp, op)
 	msg.Header.Set(HeaderJobID, job.ID)
-	ack, err := a.js.PublishMsg(ctx, msg, jetstream.WithMsgID(res.MsgID))
+	statusRev, statusKV := a.statusRevision(ctx, tenant, job.ID)
+	ack, err := a.js.PublishMsg(ctx, msg, jetstream.WithMsgID(res.MsgID), jetstream.WithExpectStream(a.names.JobsStream()))
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("admin: replay dead letter %d: publish to %s: %w", seq, msg.Subject, err)
 	}
 	res.JobSeq, res.Duplicate = ack.Sequence, ack.Duplicate
+	if !res.Duplicate && statusKV != nil {
+		// Best effort, as the Publisher does: the job is queued again
+		// whether or not its record says so, and a record a worker wrote
+		// meanwhile is not overwritten.
+		rec, _ := json.Marshal(JobStatus{ID: job.ID, Tenant: tenant, Op: op, State: StateQueued, Updated: a.now().UTC()})
+		key := StatusKey(tenant, job.ID)
+		if statusRev == 0 {
+			_, _ = statusKV.Create(ctx, key, rec)
+		} else {
+			_, _ = statusKV.Update(ctx, key, rec, statusRev)
+		}
+	}
 	if err := a.DeleteDeadLetter(ctx, seq); err != nil && !errors.Is(err, ErrDeadLetterNotFound) {
 		return res, fmt.Errorf("admin: dead letter %d replayed as %s but not deleted: %w", seq, res.MsgID, err)
 	}
 	return res, nil
+}
+
+// statusRevision returns the status bucket and the revision of a job's
+// record (0: none); a nil bucket when it cannot be read now.
+func (a *Admin) statusRevision(ctx context.Context, tenant, id string) (uint64, jetstream.KeyValue) {
+	kv, err := a.bucket(ctx, &a.status, a.names.StatusBucket())
+	if err != nil {
+		return 0, nil
+	}
+	e, err := kv.Get(ctx, StatusKey(tenant, id))
+	switch {
+	case err == nil:
+		return e.Revision(), kv
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return 0, kv
+	}
+	return 0, nil
 }
 
 // DeleteDeadLetter removes a dead letter for good.

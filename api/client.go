@@ -1,0 +1,197 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+)
+
+// DefaultURL is where the client looks for the API when no URL is given.
+const DefaultURL = "http://127.0.0.1:8080"
+
+// Client calls the HTTP API; the admin CLI (status, pause, resume, dlq) is
+// built on it. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client of the API at baseURL ("" means DefaultURL),
+// sending token as the bearer token when it is not empty. hc nil means an
+// http.Client with a 30 s timeout.
+func NewClient(baseURL, token string, hc *http.Client) (*Client, error) {
+	if baseURL == "" {
+		baseURL = DefaultURL
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("api client: URL %q: want http(s)://host[:port]", baseURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &Client{base: u, token: token, hc: hc}, nil
+}
+
+// Error is an error answer of the API.
+type Error struct {
+	Status int // HTTP status
+	ErrorResponse
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("api: %d %s: %s", e.Status, http.StatusText(e.Status), e.ErrorResponse.Error)
+	for _, ie := range e.Errors {
+		msg += fmt.Sprintf("\n  job %d (%s): %s", ie.Index, ie.ID, ie.Error)
+	}
+	return msg
+}
+
+// IsNotFound reports whether err is an API answer of 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// do sends a request and decodes a 2xx answer into out (nil: discard).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("api client: encode request: %w", err)
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("api client: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("api client: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("api client: %s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, &e.ErrorResponse) != nil || e.ErrorResponse.Error == "" {
+			e.ErrorResponse.Error = strings.TrimSpace(string(data))
+		}
+		return e
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("api client: %s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// SubmitJobs publishes jobs (each naming its tenant) through POST /v1/jobs.
+// An invalid job fails the whole call with an *Error listing every invalid
+// job, and nothing is published.
+func (c *Client) SubmitJobs(ctx context.Context, jobs ...dispatcher.Job) (SubmitResponse, error) {
+	var out SubmitResponse
+	err := c.do(ctx, http.MethodPost, "/v1/jobs", nil, jobs, &out)
+	return out, err
+}
+
+// Job returns the status of every tenant's job with this id.
+func (c *Client) Job(ctx context.Context, id string) ([]dispatcher.JobStatus, error) {
+	var out JobResponse
+	err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, nil, &out)
+	return out.Jobs, err
+}
+
+// Tenants lists every tenant's status.
+func (c *Client) Tenants(ctx context.Context) ([]dispatcher.TenantStatus, error) {
+	var out TenantsResponse
+	err := c.do(ctx, http.MethodGet, "/v1/tenants", nil, nil, &out)
+	return out.Tenants, err
+}
+
+// Tenant returns one tenant's status.
+func (c *Client) Tenant(ctx context.Context, id string) (dispatcher.TenantStatus, error) {
+	var out dispatcher.TenantStatus
+	err := c.do(ctx, http.MethodGet, "/v1/tenants/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// Pause pauses a tenant cluster-wide for d.
+func (c *Client) Pause(ctx context.Context, id string, d time.Duration, reason string) (dispatcher.TenantStatus, error) {
+	var out dispatcher.TenantStatus
+	err := c.do(ctx, http.MethodPost, "/v1/tenants/"+url.PathEscape(id)+"/pause", nil,
+		PauseRequest{Duration: d.String(), Reason: reason}, &out)
+	return out, err
+}
+
+// Resume ends a tenant's pause.
+func (c *Client) Resume(ctx context.Context, id string) (dispatcher.TenantStatus, error) {
+	var out dispatcher.TenantStatus
+	err := c.do(ctx, http.MethodPost, "/v1/tenants/"+url.PathEscape(id)+"/resume", nil, nil, &out)
+	return out, err
+}
+
+// DeadLetters lists one page of dead letters (tenant "": all tenants;
+// limit 0: the server's default; after 0: from the start).
+func (c *Client) DeadLetters(ctx context.Context, tenant string, limit int, after uint64) (DeadLettersResponse, error) {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if after > 0 {
+		q.Set("after", strconv.FormatUint(after, 10))
+	}
+	var out DeadLettersResponse
+	err := c.do(ctx, http.MethodGet, "/v1/dlq", q, nil, &out)
+	return out, err
+}
+
+// DeadLetter returns one dead letter.
+func (c *Client) DeadLetter(ctx context.Context, seq uint64) (dispatcher.DeadLetter, error) {
+	var out dispatcher.DeadLetter
+	err := c.do(ctx, http.MethodGet, "/v1/dlq/"+strconv.FormatUint(seq, 10), nil, nil, &out)
+	return out, err
+}
+
+// Replay publishes a dead letter's job again and deletes the dead letter.
+func (c *Client) Replay(ctx context.Context, seq uint64) (dispatcher.ReplayResult, error) {
+	var out dispatcher.ReplayResult
+	err := c.do(ctx, http.MethodPost, "/v1/dlq/"+strconv.FormatUint(seq, 10)+"/replay", nil, nil, &out)
+	return out, err
+}
+
+// DeleteDeadLetter deletes a dead letter.
+func (c *Client) DeleteDeadLetter(ctx context.Context, seq uint64) error {
+	return c.do(ctx, http.MethodDelete, "/v1/dlq/"+strconv.FormatUint(seq, 10), nil, nil, nil)
+}
