@@ -74,8 +74,8 @@
 // Each org has campaigns and contact lists. A campaign names a contact list
 // (by default the one with its own id). Start turns a campaign "on"; stop
 // turns an "on" campaign "stopping", and it is "off" one second (of the
-// simulator's clock) later; PUT may request "on" or "off" only. Every
-// status change requested through the API bumps the version; the
+// simulator's clock) later; PUT may request "on" or "off" only. PUT always
+// bumps the version, start and stop when they change the status; the
 // stopping→off transition does not. An "on" campaign dials one callable
 // contact per second of the simulator's clock, which is what progress
 // (numberOfContactsCalled of totalNumberOfContacts) and stats (three in five
@@ -94,5 +94,6 @@
 // with PathPrefix "/api/" for API requests only), Stats counts per client,
 // and OnRequest observers see every request as it is answered. Per request
 // the simulator does a token lookup, one per-bucket lock, one per-org lock
-// and one append to the ring; nothing scans all requests.
+// and one append to the ring (a short global lock); nothing scans all
+// requests.
 package platformtest

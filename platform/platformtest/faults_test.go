@@ -2,10 +2,12 @@ package platformtest
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"net/http"
-	"net/http/httptrace"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -179,32 +181,62 @@ func TestLatency(t *testing.T) {
 	h.token("client_org1", "secret1")
 }
 
-func TestLatencyEndsWhenCallerGivesUp(t *testing.T) {
-	h := newHarness(t, Config{AutoCreate: true, Latency: time.Hour})
-	tok := h.token("client_org1", "secret1")
-	seen := make(chan Request, 1)
-	h.srv.OnRequest(func(r Request) {
-		if r.Path == campaignPath {
-			seen <- r
+// handlerToken issues a token by calling the handler directly.
+func handlerToken(t *testing.T, sim *Simulator, id, secret string) string {
+	t.Helper()
+	req := httptest.NewRequest("POST", tokenPath, strings.NewReader("grant_type=client_credentials"))
+	req.SetBasicAuth(id, secret)
+	rec := httptest.NewRecorder()
+	sim.ServeHTTP(rec, req)
+	var tr tokenResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &tr); err != nil || rec.Code != 200 {
+		t.Fatalf("token: %d %s", rec.Code, rec.Body)
+	}
+	return tr.AccessToken
+}
+
+// Inside a synctest bubble the latency timer runs on fake time: the answer
+// comes exactly Latency after the request, and a caller that gives up ends
+// the wait at once (recorded with status 0).
+func TestLatencyInSynctestBubble(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sim := New(Config{Clients: devClients, AutoCreate: true, Latency: 250 * time.Millisecond})
+		tok := handlerToken(t, sim, "client_org1", "secret1")
+		serve := func(ctx context.Context) (*httptest.ResponseRecorder, time.Duration) {
+			req := httptest.NewRequestWithContext(ctx, "GET", campaignPath, nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			rec := httptest.NewRecorder()
+			start := time.Now()
+			sim.ServeHTTP(rec, req)
+			return rec, time.Since(start)
+		}
+
+		rec, took := serve(context.Background())
+		if rec.Code != 200 || took != 250*time.Millisecond {
+			t.Fatalf("answered %d after %s, want 200 after 250ms", rec.Code, took)
+		}
+
+		sim.SetLatency(time.Hour)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan time.Duration)
+		go func() {
+			rec, took := serve(ctx)
+			if rec.Body.Len() != 0 {
+				t.Errorf("an answer was written for a caller that went away: %s", rec.Body)
+			}
+			done <- took
+		}()
+		synctest.Wait() // the handler is waiting out the latency
+		cancel()
+		if took := <-done; took != 0 {
+			t.Fatalf("the handler waited %s after the caller went away", took)
+		}
+		reqs := sim.Requests(RequestFilter{PathPrefix: "/api/"})
+		if len(reqs) != 2 || reqs[1].Status != 0 || reqs[1].ClientID != "client_org1" {
+			t.Fatalf("recorded %+v", reqs)
+		}
+		if st := sim.Stats("client_org1"); st.Failed != 1 || st.Succeeded != 1 {
+			t.Fatalf("stats %+v", st)
 		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { cancel() }}
-	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "GET", h.srv.URL+campaignPath, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if _, err := h.http.Do(req); !errors.Is(err, context.Canceled) {
-		t.Fatalf("request error %v, want context.Canceled", err)
-	}
-	select {
-	case r := <-seen:
-		if r.Status != 0 || r.ClientID != "client_org1" {
-			t.Fatalf("recorded %+v, want status 0", r)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the handler kept waiting after the caller went away")
-	}
-	if st := h.srv.Stats("client_org1"); st.Failed != 1 {
-		t.Fatalf("stats %+v", st)
-	}
 }
