@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/orgdispatch/orgdispatch/platform"
@@ -24,7 +25,8 @@ var jobIDRE = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_.=-]{0,126}[A-Za-z0-
 type Job struct {
 	// ID is the caller's idempotency key: a job published twice with the same
 	// id within the stream's duplicate window runs once. 1–128 of A–Z a–z 0–9
-	// _ = - . (not starting or ending with a dot).
+	// _ = - . (not starting or ending with a dot, no two dots in a row: the id
+	// is part of the status bucket's key).
 	ID string `json:"id"`
 	// Tenant, when set, must equal the tenant of the subject the job is
 	// published on.
@@ -75,8 +77,8 @@ func (j Job) Validate(subjectTenant string) error {
 	if j.ID == "" {
 		return invalid("id is required")
 	}
-	if !jobIDRE.MatchString(j.ID) {
-		return invalid("id %q: want 1-128 of A-Z a-z 0-9 _ = - . not starting or ending with a dot", j.ID)
+	if !jobIDRE.MatchString(j.ID) || strings.Contains(j.ID, "..") {
+		return invalid("id %q: want 1-128 of A-Z a-z 0-9 _ = - . not starting or ending with a dot, no two dots in a row", j.ID)
 	}
 	tenant := j.Tenant
 	if subjectTenant != "" {

@@ -4,19 +4,19 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
 // DefaultPrefix is the subject prefix when none is configured.
 const DefaultPrefix = "orgdispatch"
 
-var (
-	tenantRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	prefixRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
-)
+var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
 // ValidTenantID reports whether id can name a tenant: 1–64 of A–Z a–z 0–9 _ -.
 // A tenant id is a NATS subject token, a consumer name and a KV key part.
-func ValidTenantID(id string) bool { return tenantRE.MatchString(id) }
+// It is tenants.ValidID, the one definition.
+func ValidTenantID(id string) bool { return tenants.ValidID(id) }
 
 // Names derives every NATS name orgdispatch uses from one prefix, so that two
 // installations can share a NATS account without seeing each other's jobs.

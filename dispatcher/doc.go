@@ -1,0 +1,10 @@
+// Package dispatcher is orgdispatch's producer side and its NATS layout: the
+// job envelope and its validation, the subjects, streams, consumers and
+// buckets (Names, Provision), the Publisher that queues jobs, and the
+// cluster-wide tenant pause (Pause, Resume).
+//
+// Jobs travel on orgdispatch.jobs.<tenant>.<op> into the work-queue stream
+// ORGDISPATCH_JOBS; each tenant has one durable pull consumer that every
+// worker replica binds, so a tenant's jobs are shared among replicas and its
+// concurrency (the consumer's MaxAckPending) holds cluster-wide.
+package dispatcher

@@ -1,0 +1,317 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orgdispatch/orgdispatch/tenants"
+)
+
+// Defaults of StreamConfig.
+const (
+	DefaultReplicas        = 1
+	DefaultMaxConsumers    = 10_000
+	DefaultDuplicateWindow = 10 * time.Minute
+	DefaultDLQMaxAge       = 14 * 24 * time.Hour
+	DefaultStatusTTL       = 7 * 24 * time.Hour
+	// DefaultReplicasTTL is how long a worker replica's heartbeat stays in
+	// the replicas bucket: a replica that stops heartbeating vanishes from it
+	// (and stops counting towards org-scoped quota shares) after this.
+	DefaultReplicasTTL = 30 * time.Second
+)
+
+// ConsumerAckWait is the AckWait of every tenant consumer: how long a worker
+// replica may hold a delivered job without acknowledging it (Ack, Nak, Term)
+// or reporting progress (InProgress) before JetStream redelivers it, e.g. to
+// another replica after a crash. One platform request may take up to the
+// platform client's HTTP timeout (60 s) and an operation may make several
+// (campaign.set_status: GET, PUT, a retry on conflict), and a job may wait on
+// its tenant's rate limiter first, so a worker must call InProgress before
+// each platform request and while it waits; AckWait then bounds only how long
+// a crashed replica's jobs stay invisible.
+const ConsumerAckWait = 60 * time.Second
+
+// jobHeaderRoom is what a job message may carry in headers beyond
+// MaxJobBytes of body (Nats-Msg-Id, Orgdispatch-Job-Id, tracing headers).
+const jobHeaderRoom = 16 << 10
+
+// StreamConfig sizes the streams and buckets Provision creates. Zero values
+// mean the defaults.
+type StreamConfig struct {
+	// Replicas of every stream and bucket: 1 for a single (embedded) server,
+	// 3 in a cluster. Default 1.
+	Replicas int
+	// MaxConsumers caps the jobs stream's consumers, i.e. tenants. Set
+	// explicitly because nats-server 2.15 caps streams at 1,000 consumers by
+	// default. Default 10,000.
+	MaxConsumers int
+	// DuplicateWindow is how long a job id is remembered: a job published
+	// again with the same id (and tenant) within it is not queued twice.
+	// Default 10 minutes.
+	DuplicateWindow time.Duration
+	// DLQMaxAge is how long dead letters are kept. Default 14 days.
+	DLQMaxAge time.Duration
+	// StatusTTL is how long job status records are kept. Default 7 days.
+	StatusTTL time.Duration
+	// ReplicasTTL is how long a replica heartbeat is kept. Default 30 s.
+	ReplicasTTL time.Duration
+	// MaxBytes and MaxMsgs bound the jobs stream; when either is reached,
+	// publishing fails with *FullError rather than dropping queued jobs.
+	// 0 or -1: unlimited (the default).
+	MaxBytes int64
+	MaxMsgs  int64
+}
+
+func (c StreamConfig) withDefaults() StreamConfig {
+	if c.Replicas <= 0 {
+		c.Replicas = DefaultReplicas
+	}
+	if c.MaxConsumers <= 0 {
+		c.MaxConsumers = DefaultMaxConsumers
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if c.DLQMaxAge <= 0 {
+		c.DLQMaxAge = DefaultDLQMaxAge
+	}
+	if c.StatusTTL <= 0 {
+		c.StatusTTL = DefaultStatusTTL
+	}
+	if c.ReplicasTTL <= 0 {
+		c.ReplicasTTL = DefaultReplicasTTL
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = -1
+	}
+	if c.MaxMsgs <= 0 {
+		c.MaxMsgs = -1
+	}
+	return c
+}
+
+// JobsStreamConfig is the configuration Provision gives the jobs stream.
+func JobsStreamConfig(names Names, cfg StreamConfig) jetstream.StreamConfig {
+	cfg = cfg.withDefaults()
+	return jetstream.StreamConfig{
+		Name:         names.JobsStream(),
+		Description:  "orgdispatch jobs, one subject per tenant and operation",
+		Subjects:     []string{names.JobsSubjects()},
+		Retention:    jetstream.WorkQueuePolicy,
+		Storage:      jetstream.FileStorage,
+		Discard:      jetstream.DiscardNew,
+		Duplicates:   cfg.DuplicateWindow,
+		MaxConsumers: cfg.MaxConsumers,
+		Replicas:     cfg.Replicas,
+		MaxMsgs:      cfg.MaxMsgs,
+		MaxBytes:     cfg.MaxBytes,
+		MaxMsgSize:   MaxJobBytes + jobHeaderRoom,
+	}
+}
+
+// DLQStreamConfig is the configuration Provision gives the dead-letter stream.
+func DLQStreamConfig(names Names, cfg StreamConfig) jetstream.StreamConfig {
+	cfg = cfg.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        names.DLQStream(),
+		Description: "orgdispatch dead letters: jobs that cannot run, with why in headers",
+		Subjects:    []string{names.DLQSubjects()},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      cfg.DLQMaxAge,
+		Replicas:    cfg.Replicas,
+	}
+}
+
+// ConsumerConfig is the configuration of a tenant's durable consumer. It
+// carries no PauseUntil: a new consumer starts unpaused, an existing one keeps
+// whatever pause it has (see EnsureConsumer).
+func ConsumerConfig(names Names, t tenants.Tenant) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       names.Consumer(t.ID),
+		Description:   "orgdispatch jobs of tenant " + t.ID,
+		FilterSubject: names.TenantJobsFilter(t.ID),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ConsumerAckWait,
+		// The worker counts attempts itself: a 429 hand-back must not use up
+		// a job's budget, so the server must never give up on a message.
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: t.Concurrency,
+	}
+}
+
+// provisionConcurrency bounds the consumer requests Provision has in flight.
+const provisionConcurrency = 16
+
+// Provision creates or updates everything orgdispatch needs in NATS: the jobs
+// and dead-letter streams, the status, replicas and pauses buckets, and one
+// durable consumer per tenant. It is idempotent: running it again against the
+// same setup changes nothing, a changed tenant (concurrency) is updated in
+// place, and a tenant's pause survives. Consumers of tenants missing from ts
+// are left alone (see RemoveConsumer).
+func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, ts []tenants.Tenant) error {
+	cfg = cfg.withDefaults()
+	if err := checkTenants(ts, cfg.MaxConsumers); err != nil {
+		return err
+	}
+	jobs, err := js.CreateOrUpdateStream(ctx, JobsStreamConfig(names, cfg))
+	if err != nil {
+		return fmt.Errorf("dispatcher: provision stream %s: %w", names.JobsStream(), err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, DLQStreamConfig(names, cfg)); err != nil {
+		return fmt.Errorf("dispatcher: provision stream %s: %w", names.DLQStream(), err)
+	}
+	for _, kv := range []jetstream.KeyValueConfig{
+		{
+			Bucket:      names.StatusBucket(),
+			Description: "orgdispatch job status, keyed <tenant>.<job id>",
+			History:     1,
+			TTL:         cfg.StatusTTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+		},
+		{
+			Bucket:      names.ReplicasBucket(),
+			Description: "orgdispatch worker replica heartbeats",
+			History:     1,
+			TTL:         cfg.ReplicasTTL,
+			// Rewritten every heartbeat and worthless after a restart.
+			Storage:  jetstream.MemoryStorage,
+			Replicas: cfg.Replicas,
+		},
+		{
+			Bucket:      names.PausesBucket(),
+			Description: "orgdispatch tenant pauses: why and by whom",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+		},
+	} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return fmt.Errorf("dispatcher: provision bucket %s: %w", kv.Bucket, err)
+		}
+	}
+
+	// One listing instead of one request per tenant: most consumers of a
+	// re-provisioned setup exist already and need nothing.
+	existing := map[string]*jetstream.ConsumerInfo{}
+	list := jobs.ListConsumers(ctx)
+	for info := range list.Info() {
+		existing[info.Name] = info
+	}
+	if err := list.Err(); err != nil {
+		return fmt.Errorf("dispatcher: provision: list consumers of %s: %w", names.JobsStream(), err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(provisionConcurrency)
+	for _, t := range ts {
+		info := existing[names.Consumer(t.ID)]
+		want := ConsumerConfig(names, t)
+		if info != nil && consumerUpToDate(info.Config, want) {
+			continue
+		}
+		g.Go(func() error {
+			_, err := ensureConsumer(gctx, js, names, want, info != nil)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+func checkTenants(ts []tenants.Tenant, maxConsumers int) error {
+	if len(ts) > maxConsumers {
+		return fmt.Errorf("dispatcher: provision: %d tenants but the jobs stream allows %d consumers (raise MaxConsumers)", len(ts), maxConsumers)
+	}
+	var errs []error
+	seen := make(map[string]bool, len(ts))
+	for _, t := range ts {
+		switch {
+		case !ValidTenantID(t.ID):
+			errs = append(errs, fmt.Errorf("dispatcher: provision: invalid tenant id %q", t.ID))
+		case seen[t.ID]:
+			errs = append(errs, fmt.Errorf("dispatcher: provision: tenant %s listed twice", t.ID))
+		case t.Concurrency < 1:
+			errs = append(errs, fmt.Errorf("dispatcher: provision: tenant %s: concurrency %d, want ≥ 1", t.ID, t.Concurrency))
+		}
+		seen[t.ID] = true
+	}
+	return errors.Join(errs...)
+}
+
+// consumerUpToDate reports whether an existing consumer's configuration has
+// every setting ConsumerConfig manages.
+func consumerUpToDate(have, want jetstream.ConsumerConfig) bool {
+	return have.Durable == want.Durable &&
+		have.Description == want.Description &&
+		have.FilterSubject == want.FilterSubject && len(have.FilterSubjects) == 0 &&
+		have.AckPolicy == want.AckPolicy &&
+		have.AckWait == want.AckWait &&
+		have.MaxDeliver == want.MaxDeliver &&
+		have.DeliverPolicy == want.DeliverPolicy &&
+		have.MaxAckPending == want.MaxAckPending &&
+		len(have.BackOff) == 0
+}
+
+// EnsureConsumer creates tenant t's durable consumer, or updates it to t's
+// settings if they changed. An update keeps the consumer's delivery state and
+// its pause. It returns the consumer.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, names Names, t tenants.Tenant) (jetstream.Consumer, error) {
+	if err := checkTenants([]tenants.Tenant{t}, 1); err != nil {
+		return nil, err
+	}
+	want := ConsumerConfig(names, t)
+	c, err := js.Consumer(ctx, names.JobsStream(), want.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return ensureConsumer(ctx, js, names, want, false)
+	case err != nil:
+		return nil, fmt.Errorf("dispatcher: consumer of tenant %s: %w", t.ID, err)
+	}
+	info := c.CachedInfo()
+	if consumerUpToDate(info.Config, want) {
+		return c, nil
+	}
+	return ensureConsumer(ctx, js, names, want, true)
+}
+
+// ensureConsumer creates or updates a consumer to want; exists says which.
+//
+// An update leaves the consumer's pause alone: nats-server (since the pause
+// API's introduction in 2.11) takes PauseUntil from a create request only and
+// keeps the current pause on every update, so that re-provisioning at start-up
+// never resumes a tenant an operator or a 429 paused. Pause and resume go
+// through the pause API (Pause, Resume) only.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, names Names, want jetstream.ConsumerConfig, exists bool) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, names.JobsStream(), want)
+	if err != nil {
+		verb := "create"
+		if exists {
+			verb = "update"
+		}
+		return nil, fmt.Errorf("dispatcher: %s consumer %s: %w", verb, want.Durable, err)
+	}
+	return c, nil
+}
+
+// RemoveConsumer deletes a tenant's consumer, e.g. when the tenant left the
+// tenants file. Its queued jobs stay in the stream and are delivered again if
+// the tenant comes back. Removing a consumer that does not exist is not an
+// error.
+func RemoveConsumer(ctx context.Context, js jetstream.JetStream, names Names, tenant string) error {
+	if !ValidTenantID(tenant) {
+		return fmt.Errorf("dispatcher: remove consumer: invalid tenant id %q", tenant)
+	}
+	err := js.DeleteConsumer(ctx, names.JobsStream(), names.Consumer(tenant))
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("dispatcher: remove consumer of tenant %s: %w", tenant, err)
+	}
+	return nil
+}

@@ -1,0 +1,424 @@
+package dispatcher_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/natstest"
+	"github.com/orgdispatch/orgdispatch/tenants"
+)
+
+func tenantList(conc ...int) []tenants.Tenant {
+	ts := make([]tenants.Tenant, len(conc))
+	for i, c := range conc {
+		ts[i] = tenants.Tenant{ID: fmt.Sprintf("org_%d", i+1), Concurrency: c}
+	}
+	return ts
+}
+
+func provision(t *testing.T, js jetstream.JetStream, names dispatcher.Names, cfg dispatcher.StreamConfig, ts []tenants.Tenant) {
+	t.Helper()
+	if err := dispatcher.Provision(t.Context(), js, names, cfg, ts); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+}
+
+func consumerInfo(t *testing.T, js jetstream.JetStream, names dispatcher.Names, tenant string) *jetstream.ConsumerInfo {
+	t.Helper()
+	c, err := js.Consumer(t.Context(), names.JobsStream(), names.Consumer(tenant))
+	if err != nil {
+		t.Fatalf("consumer of %s: %v", tenant, err)
+	}
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func TestProvisionCreatesLayout(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(3, 7))
+
+	jobs, err := js.Stream(t.Context(), "ORGDISPATCH_JOBS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jc := jobs.CachedInfo().Config
+	if got := fmt.Sprint(jc.Subjects); got != "[orgdispatch.jobs.>]" {
+		t.Errorf("jobs subjects %s", got)
+	}
+	if jc.Retention != jetstream.WorkQueuePolicy || jc.Storage != jetstream.FileStorage || jc.Discard != jetstream.DiscardNew {
+		t.Errorf("jobs stream retention %v storage %v discard %v, want work queue, file, new", jc.Retention, jc.Storage, jc.Discard)
+	}
+	if jc.Duplicates != 10*time.Minute || jc.MaxConsumers != 10_000 || jc.Replicas != 1 || jc.MaxMsgs != -1 || jc.MaxBytes != -1 || jc.MaxAge != 0 {
+		t.Errorf("jobs stream dup %v consumers %d replicas %d msgs %d bytes %d age %v", jc.Duplicates, jc.MaxConsumers, jc.Replicas, jc.MaxMsgs, jc.MaxBytes, jc.MaxAge)
+	}
+	if jc.MaxMsgSize < dispatcher.MaxJobBytes || jc.MaxMsgSize > dispatcher.MaxJobBytes+64<<10 {
+		t.Errorf("jobs stream MaxMsgSize %d, want a little over %d", jc.MaxMsgSize, dispatcher.MaxJobBytes)
+	}
+
+	dlq, err := js.Stream(t.Context(), "ORGDISPATCH_DLQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := dlq.CachedInfo().Config
+	if fmt.Sprint(dc.Subjects) != "[orgdispatch.dlq.>]" || dc.Retention != jetstream.LimitsPolicy || dc.Storage != jetstream.FileStorage || dc.MaxAge != 14*24*time.Hour {
+		t.Errorf("DLQ stream %v %v %v %v", dc.Subjects, dc.Retention, dc.Storage, dc.MaxAge)
+	}
+
+	for _, b := range []struct {
+		name    string
+		ttl     time.Duration
+		storage jetstream.StorageType
+	}{
+		{"orgdispatch_job_status", 7 * 24 * time.Hour, jetstream.FileStorage},
+		{"orgdispatch_replicas", 30 * time.Second, jetstream.MemoryStorage},
+		{"orgdispatch_pauses", 0, jetstream.FileStorage},
+	} {
+		kv, err := js.KeyValue(t.Context(), b.name)
+		if err != nil {
+			t.Errorf("bucket %s: %v", b.name, err)
+			continue
+		}
+		st, err := kv.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		si := st.(*jetstream.KeyValueBucketStatus).StreamInfo()
+		if st.TTL() != b.ttl || st.History() != 1 || si.Config.Storage != b.storage {
+			t.Errorf("bucket %s: ttl %v history %d storage %v, want %v 1 %v", b.name, st.TTL(), st.History(), si.Config.Storage, b.ttl, b.storage)
+		}
+	}
+
+	for i, conc := range []int{3, 7} {
+		id := fmt.Sprintf("org_%d", i+1)
+		c := consumerInfo(t, js, names, id).Config
+		if c.Durable != "tenant_"+id || c.FilterSubject != "orgdispatch.jobs."+id+".>" ||
+			c.AckPolicy != jetstream.AckExplicitPolicy || c.MaxAckPending != conc || c.AckWait != dispatcher.ConsumerAckWait ||
+			c.MaxDeliver != -1 || c.DeliverPolicy != jetstream.DeliverAllPolicy {
+			t.Errorf("consumer of %s: %+v", id, c)
+		}
+	}
+}
+
+func TestProvisionStreamConfig(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("acme")
+	provision(t, js, names, dispatcher.StreamConfig{
+		MaxConsumers: 50, DuplicateWindow: time.Minute, DLQMaxAge: time.Hour, StatusTTL: 2 * time.Hour,
+		ReplicasTTL: 10 * time.Second, MaxBytes: 1 << 20, MaxMsgs: 100,
+	}, nil)
+	jobs, err := js.Stream(t.Context(), "ACME_JOBS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jc := jobs.CachedInfo().Config
+	if jc.MaxConsumers != 50 || jc.Duplicates != time.Minute || jc.MaxBytes != 1<<20 || jc.MaxMsgs != 100 || jc.Subjects[0] != "acme.jobs.>" {
+		t.Errorf("jobs stream %+v", jc)
+	}
+	dlq, err := js.Stream(t.Context(), "ACME_DLQ")
+	if err != nil || dlq.CachedInfo().Config.MaxAge != time.Hour {
+		t.Errorf("DLQ: %v", err)
+	}
+	for bucket, ttl := range map[string]time.Duration{"acme_job_status": 2 * time.Hour, "acme_replicas": 10 * time.Second} {
+		kv, err := js.KeyValue(t.Context(), bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := kv.Status(t.Context())
+		if st.TTL() != ttl {
+			t.Errorf("%s TTL %v, want %v", bucket, st.TTL(), ttl)
+		}
+	}
+}
+
+// consumerState is what provisioning must not disturb.
+type consumerState struct {
+	Config     jetstream.ConsumerConfig
+	Created    time.Time
+	Delivered  jetstream.SequenceInfo
+	AckFloor   jetstream.SequenceInfo
+	AckPending int
+	Pending    uint64
+}
+
+func stateOf(info *jetstream.ConsumerInfo) consumerState {
+	return consumerState{info.Config, info.Created, info.Delivered, info.AckFloor, info.NumAckPending, info.NumPending}
+}
+
+func publishRaw(t *testing.T, js jetstream.JetStream, names dispatcher.Names, tenant, id string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"id":%q,"op":"campaign.start","params":{"campaign_id":"c"}}`, id)
+	if _, err := js.Publish(t.Context(), names.JobSubject(tenant, "campaign.start"), []byte(body), jetstream.WithMsgID(dispatcher.MsgID(tenant, id))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deliver fetches n jobs of tenant and acks the first ack of them.
+func deliver(t *testing.T, js jetstream.JetStream, names dispatcher.Names, tenant string, n, ack int) {
+	t.Helper()
+	c, err := js.Consumer(t.Context(), names.JobsStream(), names.Consumer(tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		if got < ack {
+			if err := m.DoubleAck(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("fetched %d jobs, want %d (%v)", got, n, batch.Error())
+	}
+}
+
+func TestProvisionIsIdempotent(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	ts := tenantList(4, 2)
+	provision(t, js, names, dispatcher.StreamConfig{}, ts)
+	for i := range 5 {
+		publishRaw(t, js, names, "org_1", fmt.Sprintf("j%d", i))
+	}
+	deliver(t, js, names, "org_1", 3, 1) // 1 acked, 2 pending acks, 2 undelivered
+
+	before := stateOf(consumerInfo(t, js, names, "org_1"))
+	if before.AckPending != 2 || before.Pending != 2 || before.Delivered.Consumer != 3 {
+		t.Fatalf("setup: %+v", before)
+	}
+	streamBefore, _ := js.Stream(t.Context(), names.JobsStream())
+
+	provision(t, js, names, dispatcher.StreamConfig{}, ts)
+
+	after := stateOf(consumerInfo(t, js, names, "org_1"))
+	if fmt.Sprintf("%+v", after) != fmt.Sprintf("%+v", before) {
+		t.Errorf("re-provisioning changed the consumer:\nbefore %+v\nafter  %+v", before, after)
+	}
+	streamAfter, _ := js.Stream(t.Context(), names.JobsStream())
+	if b, a := streamBefore.CachedInfo(), streamAfter.CachedInfo(); a.State.Msgs != 4 || b.State.Msgs != a.State.Msgs || !b.Created.Equal(a.Created) {
+		t.Errorf("stream state changed: %d → %d msgs", b.State.Msgs, a.State.Msgs)
+	}
+	// Dedup state survives too: a job published before is still a duplicate.
+	ack, err := js.Publish(t.Context(), names.JobSubject("org_1", "campaign.start"), []byte(`{}`), jetstream.WithMsgID(dispatcher.MsgID("org_1", "j4")))
+	if err != nil || !ack.Duplicate {
+		t.Errorf("publish after re-provisioning: %+v %v, want a duplicate", ack, err)
+	}
+}
+
+func TestProvisionUpdatesConcurrency(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(4, 2))
+	for i := range 3 {
+		publishRaw(t, js, names, "org_1", fmt.Sprintf("j%d", i))
+	}
+	deliver(t, js, names, "org_1", 2, 1)
+	before := consumerInfo(t, js, names, "org_1")
+
+	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(9, 2))
+
+	after := consumerInfo(t, js, names, "org_1")
+	if after.Config.MaxAckPending != 9 {
+		t.Fatalf("MaxAckPending = %d, want 9", after.Config.MaxAckPending)
+	}
+	seq := func(s jetstream.SequenceInfo) [2]uint64 { return [2]uint64{s.Consumer, s.Stream} }
+	if seq(after.Delivered) != seq(before.Delivered) || seq(after.AckFloor) != seq(before.AckFloor) || after.NumAckPending != 1 || after.NumPending != 1 || !after.Created.Equal(before.Created) {
+		t.Errorf("update lost delivery state: before %+v / %+v, after %+v / %+v", before.Delivered, before.AckFloor, after.Delivered, after.AckFloor)
+	}
+	if other := consumerInfo(t, js, names, "org_2"); other.Config.MaxAckPending != 2 {
+		t.Errorf("org_2 MaxAckPending %d", other.Config.MaxAckPending)
+	}
+}
+
+// TestServerKeepsPauseOnConsumerUpdate pins down the nats-server behaviour
+// Provision relies on to never resume a paused tenant: a consumer update
+// cannot change PauseUntil, whatever it carries.
+func TestServerKeepsPauseOnConsumerUpdate(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(4))
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	if _, err := js.PauseConsumer(t.Context(), names.JobsStream(), "tenant_org_1", until); err != nil {
+		t.Fatal(err)
+	}
+	cfg := dispatcher.ConsumerConfig(names, tenantList(5)[0])
+	other := time.Now().Add(time.Minute)
+	for _, pause := range []*time.Time{nil, &other} {
+		cfg.PauseUntil = pause
+		if _, err := js.CreateOrUpdateConsumer(t.Context(), names.JobsStream(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		info := consumerInfo(t, js, names, "org_1")
+		if info.Config.MaxAckPending != 5 {
+			t.Fatalf("update not applied")
+		}
+		if !info.Paused || !info.Config.PauseUntil.Equal(until) {
+			t.Fatalf("an update with PauseUntil %v changed the pause to %v (paused %v): Provision would resume paused tenants", pause, info.Config.PauseUntil, info.Paused)
+		}
+	}
+}
+
+func TestProvisionKeepsPause(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(4, 4))
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	if _, err := js.PauseConsumer(t.Context(), names.JobsStream(), "tenant_org_1", until); err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string) {
+		t.Helper()
+		info := consumerInfo(t, js, names, "org_1")
+		if !info.Paused || info.Config.PauseUntil == nil || !info.Config.PauseUntil.Equal(until) {
+			t.Fatalf("%s: paused %v until %v, want until %v", step, info.Paused, info.Config.PauseUntil, until)
+		}
+	}
+	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(4, 4))
+	check("unchanged")
+	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(6, 4))
+	check("concurrency changed")
+	if info := consumerInfo(t, js, names, "org_1"); info.Config.MaxAckPending != 6 {
+		t.Fatalf("MaxAckPending %d", info.Config.MaxAckPending)
+	}
+	if _, err := dispatcher.EnsureConsumer(t.Context(), js, names, tenants.Tenant{ID: "org_1", Concurrency: 5}); err != nil {
+		t.Fatal(err)
+	}
+	check("EnsureConsumer")
+	if info := consumerInfo(t, js, names, "org_2"); info.Paused {
+		t.Error("org_2 paused")
+	}
+}
+
+func TestEnsureAndRemoveConsumer(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	provision(t, js, names, dispatcher.StreamConfig{}, nil)
+
+	c, err := dispatcher.EnsureConsumer(t.Context(), js, names, tenants.Tenant{ID: "late", Concurrency: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := c.CachedInfo(); info.Name != "tenant_late" || info.Config.MaxAckPending != 3 || info.Config.FilterSubject != "orgdispatch.jobs.late.>" {
+		t.Fatalf("EnsureConsumer created %+v", info.Config)
+	}
+	publishRaw(t, js, names, "late", "j1")
+	c, err = dispatcher.EnsureConsumer(t.Context(), js, names, tenants.Tenant{ID: "late", Concurrency: 3})
+	if err != nil || c.CachedInfo().NumPending != 1 {
+		t.Fatalf("EnsureConsumer again: %v", err)
+	}
+	c, err = dispatcher.EnsureConsumer(t.Context(), js, names, tenants.Tenant{ID: "late", Concurrency: 8})
+	if err != nil || c.CachedInfo().Config.MaxAckPending != 8 {
+		t.Fatalf("EnsureConsumer update: %v", err)
+	}
+
+	if err := dispatcher.RemoveConsumer(t.Context(), js, names, "late"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Consumer(t.Context(), names.JobsStream(), "tenant_late"); err == nil {
+		t.Fatal("consumer still there")
+	}
+	if err := dispatcher.RemoveConsumer(t.Context(), js, names, "late"); err != nil {
+		t.Fatalf("removing a missing consumer: %v", err)
+	}
+	// The tenant's queued job waits for it to come back.
+	c, err = dispatcher.EnsureConsumer(t.Context(), js, names, tenants.Tenant{ID: "late", Concurrency: 1})
+	if err != nil || c.CachedInfo().NumPending != 1 {
+		t.Fatalf("re-created consumer: %v, pending %d", err, c.CachedInfo().NumPending)
+	}
+
+	if err := dispatcher.RemoveConsumer(t.Context(), js, names, "a.b"); err == nil {
+		t.Error("RemoveConsumer accepted an invalid id")
+	}
+	if _, err := dispatcher.EnsureConsumer(t.Context(), js, names, tenants.Tenant{ID: "x"}); err == nil || !strings.Contains(err.Error(), "concurrency 0") {
+		t.Errorf("EnsureConsumer without concurrency: %v", err)
+	}
+}
+
+func TestProvisionRejects(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	for _, tc := range []struct {
+		cfg  dispatcher.StreamConfig
+		ts   []tenants.Tenant
+		want string
+	}{
+		{dispatcher.StreamConfig{}, []tenants.Tenant{{ID: "a", Concurrency: 1}, {ID: "a", Concurrency: 2}}, "tenant a listed twice"},
+		{dispatcher.StreamConfig{}, []tenants.Tenant{{ID: "a*", Concurrency: 1}}, `invalid tenant id "a*"`},
+		{dispatcher.StreamConfig{}, []tenants.Tenant{{ID: "a"}}, "tenant a: concurrency 0"},
+		{dispatcher.StreamConfig{MaxConsumers: 2}, tenantList(1, 1, 1), "3 tenants but the jobs stream allows 2 consumers"},
+	} {
+		err := dispatcher.Provision(t.Context(), js, names, tc.cfg, tc.ts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Provision(%v) = %v, want %q", tc.ts, err, tc.want)
+		}
+	}
+	if _, err := js.Stream(t.Context(), names.JobsStream()); err == nil {
+		t.Error("a rejected Provision created the stream")
+	}
+}
+
+func TestProvisionManyTenants(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	ts := make([]tenants.Tenant, 200)
+	for i := range ts {
+		ts[i] = tenants.Tenant{ID: fmt.Sprintf("org_%d", i), Concurrency: 1 + i%5}
+	}
+	start := time.Now()
+	provision(t, js, names, dispatcher.StreamConfig{}, ts)
+	first := time.Since(start)
+	start = time.Now()
+	provision(t, js, names, dispatcher.StreamConfig{}, ts)
+	again := time.Since(start)
+	t.Logf("200 tenants: provisioned in %v, re-provisioned in %v", first, again)
+
+	jobs, err := js.Stream(t.Context(), names.JobsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for info := range jobs.ListConsumers(t.Context()).Info() {
+		tenant, ok := names.TenantOfConsumer(info.Name)
+		var i int
+		if _, err := fmt.Sscanf(tenant, "org_%d", &i); !ok || err != nil || info.Config.MaxAckPending != 1+i%5 {
+			t.Errorf("consumer %s: MaxAckPending %d", info.Name, info.Config.MaxAckPending)
+		}
+		n++
+	}
+	if n != 200 {
+		t.Fatalf("%d consumers, want 200", n)
+	}
+}
+
+func BenchmarkProvision1000(b *testing.B) {
+	ts := make([]tenants.Tenant, 1000)
+	for i := range ts {
+		ts[i] = tenants.Tenant{ID: fmt.Sprintf("org_%d", i), Concurrency: 4}
+	}
+	names := dispatcher.MustNames("")
+	for b.Loop() {
+		b.StopTimer()
+		_, _, js := natstest.RunServer(b)
+		b.StartTimer()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := dispatcher.Provision(ctx, js, names, dispatcher.StreamConfig{}, ts); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+	}
+}
