@@ -3,8 +3,8 @@
 // the way net/http/httptest stands in for a web server.
 //
 // It serves the OAuth client-credentials token endpoint and the outbound
-// endpoints in /work/shared/platform-facts.md from in-memory state kept per
-// org, enforces fixed-window rate limits per bucket, and injects faults on
+// endpoints the dispatcher calls (see the project's platform-facts notes)
+// from in-memory state kept per org, enforces fixed-window rate limits per bucket, and injects faults on
 // demand. NewServer runs it on 127.0.0.1 for one test; New returns the bare
 // http.Handler (for an in-memory RoundTripper inside a testing/synctest
 // bubble, or a real listener). It does not import the platform client, so
