@@ -66,6 +66,16 @@ func TestPauseAndResume(t *testing.T) {
 		t.Errorf("consumer not paused after POST pause (%v)", err)
 	}
 
+	// A paused tenant's jobs are not dispatchable.
+	if a := e.call(t, "POST", "/v1/jobs", []any{job("org_a", "1"), job("org_b", "2")}); a.status != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", a.status, a.body)
+	}
+	var list api.TenantsResponse
+	e.call(t, "GET", "/v1/tenants", nil).decode(t, &list)
+	if list.DispatchableBacklog != 1 {
+		t.Errorf("dispatchable backlog with org_a paused = %d, want 1 (org_b's job)", list.DispatchableBacklog)
+	}
+
 	a = e.call(t, "POST", "/v1/tenants/org_a/resume", nil)
 	ts = dispatcher.TenantStatus{}
 	a.decode(t, &ts)
