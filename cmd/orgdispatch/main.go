@@ -53,7 +53,8 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'orgdispatch <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "Run 'orgdispatch <command> -h' for a command's flags,")
+	fmt.Fprintln(w, "'orgdispatch help env' for the ORGDISPATCH_* environment variables.")
 }
 
 func main() {
@@ -61,6 +62,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 && args[0] == "help" {
+		return help(args[1], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
