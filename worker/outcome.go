@@ -21,6 +21,24 @@ const ackTimeout = 5 * time.Second
 // so the answers to requests sent together ask for (nearly) the same time.
 const pauseSlack = 250 * time.Millisecond
 
+// pausedHandBackCap caps the delay of a job handed back because its tenant
+// is paused. A paused consumer delivers nothing, redeliveries included, so
+// the delay does not need to cover the pause: the server holds the job until
+// the pause ends. Capping it means that when an operator resumes a tenant
+// early, the jobs that were handed back come back within seconds instead of
+// at the original deadline.
+const pausedHandBackCap = 5 * time.Second
+
+// blockedDelay is the hand-back delay of a job the gate refused: the rest of
+// a parking (local to this replica: the server would deliver the job again
+// at once), the rest of a pause up to pausedHandBackCap.
+func blockedDelay(remaining time.Duration, state string) time.Duration {
+	if state == dispatcher.LanePaused {
+		return min(remaining, pausedHandBackCap)
+	}
+	return remaining
+}
+
 // jobKeyRE matches job ids that can be status keys (the envelope's id rule).
 var jobKeyRE = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_.=-]{0,126}[A-Za-z0-9_=-]$|^[A-Za-z0-9_=-]$`)
 
@@ -102,7 +120,7 @@ func (l *lane) handle(msg jetstream.Msg) {
 		if r.first == r.start {
 			r.first = time.Time{} // not an attempt: not the first one either
 		}
-		l.handBack(r, until.Sub(now), "lane "+state, 0, OutcomeHandedBack)
+		l.handBack(r, blockedDelay(until.Sub(now), state), "lane "+state, 0, OutcomeHandedBack)
 		return
 	}
 	if max := l.maxAttempts(); r.attempts > max {
@@ -178,7 +196,7 @@ func (l *lane) settle(r *run, res *platform.Result, err error) {
 		l.handBack(r, 0, "worker shut down during the attempt", 0, OutcomeHandedBack)
 
 	case errors.As(err, &blocked):
-		l.handBack(r, blocked.Until.Sub(p.cfg.Now()), "lane "+blocked.State, 0, OutcomeHandedBack)
+		l.handBack(r, blockedDelay(blocked.Until.Sub(p.cfg.Now()), blocked.State), "lane "+blocked.State, 0, OutcomeHandedBack)
 
 	case errors.As(err, &limited):
 		l.rateLimitedBy(r, limited)

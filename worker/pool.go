@@ -169,12 +169,16 @@ func (p *Pool) Lanes() []dispatcher.LaneReport {
 	return out
 }
 
-// Update applies a reloaded tenant list: new tenants get a lane, removed
-// ones are drained (no more pulls; jobs in flight get ShutdownTimeout, then
-// are handed back), changed ones get their new limits, concurrency or
-// credentials without losing a message. The consumers themselves are the
-// provisioner's (dispatcher.EnsureConsumer, RemoveConsumer); a lane whose
-// consumer does not exist yet retries until it does.
+// Update applies a reloaded tenant list: new tenants get a lane, changed
+// ones get their new limits, concurrency or credentials without losing a
+// message, and removed ones are drained: they pull no more, hand back what
+// they buffered, and their jobs in flight get ShutdownTimeout before they
+// are cancelled and handed back. Update returns once the removed lanes have
+// stopped, or when ctx is done (they go on stopping in the background).
+//
+// The consumers themselves are the provisioner's (dispatcher.EnsureConsumer,
+// RemoveConsumer); a lane whose consumer does not exist yet retries until it
+// does.
 func (p *Pool) Update(ctx context.Context, ts []tenants.Tenant) error {
 	seen := map[string]bool{}
 	for _, t := range ts {
@@ -187,7 +191,6 @@ func (p *Pool) Update(ctx context.Context, ts []tenants.Tenant) error {
 		seen[t.ID] = true
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	var errs []error
 	for _, t := range ts {
 		if l, ok := p.lanes[t.ID]; ok {
@@ -207,6 +210,7 @@ func (p *Pool) Update(ctx context.Context, ts []tenants.Tenant) error {
 		}
 		p.log.Info("tenant lane added", "tenant", t.ID)
 	}
+	var stopped []chan struct{}
 	for id, l := range p.lanes {
 		if seen[id] {
 			continue
@@ -217,12 +221,24 @@ func (p *Pool) Update(ctx context.Context, ts []tenants.Tenant) error {
 			continue
 		}
 		l.beginStop()
+		done := make(chan struct{})
+		stopped = append(stopped, done)
 		p.retiring.Go(func() {
+			defer close(done)
 			deadline := make(chan struct{})
 			timer := time.AfterFunc(p.cfg.ShutdownTimeout, func() { close(deadline) })
 			defer timer.Stop()
 			l.finishStop(deadline)
 		})
+	}
+	p.mu.Unlock()
+	for _, done := range stopped {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("removed lanes still stopping: %w", context.Cause(ctx)))
+			return fmt.Errorf("worker: update: %w", errors.Join(errs...))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("worker: update: %w", err)

@@ -33,8 +33,8 @@ func (w *rateWindow) add() {
 	w.mu.Unlock()
 }
 
-// perSecond is the mean rate over the window's complete seconds (or over
-// the seconds since the lane started, when that is shorter).
+// perSecond is the mean rate over the window's complete seconds (those
+// since the lane started, when that is fewer).
 func (w *rateWindow) perSecond() float64 {
 	now := w.now()
 	sec := now.Unix()
@@ -45,14 +45,11 @@ func (w *rateWindow) perSecond() float64 {
 	for i := int64(1); i <= windowSeconds-1; i++ {
 		sum += w.buckets[(sec-i)%windowSeconds]
 	}
-	span := float64(windowSeconds - 1)
-	if age := now.Sub(w.start).Seconds() - 1; age < span {
-		span = age
-	}
+	span := min(int64(windowSeconds-1), sec-w.start.Unix())
 	if span < 1 {
 		return 0
 	}
-	return float64(sum) / span
+	return float64(sum) / float64(span)
 }
 
 // advance clears the buckets of the seconds that passed since the last call.

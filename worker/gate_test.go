@@ -1,0 +1,138 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+)
+
+func TestGatePauseLaterWins(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	g := newGate(func() time.Time { return now }, rate.Inf, 1)
+
+	if !g.pause(now.Add(10*time.Second), 0) {
+		t.Fatal("first pause not taken")
+	}
+	if g.pause(now.Add(5*time.Second), 0) {
+		t.Error("a shorter pause shortened the known one")
+	}
+	if g.pause(now.Add(10*time.Second+100*time.Millisecond), 250*time.Millisecond) {
+		t.Error("a pause within the slack counted as a change")
+	}
+	if got := g.paused(); !got.Equal(now.Add(10 * time.Second)) {
+		t.Errorf("paused until %s", got)
+	}
+	if !g.pause(now.Add(20*time.Second), 0) {
+		t.Error("a longer pause was not taken")
+	}
+	until, state := g.blockedUntil(now)
+	if !until.Equal(now.Add(20*time.Second)) || state != dispatcher.LanePaused {
+		t.Errorf("blocked until %s (%s)", until, state)
+	}
+	var be *blockedError
+	if err := g.check(); !errors.As(err, &be) || !be.Until.Equal(now.Add(20*time.Second)) {
+		t.Errorf("check during the pause: %v", err)
+	}
+
+	// A resume older than the local pause does not end it; a newer one does.
+	if g.resume(g.pauseSetAt.Add(-time.Second)) {
+		t.Error("a stale resume ended the pause")
+	}
+	if !g.resume(g.pauseSetAt.Add(time.Second)) {
+		t.Error("a resume did not end the pause")
+	}
+	if err := g.check(); err != nil {
+		t.Errorf("check after resume: %v", err)
+	}
+
+	// The pause ends by itself at its deadline.
+	g.pause(now.Add(time.Second), 0)
+	now = now.Add(time.Second)
+	if err := g.check(); err != nil {
+		t.Errorf("check at the deadline: %v", err)
+	}
+}
+
+func TestGateParkBacksOffExponentially(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	g := newGate(func() time.Time { return now }, rate.Inf, 1)
+	base, maxd := time.Second, 4*time.Second
+	for i, want := range []time.Duration{1, 2, 4, 4} {
+		until := g.park(dispatcher.LaneCredentialsRejected, base, maxd)
+		if got := until.Sub(now); got != want*time.Second {
+			t.Errorf("park %d: %s, want %s", i+1, got, want*time.Second)
+		}
+		// A second job failing meanwhile does not extend it.
+		if again := g.park(dispatcher.LaneCredentialsRejected, base, maxd); !again.Equal(until) {
+			t.Errorf("park %d repeated: %s, want %s", i+1, again, until)
+		}
+		var be *blockedError
+		if err := g.check(); !errors.As(err, &be) || be.State != dispatcher.LaneCredentialsRejected {
+			t.Errorf("check while parked: %v", err)
+		}
+		now = until
+	}
+	if state, _ := g.parked(); state != dispatcher.LaneCredentialsRejected {
+		t.Errorf("state after the parking ran out, before a success: %q", state)
+	}
+	g.unpark()
+	if state, _ := g.parked(); state != "" {
+		t.Errorf("state after unpark: %q", state)
+	}
+	if until := g.park(dispatcher.LaneTokenUnavailable, base, maxd); until.Sub(now) != base {
+		t.Errorf("park after unpark: %s, want the base again", until.Sub(now))
+	}
+}
+
+// After a pause the lane restarts gently: whatever burst the limiter saved
+// while standing still, the first request goes at the pause's end and the
+// next one 1/rate later.
+func TestGateRestartsGentlyAfterPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate(time.Now, rate.Limit(10), 5) // 10/s, burst 5
+		ctx := context.Background()
+		start := time.Now()
+		if !g.pause(start.Add(3*time.Second), 0) {
+			t.Fatal("pause not taken")
+		}
+		var be *blockedError
+		if err := g.before(ctx); !errors.As(err, &be) {
+			t.Fatalf("before during the pause: %v", err)
+		}
+		time.Sleep(3 * time.Second) // fake time: the pause runs out
+		for i, want := range []time.Duration{0, 100 * time.Millisecond, 100 * time.Millisecond} {
+			t0 := time.Now()
+			if err := g.before(ctx); err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if got := time.Since(t0); got != want {
+				t.Errorf("request %d after the pause waited %s, want %s", i, got, want)
+			}
+		}
+	})
+}
+
+// A pause that begins while a request waits on the limiter stops it.
+func TestGateRechecksAfterWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate(time.Now, rate.Limit(1), 1)
+		ctx := context.Background()
+		if err := g.before(ctx); err != nil { // takes the only token
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- g.before(ctx) }()
+		synctest.Wait() // the request waits for the next token (1s)
+		g.pause(time.Now().Add(time.Minute), 0)
+		var be *blockedError
+		if err := <-errc; !errors.As(err, &be) {
+			t.Errorf("request that waited into a pause: %v", err)
+		}
+	})
+}
