@@ -187,6 +187,7 @@ const rowsJS = `[...document.querySelectorAll('.lane-row')]
     done: parseFloat(r.querySelector('.done').textContent),
     countdown: r.querySelector('.countdown').textContent,
     reason: r.querySelector('.reason').textContent,
+    by: r.querySelector('.by').textContent,
   }))
   .sort((a, b) => a.i - b.i)`
 
@@ -199,6 +200,7 @@ type row struct {
 	Done      float64 `json:"done"`
 	Countdown string  `json:"countdown"`
 	Reason    string  `json:"reason"`
+	By        string  `json:"by"`
 }
 
 // lanes returns the displayed lane rows in order and checks that they form
@@ -380,7 +382,7 @@ func TestBrowserThousandTenants(t *testing.T) {
 		t.Errorf("state filter paused: %d rows, want %d", len(rows), want.paused)
 	}
 	for _, r := range rows {
-		if r.State != "paused" || r.Reason != "429 from platform, Retry-After 60s · by worker-a" {
+		if r.State != "paused" || r.Reason != "429 from platform, Retry-After 60s" || r.By != "by worker-a" {
 			t.Errorf("state filter paused shows %+v", r)
 		}
 	}

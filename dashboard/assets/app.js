@@ -224,7 +224,7 @@
       tenant: q('.tenant-id'), badgeIcon: q('.badge-icon'), badgeText: q('.badge-text'), replicas: q('.replicas'),
       spark: q('.spark'), done: q('.done'), backlog: q('.c-backlog'),
       inflight: q('.inflight-text'), meter: q('.meter-fill'), rate: q('.c-rate'),
-      countdown: q('.countdown'), reason: q('.reason'), r429: q('.c-429'),
+      countdown: q('.countdown'), by: q('.by'), reason: q('.reason'), r429: q('.c-429'),
       error: q('.error-text'), errorAge: q('.error-age'),
       sparkSig: '',
     };
@@ -331,11 +331,12 @@
 
   function updatePause(row, t, now) {
     const d = t.d;
-    let cd = '—', reason = '';
+    let cd = '—', reason = '', by = '';
     if (isPaused(t)) {
       const left = d.pausedUntil ? d.pausedUntil - now : 0;
       cd = !d.pausedUntil ? 'Paused' : left > 0 ? `${clock(left)} left` : 'resuming…';
-      reason = [d.reason, d.by && `by ${d.by}`].filter(Boolean).join(' · ');
+      reason = d.reason;
+      by = d.by ? `by ${d.by}` : '';
     }
     set(row, 'countdown', cd, (v) => {
       row.countdown.textContent = v;
@@ -343,6 +344,8 @@
       else row.countdown.removeAttribute('title');
     });
     set(row, 'reason', reason, (v) => { row.reason.textContent = v; row.reason.title = v; });
+    set(row, 'by', by, (v) => { row.by.textContent = v; row.by.title = v; });
+    set(row, 'paused', isPaused(t), (v) => row.node.toggleAttribute('data-paused', v));
   }
 
   // ---- sparklines ----------------------------------------------------------
@@ -446,14 +449,15 @@
     el.blocked.parentElement.toggleAttribute('data-nonzero', blocked > 0);
     const idle = counts.stopped + counts.noworkers + counts.other;
     el.blockedNote.textContent = blocked
-      ? [counts.creds && `${counts.creds} credentials`, counts.token && `${counts.token} token`].filter(Boolean).join(' · ')
-      : idle ? `${idle} without a running lane` : 'credentials · token endpoint';
+      ? [counts.creds && `${counts.creds} credentials rejected`, counts.token && `${counts.token} token endpoint down`].filter(Boolean).join(' · ')
+      : idle ? `${idle} without a running lane` : 'credentials or token endpoint';
     el.rate.textContent = fmtRate(done);
     el.backlog.textContent = nf.format(dispatchable);
     el.backlogNote.textContent = `${nf.format(backlog)} queued in all`;
     el.r429.textContent = nf.format(r429);
     el.r429.parentElement.toggleAttribute('data-nonzero', r429 > 0);
     drawSpark(el.spark, totalHist, false, 160, 36);
+    el.spark.dataset.samples = String(totalHist.n);
 
     for (const opt of el.stateFilter.options) {
       if (!opt.dataset.label) opt.dataset.label = opt.textContent;
