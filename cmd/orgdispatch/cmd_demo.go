@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/orgdispatch/orgdispatch/internal/demo"
+	"github.com/orgdispatch/orgdispatch/worker"
 )
 
 func init() {
@@ -32,10 +33,11 @@ the store is a temporary directory removed at exit. Ctrl-C stops it.
 Flags:
 `
 
-// demoHTTP serves the HTTP API and dashboard beside the demo (--http). The
-// file wiring package api sets it from its init function; while it is nil,
-// --http is refused.
-var demoHTTP func(addr string) func(ctx context.Context, env demo.Env) error
+// demoHTTP builds the HTTP API and dashboard served beside the demo on addr
+// (--http): the worker pool's hooks (metrics) and demo.Config.HTTP. The file
+// wiring package api sets it from its init function; while it is nil, --http
+// is refused.
+var demoHTTP func(addr string) (worker.Hooks, func(env demo.Env) (string, func(context.Context) error, error))
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -74,7 +76,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if demoHTTP == nil {
 			return errors.New("--http: this build has no HTTP API or dashboard")
 		}
-		cfg.Serve = demoHTTP(*httpAddr)
+		cfg.Hooks, cfg.HTTP = demoHTTP(*httpAddr)
 	}
 	_, err := demo.Run(ctx, cfg, stdout)
 	return err

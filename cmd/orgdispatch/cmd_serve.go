@@ -74,6 +74,8 @@ type httpServer struct {
 	url string
 	// run serves until ctx ends, then shuts down gracefully.
 	run func(ctx context.Context) error
+	// close releases what the server holds when run is never called.
+	close func()
 }
 
 // newHTTPServer builds serve's HTTP server; the file wiring package api sets
@@ -142,6 +144,7 @@ func runNode(ctx context.Context, mode string, args []string, stdout, stderr io.
 		if web, err = newHTTPServer(n); err != nil {
 			return fmt.Errorf("http: %w", err)
 		}
+		defer web.close()
 	}
 	var hooks worker.Hooks
 	if web != nil {

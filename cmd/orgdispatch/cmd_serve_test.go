@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,7 +98,8 @@ func TestServeEmbeddedRunsPublishedJob(t *testing.T) {
 		"ORGDISPATCH_NATS_LISTEN":      "127.0.0.1:0",
 		"ORGDISPATCH_STORE_DIR":        t.TempDir(),
 		"ORGDISPATCH_TENANTS_FILE":     writeTenants(t, sim.URL),
-		"ORGDISPATCH_HTTP_ADDR":        "",
+		"ORGDISPATCH_HTTP_ADDR":        "127.0.0.1:0",
+		"ORGDISPATCH_API_TOKEN":        "test-token",
 		"ORGDISPATCH_SHUTDOWN_TIMEOUT": "2s",
 		"ORGDISPATCH_LOG_LEVEL":        "warn",
 	})
@@ -111,6 +114,7 @@ func TestServeEmbeddedRunsPublishedJob(t *testing.T) {
 	m := out.waitLine(t, regexp.MustCompile(`NATS +embedded, listening on (nats://127\.0\.0\.1:\d+)`), 15*time.Second)
 	natsURL := m[1]
 	out.waitLine(t, regexp.MustCompile(`tenants +1 `), time.Second)
+	apiURL := out.waitLine(t, regexp.MustCompile(`HTTP +(http://127\.0\.0\.1:\d+)$`), time.Second)[1]
 
 	t.Setenv("ORGDISPATCH_NATS_URL", natsURL)
 	code, pout, perr := runCLI(t, "publish", "--tenant", "org_1", "--op", "campaign.start", "--id", "j-1", "--params", `{"campaign_id":"cmp-1"}`)
@@ -129,6 +133,33 @@ func TestServeEmbeddedRunsPublishedJob(t *testing.T) {
 		t.Fatalf("the job never reached the platform\nstderr: %s", errb.String())
 	}
 
+	// The HTTP API is up, behind the token, with metrics and the dashboard.
+	for _, c := range []struct {
+		path, token string
+		status      int
+		body        string
+	}{
+		{"/readyz", "", 200, ""},
+		{"/v1/tenants", "", 401, ""},
+		{"/v1/tenants", "test-token", 200, `"org_1"`},
+		{"/metrics", "", 200, "orgdispatch_platform_requests_total"},
+		{"/", "", 200, "<html"},
+	} {
+		req, _ := http.NewRequestWithContext(ctx, "GET", apiURL+c.path, nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", c.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(body), c.body) {
+			t.Errorf("GET %s (token %q): %d %.300s; want %d with %q", c.path, c.token, resp.StatusCode, body, c.status, c.body)
+		}
+	}
+
 	cancel() // as SIGINT does
 	select {
 	case err := <-done:
@@ -138,7 +169,7 @@ func TestServeEmbeddedRunsPublishedJob(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("serve did not stop within 5s of cancel")
 	}
-	if s := errb.String(); strings.Contains(s, "secret_org_1") {
+	if s := errb.String(); strings.Contains(s, "secret_org_1") || strings.Contains(s, "test-token") {
 		t.Errorf("log shows a client secret:\n%s", s)
 	}
 }
@@ -218,5 +249,22 @@ func TestHelp(t *testing.T) {
 	code, out, _ = runCLI(t)
 	if code != 2 || !strings.Contains(out, "help env") {
 		t.Errorf("no arguments: exit %d, stdout %q", code, out)
+	}
+}
+
+func TestDemoCommandWithHTTP(t *testing.T) {
+	onlyEnv(t, nil)
+	code, out, errs := runCLI(t, "demo", "--duration", "1500ms", "--tenants", "2", "--http", "127.0.0.1:0")
+	if code != 0 {
+		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	for _, want := range []string{"HTTP      http://127.0.0.1:", "org_noisy", "org_quiet_1", "+1s", "stopped after"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	code, _, errs = runCLI(t, "demo", "--tenants", "1")
+	if code != 2 || !strings.Contains(errs, "--tenants 1") {
+		t.Errorf("demo --tenants 1: exit %d, stderr %q", code, errs)
 	}
 }

@@ -53,7 +53,8 @@ type Config struct {
 	TenantsFile string `envconfig:"TENANTS_FILE" default:"tenants.yaml" desc:"tenants file (YAML)"`
 
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"host:port of the HTTP API, metrics and dashboard; empty: no HTTP server"`
-	APIToken Secret `envconfig:"API_TOKEN" desc:"bearer token required by /v1 (never logged); empty: no authentication"`
+	APIToken Secret `envconfig:"API_TOKEN" desc:"bearer token required by /v1 (never logged); empty: no authentication, loopback only"`
+	APIURL   string `envconfig:"API_URL" desc:"where status, pause, resume and dlq find the HTTP API; default http://127.0.0.1:8080"`
 
 	StreamReplicas int `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of streams and buckets (1-5; 3 in a cluster)"`
 	MaxConsumers   int `envconfig:"MAX_CONSUMERS" default:"10000" desc:"jobs stream consumer limit (one consumer per tenant)"`
@@ -227,6 +228,11 @@ func (c Config) Validate() error {
 	if c.HTTPAddr != "" {
 		if _, _, err := splitListen(c.HTTPAddr); err != nil {
 			bad("HTTP_ADDR", "%v (or empty for no HTTP server)", err)
+		}
+	}
+	if c.APIURL != "" {
+		if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("API_URL", "want an http:// or https:// URL with a host")
 		}
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {

@@ -86,6 +86,7 @@ func TestLoadAllSet(t *testing.T) {
 		"TENANTS_FILE":     "/etc/orgdispatch/tenants.yaml",
 		"HTTP_ADDR":        ":9000",
 		"API_TOKEN":        "s3cr3t-token",
+		"API_URL":          "https://orgdispatch.internal:8443",
 		"STREAM_REPLICAS":  "3",
 		"MAX_CONSUMERS":    "20000",
 		"REPLICA_ID":       "worker-0",
@@ -109,6 +110,7 @@ func TestLoadAllSet(t *testing.T) {
 		TenantsFile:     "/etc/orgdispatch/tenants.yaml",
 		HTTPAddr:        ":9000",
 		APIToken:        "s3cr3t-token",
+		APIURL:          "https://orgdispatch.internal:8443",
 		StreamReplicas:  3,
 		MaxConsumers:    20000,
 		ReplicaID:       "worker-0",
@@ -152,6 +154,7 @@ func TestLoadErrors(t *testing.T) {
 		{map[string]string{"PREFIX": ""}, []string{"ORGDISPATCH_PREFIX"}},
 		{map[string]string{"TENANTS_FILE": ""}, []string{"ORGDISPATCH_TENANTS_FILE"}},
 		{map[string]string{"HTTP_ADDR": "localhost"}, []string{"ORGDISPATCH_HTTP_ADDR", "no HTTP server"}},
+		{map[string]string{"API_URL": "127.0.0.1:8080"}, []string{"ORGDISPATCH_API_URL", "http://"}},
 		{map[string]string{"REPLICA_ID": "a b"}, []string{"ORGDISPATCH_REPLICA_ID"}},
 		{map[string]string{"REPLICA_ID": ".hidden"}, []string{"ORGDISPATCH_REPLICA_ID"}},
 		{map[string]string{"LOG_LEVEL": "loud"}, []string{"ORGDISPATCH_LOG_LEVEL", "debug, info"}},
@@ -303,7 +306,7 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	keys := Keys()
 	want := []string{
 		"NATS_URL", "NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", "NATS_LISTEN",
-		"STORE_DIR", "PREFIX", "TENANTS_FILE", "HTTP_ADDR", "API_TOKEN", "STREAM_REPLICAS",
+		"STORE_DIR", "PREFIX", "TENANTS_FILE", "HTTP_ADDR", "API_TOKEN", "API_URL", "STREAM_REPLICAS",
 		"MAX_CONSUMERS", "REPLICA_ID", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT",
 	}
 	for i := range want {

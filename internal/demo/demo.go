@@ -97,9 +97,14 @@ type Config struct {
 	// OnTick, when set, receives every tick's figures (after they are
 	// printed). It must not block for long.
 	OnTick func(Snapshot)
-	// Serve, when set, runs beside the demo (e.g. the HTTP API and
-	// dashboard) until ctx ends; an error ends the demo.
-	Serve func(ctx context.Context, env Env) error
+	// HTTP, when set, builds a server that runs beside the demo (the HTTP
+	// API and dashboard). It is called once everything is provisioned and
+	// returns the URL to print and a function that serves until its context
+	// ends; an error from either ends the demo.
+	HTTP func(env Env) (url string, serve func(ctx context.Context) error, err error)
+	// Hooks receive the worker pool's events (e.g. metrics for HTTP); nil
+	// means none.
+	Hooks worker.Hooks
 }
 
 // Env is what a Config.Serve function gets to work with.
@@ -305,6 +310,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Summary, error) {
 		Tenants:         ts,
 		ReplicaID:       "demo",
 		Logger:          log,
+		Hooks:           cfg.Hooks,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		// The demo's windows are seconds long: a 429 without advice should
 		// not pause for the production default of a minute.
@@ -314,7 +320,16 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Summary, error) {
 		return Summary{}, fmt.Errorf("demo: %w", err)
 	}
 
-	writeHeader(w, cfg, srv.ClientURL(), apiBase, plans)
+	var httpURL string
+	var serveHTTP func(ctx context.Context) error
+	if cfg.HTTP != nil {
+		env := Env{Conn: nc, JS: js, Names: names, Tenants: ts, Pool: pool, Logger: log}
+		if httpURL, serveHTTP, err = cfg.HTTP(env); err != nil {
+			return Summary{}, fmt.Errorf("demo: http: %w", err)
+		}
+	}
+
+	writeHeader(w, cfg, srv.ClientURL(), apiBase, httpURL, plans)
 
 	cs := make([]*counters, len(plans))
 	for i := range cs {
@@ -333,9 +348,8 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Summary, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return load.run(gctx) })
 	g.Go(func() error { return rep.run(gctx) })
-	if cfg.Serve != nil {
-		env := Env{Conn: nc, JS: js, Names: names, Tenants: ts, Pool: pool, Logger: log}
-		g.Go(func() error { return cfg.Serve(gctx, env) })
+	if serveHTTP != nil {
+		g.Go(func() error { return serveHTTP(gctx) })
 	}
 	g.Go(func() error {
 		// A pool that stops by itself ends the demo.

@@ -181,8 +181,15 @@ func (r *reporter) summary() Summary {
 	return r.sum
 }
 
+func dashboardLine(url string) string {
+	if url == "" {
+		return ""
+	}
+	return fmt.Sprintf("  HTTP      %s (dashboard; API under /v1, metrics on /metrics)\n", url)
+}
+
 // writeHeader explains what the lines below show.
-func writeHeader(w io.Writer, cfg Config, natsURL, apiBase string, plans []plan) {
+func writeHeader(w io.Writer, cfg Config, natsURL, apiBase, httpURL string, plans []plan) {
 	quota := cfg.quotaPerMinute()
 	perSec := quota / 60
 	var noisy, quiet []string
@@ -207,7 +214,7 @@ func writeHeader(w io.Writer, cfg Config, natsURL, apiBase string, plans []plan)
             it hits 429s, and it alone pauses until its window resets
   quiet     %s: configured for %.0f/min, offered %.0f%% of it (%.1f jobs/s):
             they keep that rate while %s is paused
-  columns   jobs done so far, jobs done in the last %s, jobs queued, 429 answers, lane state
+%s  columns   jobs done so far, jobs done in the last %s, jobs queued, 429 answers, lane state
   Ctrl-C stops: jobs in flight get %s to finish, the rest are handed back to the queue
 
 `,
@@ -215,5 +222,5 @@ func writeHeader(w io.Writer, cfg Config, natsURL, apiBase string, plans []plan)
 		cfg.Limit, cfg.Window, quota,
 		strings.Join(noisy, ","), quota*cfg.NoisyFactor, cfg.NoisyFactor, perSec*cfg.NoisyFactor,
 		quietNames, quota, cfg.QuietLoad*100, perSec*cfg.QuietLoad, NoisyTenant,
-		cfg.Tick, cfg.ShutdownTimeout)
+		dashboardLine(httpURL), cfg.Tick, cfg.ShutdownTimeout)
 }

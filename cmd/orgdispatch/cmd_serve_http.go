@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/orgdispatch/orgdispatch/api"
+	"github.com/orgdispatch/orgdispatch/dashboard"
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/demo"
+	"github.com/orgdispatch/orgdispatch/metrics"
+	"github.com/orgdispatch/orgdispatch/worker"
+)
+
+// This file wires package api (with metrics and the dashboard) into serve
+// and demo through their HTTP hooks.
+func init() {
+	newHTTPServer = func(n *node) (*httpServer, error) {
+		w := newWeb()
+		srv, err := w.api(n.nc, n.js, n.names, n.cfg.APIToken.Reveal(), n.logger, n.cfg.ShutdownTimeout)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := w.listen(n.cfg.HTTPAddr, n.cfg.APIToken.Reveal())
+		if err != nil {
+			return nil, err
+		}
+		return &httpServer{
+			hooks: w.hooks,
+			url:   "http://" + ln.Addr().String(),
+			run:   func(ctx context.Context) error { return srv.Serve(ctx, ln) },
+			close: func() { ln.Close() },
+		}, nil
+	}
+	demoHTTP = func(addr string) (worker.Hooks, func(env demo.Env) (string, func(context.Context) error, error)) {
+		w := newWeb()
+		return w.hooks, func(env demo.Env) (string, func(context.Context) error, error) {
+			srv, err := w.api(env.Conn, env.JS, env.Names, "", env.Logger, time.Second)
+			if err != nil {
+				return "", nil, err
+			}
+			ln, err := w.listen(addr, "")
+			if err != nil {
+				return "", nil, err
+			}
+			return "http://" + ln.Addr().String(), func(ctx context.Context) error { return srv.Serve(ctx, ln) }, nil
+		}
+	}
+}
+
+// web is the HTTP side's shared parts: one Prometheus registry holding the
+// worker pool's hook metrics, the tenant collector and the Go runtime's.
+type web struct {
+	reg   *prometheus.Registry
+	hooks *metrics.Metrics
+}
+
+func newWeb() web {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return web{reg: reg, hooks: metrics.New(reg)}
+}
+
+// api builds the API server (ingest, admin, /metrics, health, dashboard).
+func (w web) api(nc *nats.Conn, js jetstream.JetStream, names dispatcher.Names, token string, logger *slog.Logger, shutdown time.Duration) (*api.Server, error) {
+	admin := dispatcher.NewAdmin(js, names)
+	if err := w.reg.Register(metrics.NewTenantCollector(admin)); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return api.New(api.Config{
+		Admin:           admin,
+		Publisher:       dispatcher.NewPublisher(js, names),
+		Names:           names,
+		Token:           token,
+		Logger:          logger,
+		Gatherer:        w.reg,
+		Ready:           api.ReadyCheck(nc, admin),
+		Dashboard:       dashboard.Handler(),
+		ShutdownTimeout: shutdown,
+	})
+}
+
+// listen checks the address (no open API off loopback) and listens, so that
+// the printed URL has the real port.
+func (w web) listen(addr, token string) (net.Listener, error) {
+	if err := api.CheckListen(addr, token, false); err != nil {
+		return nil, fmt.Errorf("%w (ORGDISPATCH_API_TOKEN)", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
