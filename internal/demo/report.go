@@ -165,8 +165,9 @@ func (r *reporter) print(s Snapshot) {
 	for _, f := range s.Tenants {
 		state := f.State
 		if f.Paused() && !f.PausedUntil.IsZero() {
-			until := f.PausedUntil.Round(time.Second)
-			left := max(until.Sub(s.At.Round(time.Second)), 0)
+			// Whole seconds on the printed clock: until - now adds up.
+			until := f.PausedUntil.Truncate(time.Second)
+			left := max(until.Sub(s.At.Truncate(time.Second)), 0)
 			state = fmt.Sprintf("PAUSED until %s (%ds left)", until.Format(time.TimeOnly), int(left/time.Second))
 		}
 		fmt.Fprintf(&b, "  %-*s  done %6d  %5.1f jobs/s  queued %4d  429s %3d  %s\n",
