@@ -122,17 +122,20 @@ func (e *env) start(cfg Config) (*Pool, func() (error, time.Duration)) {
 	return p, stop
 }
 
-// publish queues a job the way dispatcher's publisher does: on the job
-// subject, with the tenant-scoped message id.
-func (e *env) publish(tenant string, job dispatcher.Job) *jetstream.PubAck {
+// publish queues a job for tenant with dispatcher's Publisher.
+func (e *env) publish(tenant string, job dispatcher.Job) dispatcher.PublishResult {
 	e.t.Helper()
-	data, err := json.Marshal(job)
+	job.Tenant = tenant
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := dispatcher.NewPublisher(e.js, e.names).Publish(ctx, job)
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("publish %s/%s: %v", tenant, job.ID, err)
 	}
-	return e.publishRaw(e.names.JobSubject(tenant, job.Op), data, dispatcher.MsgID(tenant, job.ID))
+	return res
 }
 
+// publishRaw publishes data as is, for envelopes Publisher would refuse.
 func (e *env) publishRaw(subject string, data []byte, msgID string) *jetstream.PubAck {
 	e.t.Helper()
 	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}

@@ -275,6 +275,10 @@ func (l *lane) consume(it jetstream.MessagesContext) {
 				return
 			}
 			l.p.log.Debug("tenant lane pull", "tenant", l.id, "error", err)
+			select { // no hot loop on a failing iterator
+			case <-time.After(100 * time.Millisecond):
+			case <-l.pullCtx.Done():
+			}
 			continue
 		}
 		if !acquired || l.stopping.Load() {

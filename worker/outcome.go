@@ -307,7 +307,11 @@ func (l *lane) retry(r *run, reason string, status int) {
 	now := p.cfg.Now()
 	st := r.status(dispatcher.StateRetrying, now)
 	st.Error, st.HTTPStatus = reason, status
-	p.status.put(st)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
+	if err := p.status.putSync(ctx, st); err != nil {
+		p.log.Warn("record retry", "tenant", l.id, "job_id", r.job.ID, "error", err)
+	}
+	cancel()
 	if err := r.msg.NakWithDelay(delay); err != nil {
 		p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
 	}

@@ -32,11 +32,13 @@ const statusTimeout = 5 * time.Second
 // of one key are written in order and a round costs one round trip, not one
 // per job.
 //
-// Counting a free delivery (see freeDelivery) cannot wait: the Nak that
-// follows relies on it. The writer runs it synchronously between rounds:
-// the key's queued update is dropped (the free delivery supersedes it), the
-// record is read, its FreeDeliveries incremented and written with a
-// compare-and-set, and only then is the caller released.
+// Counting a free delivery (a hand-back) cannot wait: the Nak that follows
+// relies on it. The writer runs it synchronously between rounds: the key's
+// queued update is dropped (the new record supersedes it), the record is
+// read, its FreeDeliveries incremented and written with a compare-and-set,
+// and only then is the caller released. A retry's record is written the same
+// way (without the read), so that no queued write of this delivery can land
+// after the next delivery's.
 type statusWriter struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
@@ -50,10 +52,12 @@ type statusWriter struct {
 	wake    chan struct{}
 }
 
-// syncUpdate is a read-modify-write of one record that a caller waits for.
+// syncUpdate is a write of one record that a caller waits for: a
+// read-modify-write when update is set, else a put of st.
 type syncUpdate struct {
 	key    string
 	update func(cur dispatcher.JobStatus, found bool) dispatcher.JobStatus
+	st     dispatcher.JobStatus
 	done   chan error
 }
 
@@ -80,7 +84,19 @@ func (w *statusWriter) put(st dispatcher.JobStatus) {
 // update runs a read-modify-write of key's record through the writer and
 // waits until it is stored (or failed, or ctx is done).
 func (w *statusWriter) update(ctx context.Context, key string, fn func(cur dispatcher.JobStatus, found bool) dispatcher.JobStatus) error {
-	u := &syncUpdate{key: key, update: fn, done: make(chan error, 1)}
+	return w.sync(ctx, &syncUpdate{key: key, update: fn, done: make(chan error, 1)})
+}
+
+// putSync writes st through the writer, in order with what is queued for
+// its key, and waits until it is stored. The retry path uses it: the next
+// delivery may run on another replica at once, and a late queued write from
+// here must not land on top of what that replica records.
+func (w *statusWriter) putSync(ctx context.Context, st dispatcher.JobStatus) error {
+	return w.sync(ctx, &syncUpdate{key: dispatcher.StatusKey(st.Tenant, st.ID), st: st, done: make(chan error, 1)})
+}
+
+func (w *statusWriter) sync(ctx context.Context, u *syncUpdate) error {
+	key := u.key
 	w.mu.Lock()
 	w.syncs = append(w.syncs, u)
 	w.mu.Unlock()
@@ -171,6 +187,16 @@ func (w *statusWriter) round(ctx context.Context) bool {
 func (w *statusWriter) readModifyWrite(ctx context.Context, u *syncUpdate) error {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
+	if u.update == nil {
+		data, err := json.Marshal(u.st)
+		if err != nil {
+			return fmt.Errorf("status %s: encode: %w", u.key, err)
+		}
+		if _, err := w.kv.Put(ctx, u.key, data); err != nil {
+			return fmt.Errorf("status %s: write: %w", u.key, err)
+		}
+		return nil
+	}
 	for try := 0; ; try++ {
 		var cur dispatcher.JobStatus
 		var rev uint64
