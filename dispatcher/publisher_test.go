@@ -287,3 +287,19 @@ func TestPublishWithoutStatusBucket(t *testing.T) {
 		t.Errorf("status after the bucket came back: %+v %v", st, ok)
 	}
 }
+
+func BenchmarkPublish(b *testing.B) {
+	_, _, js := natstest.RunServer(b)
+	names := dispatcher.MustNames("")
+	if err := dispatcher.Provision(b.Context(), js, names, dispatcher.StreamConfig{}, tenantList(4)); err != nil {
+		b.Fatal(err)
+	}
+	pub := dispatcher.NewPublisher(js, names)
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := pub.Publish(b.Context(), startJob("org_1", fmt.Sprintf("j%d", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
