@@ -80,6 +80,7 @@ type fakeAPI struct {
 	mu    sync.Mutex
 	polls int
 	auths []string
+	down  bool // answer 503, as the API does when NATS is unreachable
 	// polled gets a value after every answered poll (dropped when full).
 	polled chan struct{}
 }
@@ -107,9 +108,14 @@ func (f *fakeAPI) tenants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Lock()
+	down := f.down
 	f.polls++
 	k := f.polls
 	f.mu.Unlock()
+	if down {
+		http.Error(w, `{"error":"NATS unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
 	resp := tenantsResponse{Tenants: make([]dispatcher.TenantStatus, f.n)}
 	now := time.Now()
 	for i := range resp.Tenants {
@@ -479,3 +485,27 @@ func TestBrowserAsksForToken(t *testing.T) {
 
 // countdownRE is a pause countdown as a lane shows it.
 var countdownRE = regexp.MustCompile(`^(\d+:)?\d+:\d\d left$`)
+
+func (f *fakeAPI) setDown(down bool) {
+	f.mu.Lock()
+	f.down = down
+	f.mu.Unlock()
+}
+
+func TestBrowserShowsLostConnection(t *testing.T) {
+	f := newFakeAPI(t, 3, "")
+	ctx := tab(t)
+	run(t, ctx, "load dashboard", chromedp.Navigate(f.URL+"/"))
+	waitFor(t, ctx, "live with three lanes", `document.getElementById('conn').dataset.conn === 'live' && document.querySelectorAll('.lane-row[data-tenant]').length === 3`)
+
+	f.setDown(true)
+	waitFor(t, ctx, "offline, lanes kept but marked stale", `(() => {
+		const c = document.getElementById('conn');
+		return c.dataset.conn === 'offline' && /^Offline/.test(document.getElementById('conn-text').textContent) && /HTTP 503/.test(c.title)
+			&& document.getElementById('viewport').classList.contains('stale')
+			&& document.querySelectorAll('.lane-row[data-tenant]').length === 3;
+	})()`)
+
+	f.setDown(false)
+	waitFor(t, ctx, "live again", `document.getElementById('conn').dataset.conn === 'live' && !document.getElementById('viewport').classList.contains('stale')`)
+}

@@ -57,6 +57,7 @@
   let totals = null;
   let clockOffset = 0; // server time - local time, when the API tells its time
   let lastOK = 0;
+  let lastError = '';
   let failures = 0;
   let waitingForToken = false;
   let pollTimer = 0;
@@ -355,7 +356,7 @@
     if (!colors) {
       const cs = getComputedStyle(document.documentElement);
       const v = (n) => cs.getPropertyValue(n).trim();
-      colors = { line: v('--accent'), fill: v('--accent-fill'), paused: v('--paused'), grid: v('--border') };
+      colors = { line: v('--accent'), fill: v('--accent-fill'), paused: v('--paused'), idle: v('--faint'), grid: v('--border') };
     }
     return colors;
   }
@@ -365,17 +366,21 @@
     scheduleRender(true);
   });
 
-  function sparkSig(t) { return t.n + ':' + t.head + ':' + isPaused(t); }
+  // tone is the chart's colour: the accent while a lane runs, the pause
+  // colour while paused, grey when it cannot run (credentials, no workers…).
+  function tone(t) { return isPaused(t) ? 'paused' : t.st.cls === 'running' ? 'line' : 'idle'; }
+
+  function sparkSig(t) { return t.n + ':' + t.head + ':' + tone(t); }
 
   function drawRowSpark(row, t) {
     row.sparkSig = sparkSig(t);
-    drawSpark(row.spark, t, isPaused(t), SPARK_W, SPARK_H);
+    drawSpark(row.spark, t, tone(t), SPARK_W, SPARK_H);
   }
 
   // drawSpark draws a ring's samples on a canvas of a fixed CSS size w×h
   // (sizes are given, never measured: reading layout between DOM writes would
   // force a reflow per row).
-  function drawSpark(canvas, ring, muted, w, h) {
+  function drawSpark(canvas, ring, tone, w, h) {
     const dpr = window.devicePixelRatio || 1;
     const W = Math.round(w * dpr), H = Math.round(h * dpr);
     if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
@@ -407,12 +412,12 @@
     }
     ctx.lineJoin = 'round';
     ctx.lineWidth = 1.5;
-    ctx.strokeStyle = muted ? c.paused : c.line;
+    ctx.strokeStyle = c[tone];
     ctx.stroke();
     ctx.lineTo(w, h);
     ctx.lineTo(x0, h);
     ctx.closePath();
-    ctx.globalAlpha = muted ? 0.35 : 1;
+    ctx.globalAlpha = tone === 'line' ? 1 : 0.35;
     ctx.fillStyle = c.fill;
     ctx.fill();
     ctx.globalAlpha = 1;
@@ -456,7 +461,7 @@
     el.backlogNote.textContent = `${nf.format(backlog)} queued in all`;
     el.r429.textContent = nf.format(r429);
     el.r429.parentElement.toggleAttribute('data-nonzero', r429 > 0);
-    drawSpark(el.spark, totalHist, false, 160, 36);
+    drawSpark(el.spark, totalHist, 'line', 160, 36);
     el.spark.dataset.samples = String(totalHist.n);
 
     for (const opt of el.stateFilter.options) {
@@ -481,11 +486,12 @@
     else if (!lastOK) { state = failures ? 'offline' : 'connecting'; msg = failures ? 'Cannot reach the API — retrying' : 'Connecting…'; }
     else {
       const age = Date.now() - lastOK;
-      if (failures && age > 3000) { state = 'offline'; msg = `Offline — last update ${ago(age)}`; }
+      if (failures >= 2 || (failures && age > 3000)) { state = 'offline'; msg = `Offline — last update ${ago(age)}`; }
       else { state = 'live'; msg = age < 2500 ? 'Live' : `Live · updated ${ago(age)}`; }
     }
     el.conn.dataset.conn = state;
     el.connText.textContent = msg;
+    el.conn.title = failures && lastError ? `Last poll failed: ${lastError}` : '';
     el.viewport.classList.toggle('stale', state === 'offline');
   }
 
@@ -569,6 +575,7 @@
       renderAll();
     } catch (err) {
       failures++;
+      lastError = err && err.name === 'AbortError' ? 'timed out' : String(err && err.message || err);
       renderConn();
     } finally {
       clearTimeout(timer);
