@@ -51,6 +51,10 @@ to ORGDISPATCH_NATS_URL, or, when that is empty, to the embedded server of a
 running 'orgdispatch serve' (ORGDISPATCH_NATS_LISTEN). It provisions the
 tenants' consumers too (idempotently), so a tenant added to the file runs as
 soon as a replica with the new file starts.
+
+With ORGDISPATCH_HTTP_ADDR set explicitly, a worker also serves /metrics (its
+own lanes' counters), /healthz and /readyz there; unset, it serves no HTTP.
+Serve and worker reload ORGDISPATCH_TENANTS_FILE when it changes and on SIGHUP.
 `
 
 // node is what serve and worker build. The HTTP server reads from it.
@@ -146,6 +150,14 @@ func runNode(ctx context.Context, mode string, args []string, stdout, stderr io.
 		}
 		defer web.close()
 	}
+	if mode == "worker" {
+		if web, err = workerHTTPServer(n); err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+		if web != nil {
+			defer web.close()
+		}
+	}
 	var hooks worker.Hooks
 	if web != nil {
 		hooks = web.hooks
@@ -171,6 +183,7 @@ func runNode(ctx context.Context, mode string, args []string, stdout, stderr io.
 	if web != nil {
 		g.Go(func() error { return web.run(gctx) })
 	}
+	g.Go(func() error { return watchTenants(gctx, n) })
 	err = g.Wait()
 	logger.Info("stopped", "error", err)
 	return err
@@ -190,7 +203,7 @@ func printStart(w io.Writer, mode string, n *node, web *httpServer) {
 	}
 	fmt.Fprintf(w, "  tenants  %d (%s)\n", len(n.tenants.Tenants), n.cfg.TenantsFile)
 	switch {
-	case mode == "worker":
+	case mode == "worker" && web == nil:
 	case web != nil:
 		fmt.Fprintf(w, "  HTTP     %s\n", web.url)
 	case n.cfg.HTTPAddr == "":

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/orgdispatch/orgdispatch/internal/reload"
+	"github.com/orgdispatch/orgdispatch/tenants"
+)
+
+// watchTenants reloads the tenants file while ctx lasts — when its content
+// (or a client_secret_file it names) changes, and on SIGHUP — and applies
+// each new valid version to the node: consumers of added and changed
+// tenants, and the worker pool's lanes when the node has one (serve,
+// worker; not api). A bad file is logged and ignored. It returns when ctx
+// ends.
+func watchTenants(ctx context.Context, n *node) error {
+	rec, err := reload.New(reload.Config{JS: n.js, Names: n.names, Pool: n.pool, Logger: n.logger}, n.tenants.Tenants)
+	if err != nil {
+		return fmt.Errorf("tenants reload: %w", err)
+	}
+	w, err := tenants.NewWatcher(tenants.WatchConfig{
+		Path:     n.cfg.TenantsFile,
+		Current:  n.tenants,
+		OnChange: rec.Apply,
+		Logger:   n.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("tenants reload: %w", err)
+	}
+	return w.Run(ctx)
+}

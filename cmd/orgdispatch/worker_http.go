@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orgdispatch/orgdispatch/api"
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+)
+
+// envHTTPAddr is the variable a worker replica's metrics and health server
+// listens on — only when it is set explicitly: its default (127.0.0.1:8080)
+// belongs to serve and api, and replicas started side by side on one host
+// would otherwise fight over it.
+const envHTTPAddr = "ORGDISPATCH_HTTP_ADDR"
+
+// workerHTTPServer builds a worker replica's small HTTP server: /metrics
+// (this replica's job, platform-request, 429 and token counters, plus the
+// Go runtime's), /healthz and /readyz. It has no /v1 API and no dashboard,
+// and leaves out the cluster-wide tenant gauges (backlog, pauses,
+// dispatchable backlog), which the api process exports once for the whole
+// cluster. It returns nil when ORGDISPATCH_HTTP_ADDR is not set explicitly.
+func workerHTTPServer(n *node) (*httpServer, error) {
+	if v, ok := os.LookupEnv(envHTTPAddr); !ok || v == "" {
+		return nil, nil
+	}
+	w := newWeb()
+	admin := dispatcher.NewAdmin(n.js, n.names)
+	ready := api.ReadyCheck(n.nc, admin)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
+		writeHealth(rw, http.StatusOK, "status", "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			writeHealth(rw, http.StatusServiceUnavailable, "error", "not ready: "+err.Error())
+			return
+		}
+		writeHealth(rw, http.StatusOK, "status", "ready")
+	})
+
+	ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (%s; unset it for no metrics server): %w", n.cfg.HTTPAddr, envHTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
+	}
+	return &httpServer{
+		hooks: w.hooks,
+		url:   "http://" + ln.Addr().String() + " (metrics and health only)",
+		run: func(ctx context.Context) error {
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(ln) }()
+			select {
+			case err := <-errc:
+				return fmt.Errorf("http: %w", err)
+			case <-ctx.Done():
+			}
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			err := srv.Shutdown(sctx)
+			if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+				err = serr
+			}
+			if err != nil {
+				return fmt.Errorf("http: shutdown: %w", err)
+			}
+			return nil
+		},
+		close: func() { ln.Close() },
+	}, nil
+}
+
+func writeHealth(w http.ResponseWriter, status int, key, value string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{key: value})
+}
