@@ -272,6 +272,16 @@ func TestBrowserThousandTenants(t *testing.T) {
 	}
 	t.Logf("lanes shown %.0f ms after navigation", firstLanesAt)
 
+	// A stable layout: with 1,000 lanes the header, totals and toolbar keep
+	// their size and the lanes scroll inside the rest of the window.
+	layout := eval[map[string]float64](t, ctx, `(() => {
+		const h = s => document.querySelector(s).getBoundingClientRect().height;
+		return {totals: h('.totals'), toolbar: h('.toolbar'), lanes: h('.lanes'), page: document.documentElement.scrollHeight, window: innerHeight};
+	})()`)
+	if layout["totals"] < 60 || layout["toolbar"] < 30 || layout["page"] > layout["window"] || layout["lanes"] < 300 {
+		t.Errorf("layout with 1,000 lanes: %v; want totals and toolbar at full height, the lanes filling the window, the page not scrolling", layout)
+	}
+
 	// Only the rows in view (plus a little overscan) exist.
 	rendered := eval[int](t, ctx, `[...document.querySelectorAll('.lane-row')].filter(r => r.getClientRects().length > 0).length`)
 	visible := eval[int](t, ctx, `Math.ceil(document.getElementById('viewport').clientHeight / 56)`)

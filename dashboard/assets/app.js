@@ -453,9 +453,13 @@
     el.blocked.textContent = nf.format(blocked);
     el.blocked.parentElement.toggleAttribute('data-nonzero', blocked > 0);
     const idle = counts.stopped + counts.noworkers + counts.other;
+    const both = counts.creds && counts.token;
     el.blockedNote.textContent = blocked
-      ? [counts.creds && `${counts.creds} credentials rejected`, counts.token && `${counts.token} token endpoint down`].filter(Boolean).join(' · ')
+      ? [counts.creds && `${counts.creds} credentials${both ? '' : ' rejected'}`, counts.token && `${counts.token} token endpoint${both ? '' : ' down'}`].filter(Boolean).join(' · ')
       : idle ? `${idle} without a running lane` : 'credentials or token endpoint';
+    el.blockedNote.title = blocked
+      ? `${counts.creds} with credentials rejected, ${counts.token} with the token endpoint unavailable`
+      : '';
     el.rate.textContent = fmtRate(done);
     el.backlog.textContent = nf.format(dispatchable);
     el.backlogNote.textContent = `${nf.format(backlog)} queued in all`;
