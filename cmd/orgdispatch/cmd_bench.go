@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/orgdispatch/orgdispatch/internal/bench"
+)
+
+func init() {
+	register(command{
+		name:    "bench",
+		summary: "run a benchmark scenario (isolation, utilization, pause, overhead, scale)",
+		run:     runBench,
+	})
+}
+
+const benchHelp = `Usage: orgdispatch bench <scenario> [flags]
+
+Runs one benchmark scenario against an embedded JetStream server (file
+storage in a temporary directory) and the in-process platform simulator over
+HTTP on 127.0.0.1, prints its table with the machine and the quotas used,
+and marks each target met or missed. See docs/benchmarks.md.
+
+Scenarios:
+%s
+Flags:
+`
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var list strings.Builder
+	for _, s := range bench.Scenarios() {
+		fmt.Fprintf(&list, "  %-12s %s (default duration %s)\n", s.Name, s.Summary, s.DefaultDuration)
+	}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), benchHelp, list.String())
+		fs.PrintDefaults()
+	}
+	duration := fs.Duration("duration", 0, "measuring time (per mode or phase); 0: the scenario's default")
+	jsonFile := fs.String("json", "", "also write the figures as JSON to this file")
+	svgFile := fs.String("svg", "", "write the scenario's plot as SVG to this file (isolation)")
+	profileDir := fs.String("profile-dir", "", "write the CPU profiles of overhead and scale phases to this directory")
+	dir := fs.String("dir", "", "parent of the temporary JetStream store directories (default: the system's)")
+
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		fs.Usage()
+		return fmt.Errorf("%w: name a scenario", errUsage)
+	}
+	name := args[0]
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if *duration < 0 {
+		return fmt.Errorf("%w: --duration %s is negative", errUsage, *duration)
+	}
+	known := false
+	for _, s := range bench.Scenarios() {
+		known = known || s.Name == name
+	}
+	if !known {
+		fs.Usage()
+		return fmt.Errorf("%w: unknown scenario %q", errUsage, name)
+	}
+	if *svgFile != "" && name != "isolation" {
+		return fmt.Errorf("%w: --svg: only the isolation scenario draws a plot", errUsage)
+	}
+	fmt.Fprintf(stderr, "orgdispatch bench %s: running (started %s)…\n", name, time.Now().Format(time.TimeOnly))
+	rep, err := bench.Run(ctx, name, bench.Options{Duration: *duration, Dir: *dir, ProfileDir: *profileDir})
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteText(stdout); err != nil {
+		return err
+	}
+	if *jsonFile != "" {
+		if err := writeFileWith(*jsonFile, rep.WriteJSON); err != nil {
+			return err
+		}
+	}
+	if *svgFile != "" {
+		if err := writeFileWith(*svgFile, rep.WriteSVG); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFileWith creates path and fills it with write.
+func writeFileWith(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

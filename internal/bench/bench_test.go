@@ -1,0 +1,410 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"math"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// checkReport checks what every scenario's report must have: the machine,
+// the setup, at least one table with rows, targets each judged, a text
+// rendering with all of them, and JSON that decodes back to the same
+// figures.
+func checkReport(t *testing.T, r *Report, scenario string, targets int) map[string]any {
+	t.Helper()
+	if r.Scenario != scenario {
+		t.Errorf("scenario %q, want %q", r.Scenario, scenario)
+	}
+	if r.Machine.Cores <= 0 || r.Machine.GoVersion == "" || r.Machine.NATSServer == "" || r.Machine.MemTotalMB <= 0 {
+		t.Errorf("machine not stated: %+v", r.Machine)
+	}
+	if len(r.Setup) == 0 {
+		t.Error("no setup stated")
+	}
+	if r.ElapsedSec <= 0 {
+		t.Error("elapsed time not set")
+	}
+	if len(r.Tables) == 0 {
+		t.Fatal("no tables")
+	}
+	for _, tb := range r.Tables {
+		if len(tb.Rows) == 0 {
+			t.Errorf("table %q has no rows", tb.Title)
+		}
+		for _, row := range tb.Rows {
+			if len(row) != len(tb.Columns) {
+				t.Errorf("table %q: row %v has %d cells for %d columns", tb.Title, row, len(row), len(tb.Columns))
+			}
+		}
+	}
+	if len(r.Targets) != targets {
+		t.Errorf("%d targets, want %d: %+v", len(r.Targets), targets, r.Targets)
+	}
+	var text bytes.Buffer
+	if err := r.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	out := text.String()
+	for _, want := range []string{"orgdispatch bench " + scenario, "machine:", "setup:", "targets:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, tb := range r.Tables {
+		if !strings.Contains(out, tb.Title) {
+			t.Errorf("text output lacks table %q", tb.Title)
+		}
+	}
+	for _, tg := range r.Targets {
+		mark := "[MET]"
+		if !tg.Met {
+			mark = "[MISSED]"
+		}
+		if !regexp.MustCompile(regexp.QuoteMeta(mark) + `\s+` + regexp.QuoteMeta(tg.Name)).MatchString(out) {
+			t.Errorf("text output lacks target %s %q", mark, tg.Name)
+		}
+	}
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatalf("JSON does not decode: %v", err)
+	}
+	if back.Scenario != r.Scenario || len(back.Tables) != len(r.Tables) || len(back.Targets) != len(r.Targets) {
+		t.Errorf("JSON round trip lost data")
+	}
+	for i := range back.Targets {
+		if back.Targets[i] != r.Targets[i] {
+			t.Errorf("target %d: %+v after JSON, want %+v", i, back.Targets[i], r.Targets[i])
+		}
+	}
+	figs, ok := back.Figures.(map[string]any)
+	if !ok {
+		t.Fatalf("figures decode to %T", back.Figures)
+	}
+	return figs
+}
+
+func TestIsolationSmoke(t *testing.T) {
+	r, err := RunIsolation(context.Background(), IsolationConfig{
+		Options: Options{Duration: 1500 * time.Millisecond, Dir: t.TempDir()},
+		Tenants: 3, Limit: 20, Window: 2 * time.Second, Grace: 500 * time.Millisecond,
+		Concurrency: 2, Latency: 5 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r, "isolation", 3)
+	f := r.Figures.(IsolationFigures)
+	if len(f.Modes) != 4 {
+		t.Fatalf("%d modes, want 4", len(f.Modes))
+	}
+	for _, m := range f.Modes {
+		if len(m.Tenants) != 3 || len(m.GoodputSeries) != 3 {
+			t.Fatalf("mode %s: %d tenants, %d series", m.Mode, len(m.Tenants), len(m.GoodputSeries))
+		}
+		for _, tf := range m.Tenants {
+			if tf.OfferedPerSec <= 0 {
+				t.Errorf("mode %s, %s: nothing offered", m.Mode, tf.Tenant)
+			}
+			if tf.GoodputRatio < 0 || tf.GoodputRatio > 1.5 || math.IsNaN(tf.GoodputRatio) {
+				t.Errorf("mode %s, %s: goodput ratio %v", m.Mode, tf.Tenant, tf.GoodputRatio)
+			}
+		}
+		if m.Generator.Published == 0 {
+			t.Errorf("mode %s: nothing published", m.Mode)
+		}
+	}
+	od := f.Modes[2]
+	if od.Mode != modeOrgdispatch {
+		t.Fatalf("third mode is %q", od.Mode)
+	}
+	for _, tf := range od.Tenants {
+		if tf.GoodputPerSec <= 0 || tf.Latency.Served == 0 {
+			t.Errorf("orgdispatch mode, %s: goodput %v, %d served", tf.Tenant, tf.GoodputPerSec, tf.Latency.Served)
+		}
+	}
+	// The plot: well-formed SVG with one panel per compared mode.
+	var svg bytes.Buffer
+	if err := r.WriteSVG(&svg); err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(svg.Bytes()))
+	lines := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG is not well-formed XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			lines++
+		}
+	}
+	if lines != 3*3 {
+		t.Errorf("%d lines drawn, want 9 (3 tenants × 3 modes)", lines)
+	}
+	for _, mode := range []string{modeShared, modePerOrgPool, modeOrgdispatch} {
+		if !strings.Contains(svg.String(), ">"+mode+"<") {
+			t.Errorf("SVG lacks panel %q", mode)
+		}
+	}
+}
+
+func TestUtilizationSmoke(t *testing.T) {
+	r, err := RunUtilization(context.Background(), UtilizationConfig{
+		Options: Options{Duration: 2 * time.Second, Dir: t.TempDir()},
+		Limit:   20, Window: 2 * time.Second, AutoGuesses: []float64{0.25}, Latency: 5 * time.Millisecond,
+		MovingWindow: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r, "utilization", 2)
+	f := r.Figures.(UtilizationFigures)
+	if len(f.Runs) != 2 || f.Runs[0].Auto || !f.Runs[1].Auto {
+		t.Fatalf("runs: %+v", f.Runs)
+	}
+	for _, u := range f.Runs {
+		if u.GoodputOfQ <= 0 || u.OfferedPerSec <= 0 || len(u.GoodputSeries) != 2 {
+			t.Errorf("run %s: goodput %v, offered %v, series %v", u.Name, u.GoodputOfQ, u.OfferedPerSec, u.GoodputSeries)
+		}
+	}
+	if f.Runs[1].StartPerMin != 150 {
+		t.Errorf("auto guess 0.25×Q of 600/min started at %d/min", f.Runs[1].StartPerMin)
+	}
+}
+
+func TestPauseSmoke(t *testing.T) {
+	r, err := RunPause(context.Background(), PauseConfig{
+		Options:  Options{Duration: 3 * time.Second, Dir: t.TempDir()},
+		Replicas: 2, Others: 1, RetryAfter: time.Second, Pauses: 1, Warmup: 700 * time.Millisecond,
+		PausedPerMin: 1200, OtherPerMin: 1200,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r, "pause", 4)
+	f := r.Figures.(PauseFigures)
+	if f.Injected != 1 || len(f.Events) != 1 {
+		t.Fatalf("injected %d, observed %d: %+v", f.Injected, len(f.Events), f.Events)
+	}
+	ev := f.Events[0]
+	if ev.AtSec < 0.7 || ev.AtSec > 3 {
+		t.Errorf("429 answered at %.3f s, injected at 0.7 s", ev.AtSec)
+	}
+	if ev.OthersPublished == 0 || ev.OthersServed == 0 {
+		t.Errorf("other tenant during the pause: %d served of %d published", ev.OthersServed, ev.OthersPublished)
+	}
+	if ev.FirstAfterMs == nil {
+		t.Errorf("no request of the paused tenant after the pause (run 3 s, pause 0.7–1.7 s)")
+	}
+	if f.PausedOutsidePerSec <= 0 || f.OthersOutsideRatio <= 0 {
+		t.Errorf("baseline outside the pause: %+v", f)
+	}
+}
+
+func TestOverheadSmoke(t *testing.T) {
+	r, err := RunOverhead(context.Background(), OverheadConfig{
+		Options:      Options{Duration: 1500 * time.Millisecond, Dir: t.TempDir(), ProfileDir: t.TempDir()},
+		TenantCounts: []int{2}, ConcurrencyMany: 8, MaxBacklog: 2000, MaxPending: 512, SizedTransport: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r, "overhead", 2)
+	f := r.Figures.(OverheadFigures)
+	if len(f.Cases) != 1 {
+		t.Fatalf("%d cases", len(f.Cases))
+	}
+	c := f.Cases[0]
+	if c.Raw.PerSec <= 0 || c.EndToEnd.PerSec <= 0 || c.EndToEndSized == nil || c.EndToEndSized.PerSec <= 0 {
+		t.Errorf("throughput raw %v, e2e %v, sized %+v", c.Raw.PerSec, c.EndToEnd.PerSec, c.EndToEndSized)
+	}
+	if c.Ratio <= 0 || c.Raw.Completed > c.Raw.Published || c.EndToEnd.Completed > c.EndToEnd.Published {
+		t.Errorf("ratio %v, raw %d/%d, e2e %d/%d", c.Ratio, c.Raw.Completed, c.Raw.Published, c.EndToEnd.Completed, c.EndToEnd.Published)
+	}
+	if c.HalfLatency.Served == 0 || c.HalfLatency.P99Ms == nil {
+		t.Errorf("half-load latency: %+v", c.HalfLatency)
+	}
+	for _, ph := range []PhaseFigures{c.Raw, c.EndToEnd} {
+		sum := 0.0
+		for _, s := range ph.CPU {
+			sum += s.Fraction
+		}
+		if math.Abs(sum-1) > 0.01 {
+			t.Errorf("CPU shares add up to %v: %+v", sum, ph.CPU)
+		}
+	}
+	comps := map[string]bool{}
+	for _, s := range c.EndToEnd.CPU {
+		comps[s.Component] = true
+	}
+	if !comps[compWorker] {
+		t.Errorf("no CPU attributed to the worker: %+v", c.EndToEnd.CPU)
+	}
+}
+
+func TestScaleSmoke(t *testing.T) {
+	r, err := RunScale(context.Background(), ScaleConfig{
+		Options: Options{Duration: 2 * time.Second, Dir: t.TempDir()},
+		Tenants: 50, Latency: 5 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r, "scale", 4)
+	f := r.Figures.(ScaleFigures)
+	if f.Tenants != 50 || f.RateMin < 0 || f.RateMin > f.RateMedian || f.RateMedian > f.RateMax || f.RateMax <= 0 {
+		t.Errorf("rates: %+v", f)
+	}
+	if f.StartupSec <= 0 || f.ProvisionSec <= 0 || f.ProvisionSec > f.StartupSec {
+		t.Errorf("start-up %v s, provisioning %v s", f.StartupSec, f.ProvisionSec)
+	}
+	if f.HWMMB <= 0 || f.RSSEndMB <= 0 || f.HWMMB < f.RSSEndMB || f.ProcessCores <= 0 {
+		t.Errorf("resources: peak %v MB, end %v MB, %v cores", f.HWMMB, f.RSSEndMB, f.ProcessCores)
+	}
+}
+
+func TestRunUnknownScenario(t *testing.T) {
+	if _, err := Run(context.Background(), "nope", Options{}); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("Run(nope) = %v", err)
+	}
+	var names []string
+	for _, s := range Scenarios() {
+		names = append(names, s.Name)
+		if s.DefaultDuration <= 0 || s.Summary == "" {
+			t.Errorf("scenario %s: %+v", s.Name, s)
+		}
+	}
+	if got := strings.Join(names, ","); got != "isolation,overhead,pause,scale,utilization" {
+		t.Errorf("scenarios %s", got)
+	}
+}
+
+func TestOpenLoopPublishesOnSchedule(t *testing.T) {
+	start := time.Now()
+	rec := newRecorder(start, 2, time.Second, 10*time.Millisecond, 100)
+	var n [2]atomic.Int64
+	flows := []flow{{tenant: 0, rate: 100, track: true}, {tenant: 1, rate: 50, phase: 5 * time.Millisecond}}
+	res := runOpenLoop(context.Background(), flows, start, start.Add(300*time.Millisecond), 3, rec,
+		func(_ context.Context, tenant int, id string, params []byte) error {
+			if !strings.HasPrefix(id, "b") || !bytes.Contains(params, []byte(campaignID(tenant, 0)[:8])) {
+				t.Errorf("job %s params %s for tenant %d", id, params, tenant)
+			}
+			n[tenant].Add(1)
+			return nil
+		})
+	// Jobs are due at phase + k/rate for every such time before the end.
+	if n[0].Load() != 30 || n[1].Load() != 15 || res.Published != 45 || res.Failed != 0 {
+		t.Fatalf("published %d and %d (%+v), want 30 and 15", n[0].Load(), n[1].Load(), res)
+	}
+	if got := rec.count(0, 0, time.Second, countPublished) + rec.count(1, 0, time.Second, countPublished); got != 45 {
+		t.Errorf("recorder counted %d published", got)
+	}
+	if rec.nextSeq.Load() != 30 {
+		t.Errorf("%d jobs tracked, want tenant 0's 30", rec.nextSeq.Load())
+	}
+}
+
+func TestCampaignIDRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		tenant int
+		seq    uint64
+	}{{0, 0}, {7, 1}, {999, 123456789}, {0xffffffff, 1<<48 - 1}} {
+		id := campaignID(tc.tenant, tc.seq)
+		if len(id) != 36 {
+			t.Errorf("%q is not UUID-shaped", id)
+		}
+		for _, suffix := range []string{"", "/progress"} {
+			tenant, seq, ok := parseCampaignPath(campaignPrefix + id + suffix)
+			if !ok || tenant != tc.tenant || seq != tc.seq {
+				t.Errorf("parse %q = %d, %d, %v", id+suffix, tenant, seq, ok)
+			}
+		}
+	}
+	for _, p := range []string{"", "/oauth/token", campaignPrefix, campaignPrefix + "cmp-1", campaignPrefix + "zzzzzzzz-0000-4000-8000-000000000001", "/api/v2/outbound/contactlists/x/contacts"} {
+		if _, _, ok := parseCampaignPath(p); ok {
+			t.Errorf("parsed %q", p)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 100; i++ {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	l := summarize(lat, 0)
+	if l.Jobs != 100 || l.Served != 100 || *l.P50Ms != 50 || *l.P99Ms != 99 || *l.MaxMs != 100 {
+		t.Errorf("summarize = %+v", l)
+	}
+	// Unserved jobs count as infinitely late.
+	l = summarize(lat[:98], 2)
+	if *l.P50Ms != 50 || l.P99Ms != nil || l.MaxMs != nil {
+		t.Errorf("with 2 of 100 unserved: p50 %v, p99 %v, max %v", l.P50Ms, l.P99Ms, l.MaxMs)
+	}
+	l = summarize(nil, 3)
+	if l.P50Ms != nil || l.Jobs != 3 {
+		t.Errorf("all unserved: %+v", l)
+	}
+}
+
+func TestConverged(t *testing.T) {
+	rates := []float64{2, 4, 8, 10, 10, 10, 10, 10}
+	if i, ok := converged(rates, 2, 10, 0.05); !ok || i != 5 {
+		t.Errorf("converged = %d, %v; want 5 (the window of buckets 3–4)", i, ok)
+	}
+	if _, ok := converged([]float64{10, 10, 10, 5}, 2, 10, 0.05); ok {
+		t.Error("converged although the last window is off")
+	}
+	if _, ok := converged([]float64{10}, 2, 10, 0.05); ok {
+		t.Error("converged with less data than one window")
+	}
+}
+
+func TestP99Unchanged(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		noisy, ref *float64
+		want       bool
+	}{
+		{f(6), f(2), true},    // within +5 ms
+		{f(7.5), f(2), false}, // beyond +5 ms
+		{f(120), f(100), true},
+		{f(130), f(100), false},
+		{nil, f(2), false},
+	} {
+		if got, _ := p99Unchanged(tc.noisy, tc.ref); got != tc.want {
+			t.Errorf("p99Unchanged(%v, %v) = %v", tc.noisy, tc.ref, got)
+		}
+	}
+}
+
+func TestNiceAxis(t *testing.T) {
+	for _, tc := range []struct{ v, top, step float64 }{
+		{100, 100, 20}, {8, 8, 1}, {23, 25, 5}, {0, 1, 0.25}, {0.3, 0.3, 0.05},
+	} {
+		top, step := niceAxis(tc.v)
+		if math.Abs(top-tc.top) > 1e-9 || math.Abs(step-tc.step) > 1e-9 {
+			t.Errorf("niceAxis(%v) = %v, %v; want %v, %v", tc.v, top, step, tc.top, tc.step)
+		}
+	}
+}

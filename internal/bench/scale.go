@@ -1,0 +1,280 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/platform"
+	"github.com/orgdispatch/orgdispatch/platform/platformtest"
+	"github.com/orgdispatch/orgdispatch/tenants"
+)
+
+func init() {
+	registerScenario(Scenario{
+		Name:            "scale",
+		Summary:         "1,000 tenants × 5 requests/s in one worker process",
+		DefaultDuration: 60 * time.Second,
+		run: func(ctx context.Context, o Options) (*Report, error) {
+			return RunScale(ctx, ScaleConfig{Options: o})
+		},
+	})
+}
+
+// ScaleConfig sizes the scale scenario; zero fields take the defaults in
+// brackets.
+type ScaleConfig struct {
+	Options
+	// Tenants [1000], each offering PerSec jobs/s [5].
+	Tenants int
+	PerSec  float64
+	// Limit per Window per token is the simulator's quota [300 per 60 s:
+	// the real one, not compressed]; the tenants are configured with it.
+	Limit  int
+	Window time.Duration
+	// Concurrency per tenant [4 = the tenants file default].
+	Concurrency int
+	// Latency of the simulator [50 ms].
+	Latency time.Duration
+	// StartupTimeout bounds the wait for every tenant's first request [60 s].
+	StartupTimeout time.Duration
+}
+
+func (c ScaleConfig) withDefaults() ScaleConfig {
+	c.Duration = c.duration(60 * time.Second)
+	if c.Tenants <= 0 {
+		c.Tenants = 1000
+	}
+	if c.PerSec <= 0 {
+		c.PerSec = 5
+	}
+	if c.Limit <= 0 {
+		c.Limit = 300
+	}
+	if c.Window <= 0 {
+		c.Window = 60 * time.Second
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = tenants.DefaultConcurrency
+	}
+	if c.Latency <= 0 {
+		c.Latency = 50 * time.Millisecond
+	}
+	if c.StartupTimeout <= 0 {
+		c.StartupTimeout = 60 * time.Second
+	}
+	return c
+}
+
+// ScaleFigures are the scale scenario's measurements.
+type ScaleFigures struct {
+	Tenants int `json:"tenants"`
+	// Achieved rate ÷ offered rate over the measuring window, across tenants.
+	RateMin     float64 `json:"rate_min"`
+	RateMedian  float64 `json:"rate_median"`
+	RateMax     float64 `json:"rate_max"`
+	WithinTol   int     `json:"tenants_within_3pct"`
+	RateLimited int     `json:"rate_limited"`
+	// Start-up, from before provisioning: consumers provisioned, worker
+	// started, every tenant's first request seen by the simulator.
+	ProvisionSec    float64 `json:"provision_sec"`
+	StartupSec      float64 `json:"startup_sec"`
+	FromPoolSec     float64 `json:"first_requests_after_pool_start_sec"`
+	RSSBeforePoolMB float64 `json:"rss_before_worker_mb"`
+	RSSEndMB        float64 `json:"rss_end_mb"`
+	HWMMB           float64 `json:"rss_peak_mb"`
+	// ProcessCores is the whole process's CPU ÷ wall over the window;
+	// WorkerCores the worker's labelled CPU plus the unlabelled (GC,
+	// runtime) — an upper bound for a worker process of its own.
+	ProcessCores float64    `json:"process_cores"`
+	WorkerCores  float64    `json:"worker_cores_upper_bound"`
+	CPU          []CPUShare `json:"cpu,omitempty"`
+	Generator    genResult  `json:"generator"`
+}
+
+// RunScale runs the scale scenario.
+func RunScale(ctx context.Context, cfg ScaleConfig) (_ *Report, err error) {
+	cfg = cfg.withDefaults()
+	n := cfg.Tenants
+	r := newReport("scale", fmt.Sprintf("%d tenants in one worker process", n))
+	r.set("tenants", "%d, each offering %.3g jobs/s (open loop, phases spread), rate_per_minute %.0f, concurrency %d, one worker.Pool", n, cfg.PerSec, float64(cfg.Limit)/cfg.Window.Minutes(), cfg.Concurrency)
+	r.set("quota", "%d requests per %s per token, enforced by the simulator (not time-compressed)", cfg.Limit, cfg.Window)
+	r.set("simulator", "latency %s, HTTP on 127.0.0.1", cfg.Latency)
+	r.set("publishing", "async JetStream publishes with the Publisher's subject, envelope and Nats-Msg-Id (no queued status record)")
+	r.set("measuring window", "%s, starting on the first whole second after every tenant's first request", cfg.Duration)
+	r.set("one process", "the embedded nats-server, the simulator and the load generator run in this process too: RSS is the whole process's; CPU is split by goroutine label (CPU profile)")
+
+	tids := ids(n)
+	e, err := newEnv(ctx, cfg.Dir, platformtest.Config{
+		Clients: simClients(tids), Limit: cfg.Limit, Window: cfg.Window, Scope: platformtest.ScopeToken,
+		Latency: cfg.Latency, AutoCreate: true,
+	}, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	ts := make([]tenants.Tenant, n)
+	perMin := int(math.Round(float64(cfg.Limit) / cfg.Window.Minutes()))
+	for i, id := range tids {
+		ts[i] = e.benchTenant(id, laneSpec{ratePerMinute: perMin, concurrency: cfg.Concurrency})
+	}
+	figs := ScaleFigures{Tenants: n}
+
+	t0 := time.Now()
+	const bucket = time.Second
+	rec := newRecorder(t0, n, cfg.StartupTimeout+cfg.Duration+10*time.Second, bucket, 0)
+	e.observe(rec)
+	if err := dispatcher.Provision(ctx, e.js, benchNames, dispatcher.StreamConfig{}, ts); err != nil {
+		return nil, fmt.Errorf("bench: provision: %w", err)
+	}
+	figs.ProvisionSec = time.Since(t0).Seconds()
+	figs.RSSBeforePoolMB = readMemStatus().RSSMB
+
+	poolStart := time.Now()
+	w, err := e.startWorker(ctx, "bench-worker", ts, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if w != nil {
+			err = errJoin(err, w.stop())
+		}
+	}()
+	pub, pubErrs, err := e.asyncPublisher(ctx, tids)
+	if err != nil {
+		return nil, err
+	}
+	flows := make([]flow, n)
+	for i := range flows {
+		flows[i] = flow{tenant: i, rate: cfg.PerSec, phase: time.Duration(float64(i) / float64(n) / cfg.PerSec * float64(time.Second))}
+	}
+	genCtx, stopGen := context.WithCancel(ctx)
+	defer stopGen()
+	genDone := make(chan genResult, 1)
+	withComponent(genCtx, compLoadgen, func(ctx context.Context) {
+		// Bounded: the schedule ends after the longest start-up plus the
+		// window; normally it is cancelled at the window's end.
+		end := poolStart.Add(cfg.StartupTimeout + cfg.Duration + 5*time.Second)
+		go func() { genDone <- runOpenLoop(ctx, flows, poolStart, end, 16, rec, pub) }()
+	})
+
+	// Start-up: until every tenant's first request reached the simulator.
+	deadline := poolStart.Add(cfg.StartupTimeout)
+	for rec.firstCount.Load() < int64(n) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stopGen()
+			<-genDone
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("bench: only %d of %d tenants made a request within %s", rec.firstCount.Load(), n, cfg.StartupTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var last time.Duration
+	for i := range n {
+		f, _ := rec.first(i)
+		last = max(last, f)
+	}
+	figs.StartupSec = last.Seconds()
+	figs.FromPoolSec = (last - poolStart.Sub(t0)).Seconds()
+
+	// The measuring window.
+	w0 := (rec.since(time.Now())/bucket + 1) * bucket
+	w1 := w0 + cfg.Duration
+	time.Sleep(time.Until(t0.Add(w0)))
+	cpu0, c0 := cpuTime(), time.Now()
+	prof, perr := startCPUProfile()
+	time.Sleep(time.Until(t0.Add(w1)))
+	cpu1, c1 := cpuTime(), time.Now()
+	if perr == nil {
+		if figs.CPU, err = prof.stopTo(cfg.ProfileDir, "scale"); err != nil {
+			return nil, err
+		}
+	}
+	mem := readMemStatus()
+	figs.RSSEndMB, figs.HWMMB = mem.RSSMB, mem.HWMMB
+	stopGen()
+	figs.Generator = <-genDone
+	if n := pubErrs.Load(); n > 0 {
+		return nil, fmt.Errorf("bench: %d async publishes failed", n)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	wall := c1.Sub(c0)
+	figs.ProcessCores = (cpu1 - cpu0).Seconds() / wall.Seconds()
+	for _, s := range figs.CPU {
+		if s.Component == compWorker || s.Component == compOther {
+			figs.WorkerCores += s.Cores
+		}
+	}
+	rates := make([]float64, n)
+	for i := range n {
+		rates[i] = float64(rec.count(i, w0, w1, countOK)) / cfg.Duration.Seconds() / cfg.PerSec
+		if math.Abs(rates[i]-1) <= 0.03 {
+			figs.WithinTol++
+		}
+		figs.RateLimited += rec.count(i, w0, w1, count429)
+	}
+	sorted := slices.Clone(rates)
+	slices.Sort(sorted)
+	figs.RateMin, figs.RateMax = sorted[0], sorted[n-1]
+	figs.RateMedian = percentileF(sorted, 0.5)
+	r.Figures = figs
+
+	t := r.table("per-tenant achieved rate ÷ offered (over the window)", "tenants", "min", "median", "max", "within ±3 %", "429s")
+	t.row(fmt.Sprint(n), fmtRatio(figs.RateMin), fmtRatio(figs.RateMedian), fmtRatio(figs.RateMax), fmt.Sprintf("%d/%d", figs.WithinTol, n), fmt.Sprint(figs.RateLimited))
+	st := r.table("start-up and resources", "provision consumers", "first request of every tenant (from start)", "… from worker start", "RSS before worker", "RSS end", "RSS peak (VmHWM)", "process CPU", "worker CPU (incl. unlabelled)")
+	st.row(fmt.Sprintf("%.2f s", figs.ProvisionSec), fmt.Sprintf("%.2f s", figs.StartupSec), fmt.Sprintf("%.2f s", figs.FromPoolSec),
+		fmt.Sprintf("%.0f MB", figs.RSSBeforePoolMB), fmt.Sprintf("%.0f MB", figs.RSSEndMB), fmt.Sprintf("%.0f MB", figs.HWMMB),
+		fmt.Sprintf("%.2f cores", figs.ProcessCores), fmt.Sprintf("%.2f cores", figs.WorkerCores))
+	if figs.CPU != nil {
+		ct := r.table("CPU by component over the window", "component", "cores", "share")
+		for _, s := range figs.CPU {
+			ct.row(s.Component, fmt.Sprintf("%.2f", s.Cores), fmt.Sprintf("%.0f%%", s.Fraction*100))
+		}
+	}
+	r.target("every tenant within ±3 % of its offered rate", "all", figs.WithinTol == n, "%d/%d (min %.3f, max %.3f)", figs.WithinTol, n, figs.RateMin, figs.RateMax)
+	r.target("RSS of the whole process (incl. nats-server, simulator, load generator)", "≤ 300 MB", figs.HWMMB <= 300, "peak %.0f MB (%.0f MB before the worker started)", figs.HWMMB, figs.RSSBeforePoolMB)
+	if figs.CPU != nil {
+		r.target("worker CPU (worker-labelled + unlabelled GC/runtime)", "≤ 1 core", figs.WorkerCores <= 1, "%.2f cores (whole process %.2f)", figs.WorkerCores, figs.ProcessCores)
+	} else {
+		r.target("process CPU (profiler busy: no split)", "≤ 1 core", figs.ProcessCores <= 1, "%.2f cores", figs.ProcessCores)
+	}
+	r.target("start-up: provision + first request of every tenant", "≤ 10 s", figs.StartupSec <= 10, "%.2f s", figs.StartupSec)
+	r.finish()
+	return r, nil
+}
+
+// asyncPublisher publishes jobs with asynchronous JetStream publishes (the
+// Publisher's subject, envelope and message id, without its queued status
+// record): the load generator of the high-rate scenarios. Failed publishes
+// are counted in the returned counter.
+func (e *env) asyncPublisher(ctx context.Context, tids []string) (publishFunc, *atomic.Int64, error) {
+	var errs atomic.Int64
+	js, err := jetstream.New(e.nc,
+		jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { errs.Add(1) }))
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: %w", err)
+	}
+	return func(ctx context.Context, tenant int, jobID string, params []byte) error {
+		job := dispatcher.Job{ID: jobID, Tenant: tids[tenant], Op: platform.OpCampaignGet, Params: params}
+		data, err := jsonMarshal(job)
+		if err != nil {
+			return err
+		}
+		msg := nats.NewMsg(benchNames.JobSubject(tids[tenant], platform.OpCampaignGet))
+		msg.Data = data
+		msg.Header.Set(dispatcher.HeaderJobID, jobID)
+		return publishAsync(ctx, js, msg, dispatcher.MsgID(tids[tenant], jobID))
+	}, &errs, nil
+}
