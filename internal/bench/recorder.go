@@ -63,8 +63,8 @@ type recorder struct {
 	tenants int
 
 	ok, limited, pub []atomic.Int32 // [tenant*nb + bucket]
-	firstCall   []atomic.Int64 // per tenant: ns since epoch + 1, 0 = none yet
-	firstCount  atomic.Int64   // tenants with a first call
+	firstCall        []atomic.Int64 // per tenant: ns since epoch + 1, 0 = none yet
+	firstCount       atomic.Int64   // tenants with a first call
 
 	totalOK, total429, totalOther, foreign atomic.Int64
 
