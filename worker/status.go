@@ -18,6 +18,9 @@ import (
 // waits for their acks.
 const statusBatch = 256
 
+// statusLinger is how long the writer lets updates gather after a busy round.
+const statusLinger = 10 * time.Millisecond
+
 // statusTimeout bounds one status write or read.
 const statusTimeout = 5 * time.Second
 
@@ -45,11 +48,12 @@ type statusWriter struct {
 	prefix string // "$KV.<bucket>."
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	pending map[string]dispatcher.JobStatus
-	order   []string
-	syncs   []*syncUpdate
-	wake    chan struct{}
+	mu       sync.Mutex
+	pending  map[string]dispatcher.JobStatus
+	order    []string
+	syncs    []*syncUpdate
+	wake     chan struct{}
+	syncWake chan struct{} // cuts a linger short
 }
 
 // syncUpdate is a write of one record that a caller waits for: a
@@ -64,8 +68,9 @@ type syncUpdate struct {
 func newStatusWriter(js jetstream.JetStream, kv jetstream.KeyValue, bucket string, log *slog.Logger) *statusWriter {
 	return &statusWriter{
 		js: js, kv: kv, prefix: "$KV." + bucket + ".", log: log,
-		pending: map[string]dispatcher.JobStatus{},
-		wake:    make(chan struct{}, 1),
+		pending:  map[string]dispatcher.JobStatus{},
+		wake:     make(chan struct{}, 1),
+		syncWake: make(chan struct{}, 1),
 	}
 }
 
@@ -102,6 +107,10 @@ func (w *statusWriter) sync(ctx context.Context, u *syncUpdate) error {
 	w.mu.Unlock()
 	w.signal()
 	select {
+	case w.syncWake <- struct{}{}:
+	default:
+	}
+	select {
 	case err := <-u.done:
 		return err
 	case <-ctx.Done():
@@ -134,11 +143,25 @@ func (w *statusWriter) signal() {
 }
 
 // run writes until ctx is done, then flushes what is queued within flush.
+// After a round that wrote something it lingers a moment (unless a
+// synchronous update waits), so that under load the records of a job that
+// starts and finishes within the linger coalesce into one write.
 func (w *statusWriter) run(ctx context.Context, flush time.Duration) {
+	linger := time.NewTimer(0)
+	<-linger.C
 	for {
 		select {
 		case <-w.wake:
-			w.round(ctx)
+			if w.round(ctx) {
+				linger.Reset(statusLinger)
+				select {
+				case <-linger.C:
+				case <-w.syncWake:
+					linger.Stop()
+				case <-ctx.Done():
+					linger.Stop()
+				}
+			}
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flush)
 			for w.round(fctx) {
