@@ -231,13 +231,14 @@ func (l *lane) pull() {
 func (l *lane) pullOnce() error {
 	stream, name := l.p.cfg.Names.JobsStream(), l.p.cfg.Names.Consumer(l.id)
 	ctx, cancel := context.WithTimeout(l.pullCtx, statusTimeout)
+	asked := time.Now()
 	cons, err := l.p.cfg.JS.Consumer(ctx, stream, name)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("bind consumer %s: %w", name, err)
 	}
 	info := cons.CachedInfo()
-	l.syncPause(info, time.Now())
+	l.syncPause(info, asked)
 	l.mu.Lock()
 	size := l.tenant.Concurrency
 	l.ackWait = info.Config.AckWait
