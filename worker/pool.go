@@ -1,15 +1,3 @@
-// Package worker is orgdispatch's consumer side: a Pool runs one lane per
-// tenant on each worker replica, pulls the tenant's jobs from its durable
-// JetStream consumer, sends them to the platform with the tenant's own OAuth
-// client and rate limiter, and settles each delivery exactly once: ack,
-// delayed retry (exponential backoff, full jitter), hand-back without using
-// up an attempt (429, pause, rejected credentials, shutdown), or dead letter.
-//
-// A 429 pauses only its tenant, on every replica at once: the lane pauses
-// the tenant's consumer with the JetStream consumer pause API
-// (dispatcher.Pause), the server stops delivering it everywhere, and the
-// pause advisory tells the other replicas to hand back what they hold.
-// Every other tenant keeps its full pace.
 package worker
 
 import (
