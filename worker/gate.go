@@ -119,17 +119,17 @@ func (g *gate) pause(until time.Time, slack time.Duration) bool {
 
 // resume ends the pause at once, unless the pause was set locally after
 // `stamp` (the resume is then older than the pause it would end). It reports
-// whether a pause in force ended.
+// whether it cleared a pause (in force, or run out but not yet cleared: the
+// server's advisory when a pause runs out reports its end once).
 func (g *gate) resume(stamp time.Time) bool {
-	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !stamp.IsZero() && g.pauseSetAt.After(stamp) {
 		return false
 	}
-	active := now.Before(g.pausedUntil)
+	had := !g.pausedUntil.IsZero()
 	g.pausedUntil = time.Time{}
-	return active
+	return had
 }
 
 // paused returns the pause deadline, zero when the tenant is not paused.

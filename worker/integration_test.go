@@ -465,8 +465,13 @@ func TestShutdownLosesNoJob(t *testing.T) {
 	h1 := newRecHooks()
 	cfg1 := e.config("r1", h1, ta)
 	cfg1.ShutdownTimeout = 100 * time.Millisecond
-	_, stop1 := e.start(cfg1)
-	h1.waitFor(t, "2 jobs done on the first pool", 10*time.Second, func(h *recHooks) bool { return h.finished["a"]["succeeded"] >= 2 })
+	p1, stop1 := e.start(cfg1)
+	// Stop while a batch is in flight: the first batch is done and the next
+	// one has started (it needs 300ms; the shutdown gives it 100ms).
+	eventually(t, "a second batch in flight", 10*time.Second, func() bool {
+		l := p1.Lanes()[0]
+		return l.Succeeded >= 4 && l.InFlight >= 2
+	})
 	err, took := stop1()
 	if err != nil {
 		t.Fatalf("Run: %v", err)

@@ -40,6 +40,7 @@ type lane struct {
 	lastErrAt time.Time
 	iter      jetstream.MessagesContext
 	iterSize  int
+	restart   bool // the iterator is being drained to pull with a new size
 	ackWait   time.Duration
 
 	inFlight    atomic.Int64
@@ -168,6 +169,9 @@ func (l *lane) update(t tenants.Tenant) error {
 	l.applyRate()
 	l.sem.resize(t.Concurrency)
 	if it != nil && size != t.Concurrency {
+		l.mu.Lock()
+		l.restart = true
+		l.mu.Unlock()
 		it.Drain() // the pull loop hands out what is buffered, then pulls anew
 	}
 	return nil
@@ -256,8 +260,15 @@ func (l *lane) pullOnce() error {
 	l.consume(it)
 	l.mu.Lock()
 	l.iter = nil
+	restart := l.restart
+	l.restart = false
 	l.mu.Unlock()
-	return nil
+	if restart || l.stopping.Load() {
+		return nil
+	}
+	// Closed by the server or the connection (consumer deleted, …): bind
+	// again after a backoff.
+	return fmt.Errorf("pull from consumer %s: message iterator closed", name)
 }
 
 func (l *lane) consume(it jetstream.MessagesContext) {
