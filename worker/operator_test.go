@@ -159,3 +159,46 @@ func TestUpdateTenants(t *testing.T) {
 		t.Errorf("b's consumer after its lane was removed: %d pending, %d unacked; want 1, 0", info.NumPending, info.NumAckPending)
 	}
 }
+
+// While the token endpoint is down the lane parks with backoff and its jobs
+// wait, handed back without using attempts; when it is back they run.
+func TestTokenOutageParksLane(t *testing.T) {
+	e := newEnv(t, platformtest.Config{}, "a")
+	ta := e.tenant("a", func(t *tenants.Tenant) { t.Concurrency = 1; t.MaxAttempts = 1 })
+	e.provision(ta)
+	hooks := newRecHooks()
+	p, _ := e.start(e.config("r1", hooks, ta))
+	e.sim.SetTokenOutage(true)
+	e.publish("a", getJob("j1", "c1"))
+	hooks.waitFor(t, "two hand-backs", 10*time.Second, func(h *recHooks) bool { return h.finished["a"][OutcomeHandedBack] >= 2 })
+	if l := p.Lanes()[0]; l.State != dispatcher.LaneTokenUnavailable {
+		t.Errorf("lane during the outage: %+v", l)
+	}
+	e.sim.SetTokenOutage(false)
+	st := e.waitStatus("a", "j1", dispatcher.StateSucceeded, 10*time.Second)
+	if st.Attempts != 1 || st.FreeDeliveries < 2 {
+		t.Errorf("status %+v: want attempt 1 after ≥ 2 free deliveries", st)
+	}
+	if l := p.Lanes()[0]; l.State != dispatcher.LaneRunning {
+		t.Errorf("lane after the outage: %+v", l)
+	}
+}
+
+// A job whose deadline has passed is dead-lettered as expired, unsent.
+func TestExpiredJobIsDeadLettered(t *testing.T) {
+	e := newEnv(t, platformtest.Config{}, "a")
+	ta := e.tenant("a", nil)
+	e.provision(ta)
+	e.start(e.config("r1", nil, ta))
+	job := getJob("late", "c1")
+	past := time.Now().Add(-time.Second)
+	job.Deadline = &past
+	e.publish("a", job)
+	st := e.waitStatus("a", "late", dispatcher.StateDead, 10*time.Second)
+	if dl := e.deadLetter("a", "campaign.get"); dl.Header.Get(dispatcher.HeaderErrorClass) != ClassExpired {
+		t.Errorf("dead letter class %q, status %+v", dl.Header.Get(dispatcher.HeaderErrorClass), st)
+	}
+	if n := len(e.apiRequests("a")); n != 0 {
+		t.Errorf("%d platform requests for an expired job", n)
+	}
+}
