@@ -24,11 +24,21 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
 )
 
+// TestMain runs the tests, stops the shared browser, and then checks that
+// nothing the tests started (stack, servers, browser connection) is still
+// running.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	shared.close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutines left running after the tests: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -269,8 +269,14 @@
     el.lanes.setAttribute('aria-rowcount', String(total + 1));
     // Layout is read once per render, after the one write it depends on
     // (the list's height clamps the scroll position) and before the rows'.
+    // The browser may clamp the scroll position of a list that just got
+    // shorter only at its next frame: clamp it here, so a filter never shows
+    // an empty frame.
     const h = vp.clientHeight || window.innerHeight;
-    const y = Math.max(0, vp.scrollTop - el.spacer.offsetTop);
+    const maxScroll = Math.max(0, el.spacer.offsetTop + total * rowH - h);
+    let scroll = vp.scrollTop;
+    if (scroll > maxScroll) { scroll = maxScroll; vp.scrollTop = maxScroll; }
+    const y = Math.max(0, scroll - el.spacer.offsetTop);
     const first = Math.max(0, Math.floor(y / rowH) - OVERSCAN);
     const last = Math.min(total, Math.ceil((y + h) / rowH) + OVERSCAN);
 
