@@ -54,14 +54,12 @@
   let order = []; // filtered + sorted tenant ids
   let seenOrder = []; // ids in API order, to notice removed tenants
   const totalHist = { hist: new Float32Array(HISTORY), n: 0, head: 0 };
-  let totals = null;
-  let clockOffset = 0; // server time - local time, when the API tells its time
+  let clockOffset = 0; // server clock - local clock (see observeSkew)
   let lastOK = 0;
   let lastError = '';
   let failures = 0;
   let waitingForToken = false;
   let pollTimer = 0;
-  let inFlight = null;
 
   const view = {
     q: '',
@@ -110,16 +108,16 @@
     if (ring.n < HISTORY) ring.n++;
   }
 
-  function ingest(body, elapsedSec) {
-    const list = Array.isArray(body) ? body : (body && (body.tenants || body.lanes)) || [];
-    const serverNow = time(body && (body.now || body.at || body.generated_at || body.time));
-    if (serverNow) clockOffset = serverNow - Date.now();
+  // ingest takes one answer of GET v1/tenants ({"tenants": [...]}, see
+  // dispatcher.TenantStatus).
+  function ingest(body) {
+    const list = body && Array.isArray(body.tenants) ? body.tenants : [];
 
     const ids = [];
     let sumDone = 0;
     for (const raw of list) {
       if (!raw) continue;
-      const id = String(raw.id ?? raw.tenant ?? '');
+      const id = typeof raw.id === 'string' ? raw.id : '';
       if (!id) continue;
       ids.push(id);
       let t = tenants.get(id);
@@ -127,13 +125,7 @@
         t = { d: null, st: null, hist: new Float32Array(HISTORY), n: 0, head: 0 };
         tenants.set(id, t);
       }
-      let done = raw.done_per_sec;
-      if (typeof done !== 'number' && t.d && elapsedSec > 0) {
-        // Older API without done_per_sec: derive it from finished counters.
-        const fin = (r) => num(r.succeeded) + num(r.dead);
-        done = Math.max(0, (fin(raw) - fin(t.d)) / elapsedSec);
-      }
-      done = num(done);
+      const done = num(raw.done_per_sec);
       const d = {
         id,
         backlog: num(raw.backlog),
@@ -151,11 +143,10 @@
         by: raw.paused_by || '',
         lastError: raw.last_error || '',
         lastErrorAt: time(raw.last_error_at),
-        replicas: Array.isArray(raw.replicas) ? raw.replicas.length : num(raw.replicas),
+        replicas: num(raw.replicas),
         state: raw.state,
       };
-      if (!serverNow && d.pausedUntil && typeof raw.pause_remaining_seconds === 'number') observeSkew(d.pausedUntil, raw.pause_remaining_seconds);
-      if (d.pausedUntil && !raw.state && d.pausedUntil > serverTime()) d.paused = true;
+      if (d.pausedUntil && typeof raw.pause_remaining_seconds === 'number') observeSkew(d.pausedUntil, raw.pause_remaining_seconds);
       t.d = d;
       t.st = stateOf(d);
       push(t, done);
@@ -167,7 +158,6 @@
       seenOrder = ids;
     }
     push(totalHist, sumDone);
-    totals = body && typeof body === 'object' && !Array.isArray(body) ? body : null;
   }
 
   function serverTime() {
@@ -449,7 +439,6 @@
       backlog += d.backlog;
     }
     counts.paused = paused;
-    if (totals && typeof totals.dispatchable_backlog === 'number') dispatchable = totals.dispatchable_backlog;
     el.tenants.textContent = nf.format(tenants.size);
     el.running.textContent = nf.format(counts.running);
     el.paused.textContent = nf.format(paused);
@@ -558,13 +547,11 @@
     try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
   }
 
-  let lastPoll = 0;
   async function poll() {
     clearTimeout(pollTimer);
     if (waitingForToken) return;
     const started = performance.now();
     const ctrl = new AbortController();
-    inFlight = ctrl;
     const timer = setTimeout(() => ctrl.abort(), POLL_TIMEOUT_MS);
     const tok = token();
     try {
@@ -577,9 +564,7 @@
       }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const body = await res.json();
-      const now = performance.now();
-      ingest(body, lastPoll ? (now - lastPoll) / 1000 : 0);
-      lastPoll = now;
+      ingest(body);
       lastOK = Date.now();
       failures = 0;
       renderAll();
@@ -589,7 +574,6 @@
       renderConn();
     } finally {
       clearTimeout(timer);
-      inFlight = null;
     }
     if (waitingForToken) return;
     const delay = failures ? Math.min(5000, 1000 * 2 ** (failures - 1)) : Math.max(100, POLL_MS - (performance.now() - started));
