@@ -6,22 +6,19 @@ import (
 )
 
 // backoffCeiling is the upper bound of the wait before attempt+1 after
-// attempt failed: base·2^(attempt-1), capped at max. attempt counts from 1.
-func backoffCeiling(attempt int, base, max time.Duration) time.Duration {
+// attempt failed: base·2^(attempt-1), capped at ceiling. attempt counts from 1.
+func backoffCeiling(attempt int, base, ceiling time.Duration) time.Duration {
 	if attempt < 1 {
 		attempt = 1
 	}
 	d := base
 	for i := 1; i < attempt; i++ {
-		if d >= max/2 {
-			return max
+		if d >= ceiling/2 {
+			return ceiling
 		}
 		d *= 2
 	}
-	if d > max {
-		return max
-	}
-	return d
+	return min(d, ceiling)
 }
 
 // fullJitter picks the wait uniformly in [0, ceiling] ("full jitter"): the

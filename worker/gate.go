@@ -146,7 +146,7 @@ func (g *gate) paused() time.Time {
 // park stops the lane for an exponentially growing time after its
 // credentials were rejected or its token endpoint failed; it returns the
 // deadline.
-func (g *gate) park(state string, base, max time.Duration) time.Time {
+func (g *gate) park(state string, base, ceiling time.Duration) time.Time {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -156,7 +156,7 @@ func (g *gate) park(state string, base, max time.Duration) time.Time {
 	}
 	g.parkLevel++
 	g.parkState = state
-	g.parkedUntil = now.Add(backoffCeiling(g.parkLevel, base, max))
+	g.parkedUntil = now.Add(backoffCeiling(g.parkLevel, base, ceiling))
 	return g.parkedUntil
 }
 

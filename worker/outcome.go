@@ -120,9 +120,9 @@ func (l *lane) handle(msg jetstream.Msg) {
 		l.handBack(r, blockedDelay(until.Sub(now), state), "lane "+state, 0, OutcomeHandedBack)
 		return
 	}
-	if max := l.maxAttempts(); r.attempts > max {
+	if budget := l.maxAttempts(); r.attempts > budget {
 		// Its last attempt failed but the dead letter could not be stored then.
-		l.giveUp(r, deadLetter{class: ClassExhausted, reason: fmt.Sprintf("all %d attempts failed", max)})
+		l.giveUp(r, deadLetter{class: ClassExhausted, reason: fmt.Sprintf("all %d attempts failed", budget)})
 		return
 	}
 
@@ -300,9 +300,9 @@ func (l *lane) parked(r *run, until time.Time, state, reason string, status int)
 func (l *lane) retry(r *run, reason string, status int) {
 	p := l.p
 	l.setError(reason)
-	max := l.maxAttempts()
-	if r.attempts >= max {
-		l.giveUp(r, deadLetter{class: ClassExhausted, reason: fmt.Sprintf("attempt %d of %d: %s", r.attempts, max, reason), httpStatus: status})
+	budget := l.maxAttempts()
+	if r.attempts >= budget {
+		l.giveUp(r, deadLetter{class: ClassExhausted, reason: fmt.Sprintf("attempt %d of %d: %s", r.attempts, budget, reason), httpStatus: status})
 		return
 	}
 	delay := fullJitter(backoffCeiling(r.attempts, p.cfg.BackoffBase, p.cfg.BackoffMax), nil)
