@@ -409,3 +409,111 @@ func natsImageOK(image string) bool {
 	minor, _ := strconv.Atoi(m[2])
 	return major > 2 || major == 2 && minor >= 11
 }
+
+// TestDockerfile checks the image recipe: a Go builder matching go.mod's Go
+// version, a static build, a distroless non-root final stage, the binary as
+// the entrypoint.
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	gomod, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(string(gomod))
+	if goVersion == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(df, -1)
+	if len(froms) < 2 {
+		t.Fatalf("Dockerfile has %d stages, want a multi-stage build", len(froms))
+	}
+	if want := "golang:" + goVersion[1]; !strings.HasPrefix(froms[0][1], want) {
+		t.Errorf("builder image %s, want %s (go.mod's Go version)", froms[0][1], want)
+	}
+	if last := froms[len(froms)-1][1]; !strings.HasPrefix(last, "gcr.io/distroless/static") || !strings.HasSuffix(last, ":nonroot") {
+		t.Errorf("final image %s, want gcr.io/distroless/static…:nonroot", last)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags "-s -w"`, "./cmd/orgdispatch", "USER nonroot"} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %s", want)
+		}
+	}
+	entry, err := dockerfileEntrypoint(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^COPY --from=\S+ \S+ ` + regexp.QuoteMeta(entry) + `$`).MatchString(df) {
+		t.Errorf("the final stage does not copy the binary to the ENTRYPOINT %s", entry)
+	}
+}
+
+// TestPrometheusConfig checks that deploy/prometheus.yml scrapes what the
+// compose services serve: the api's HTTP port, and every worker replica's
+// through the service name's DNS.
+func TestPrometheusConfig(t *testing.T) {
+	cf, err := loadCompose(filepath.Join(repoRoot, "docker-compose.yml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range cf.Services["prometheus"].Volumes {
+		found = found || strings.HasPrefix(v, "./deploy/prometheus.yml:")
+	}
+	if !found {
+		t.Error("the prometheus service does not mount ./deploy/prometheus.yml")
+	}
+	data, err := os.ReadFile("prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pc struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+			DNSSDConfigs []struct {
+				Names []string `yaml:"names"`
+				Type  string   `yaml:"type"`
+				Port  int      `yaml:"port"`
+			} `yaml:"dns_sd_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(data, &pc); err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{t: t, cf: cf}
+	listens := func(svc string, port int) bool {
+		return cf.Services[svc] != nil && slices.Contains(s.containerPorts(svc), port)
+	}
+	scraped := map[string]bool{}
+	for _, sc := range pc.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			for _, target := range st.Targets {
+				host, port, _ := strings.Cut(target, ":")
+				p, _ := strconv.Atoi(port)
+				if !listens(host, p) {
+					t.Errorf("job %s: target %s: no compose service listens there", sc.JobName, target)
+				}
+				scraped[host] = true
+			}
+		}
+		for _, d := range sc.DNSSDConfigs {
+			for _, name := range d.Names {
+				if d.Type != "A" || !listens(name, d.Port) {
+					t.Errorf("job %s: DNS %s %s port %d: no compose service listens there", sc.JobName, d.Type, name, d.Port)
+				}
+				scraped[name] = true
+			}
+		}
+	}
+	for _, svc := range []string{"api", "worker"} {
+		if !scraped[svc] {
+			t.Errorf("prometheus.yml does not scrape %s", svc)
+		}
+	}
+}
