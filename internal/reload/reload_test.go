@@ -213,6 +213,12 @@ func (e *env) publish(tenant, id string) {
 // waitSucceeded watches the status bucket until the job succeeded.
 func (e *env) waitSucceeded(tenant, id string) {
 	e.t.Helper()
+	e.waitState(tenant, id, dispatcher.StateSucceeded)
+}
+
+// waitState watches the status bucket until the job is in state.
+func (e *env) waitState(tenant, id, state string) {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.t.Context(), 15*time.Second)
 	defer cancel()
 	kv, err := e.js.KeyValue(ctx, e.names.StatusBucket())
@@ -234,11 +240,11 @@ func (e *env) waitSucceeded(tenant, id string) {
 			if err := json.Unmarshal(entry.Value(), &last); err != nil {
 				e.t.Fatal(err)
 			}
-			if last.State == dispatcher.StateSucceeded {
+			if last.State == state {
 				return
 			}
 		case <-ctx.Done():
-			e.t.Fatalf("job %s/%s did not succeed; last status %+v\nlog:\n%s", tenant, id, last, e.logs.String())
+			e.t.Fatalf("job %s/%s never %s; last status %+v\nlog:\n%s", tenant, id, state, last, e.logs.String())
 		}
 	}
 }
@@ -384,14 +390,17 @@ func TestReloadRotatesSecret(t *testing.T) {
 	}
 }
 
-// A removed tenant's lane stops; its consumer and its queued jobs stay, and
-// run when the tenant comes back.
+// A removed tenant's lane drains (a job in flight finishes) and stops; its
+// consumer and its queued jobs stay, and run when the tenant comes back.
 func TestReloadRemovesTenantKeepingJobs(t *testing.T) {
 	e := newEnv(t, tenant("org_1"), tenant("org_2"))
+	e.sim.SetLatency(500 * time.Millisecond) // less than the pool's 2s shutdown timeout
 	e.publish("org_2", "before")
-	e.waitSucceeded("org_2", "before")
+	e.waitState("org_2", "before", dispatcher.StateRunning)
 
-	e.reload(tenant("org_1"))
+	e.reload(tenant("org_1")) // returns once org_2's lane has drained
+	e.sim.SetLatency(0)
+	e.waitSucceeded("org_2", "before")
 	if got := e.lanes(); !slices.Equal(got, []string{"org_1"}) {
 		t.Errorf("lanes after removing org_2: %v", got)
 	}
