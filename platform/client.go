@@ -97,8 +97,12 @@ var (
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   64,
+		// Every tenant of a region calls the same API host, so the per-host
+		// idle cap must cover the summed concurrency of all lanes: over
+		// HTTP/1.1 (the simulator, downgrading proxies) a lower cap re-dials
+		// constantly (measured: ~9 % of CPU with 100 tenants at 64).
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   2048,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
