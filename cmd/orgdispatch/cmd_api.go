@@ -102,7 +102,7 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	ln, err := w.listen(cfg.HTTPAddr, cfg.APIToken.Reveal())
+	ln, err := w.listen(cfg.HTTPAddr, cfg.APIToken.Reveal(), cfg.APIAllowNoAuth)
 	if err != nil {
 		return err
 	}

@@ -181,3 +181,20 @@ func TestReadyzURL(t *testing.T) {
 		t.Error("readyzURL accepted an address without a port")
 	}
 }
+
+func TestListenNeedsTokenOrExplicitOptOutOffLoopback(t *testing.T) {
+	w := newWeb()
+	if _, err := w.listen("0.0.0.0:0", "", false); err == nil || !strings.Contains(err.Error(), "ORGDISPATCH_API_ALLOW_NO_AUTH") {
+		t.Fatalf("open API on 0.0.0.0 without opt-out: err = %v, want a refusal naming the settings", err)
+	}
+	for _, c := range []struct {
+		name, token string
+		allow       bool
+	}{{"token", "tok", false}, {"explicit opt-out", "", true}} {
+		ln, err := w.listen("0.0.0.0:0", c.token, c.allow)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		ln.Close()
+	}
+}

@@ -29,7 +29,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		ln, err := w.listen(n.cfg.HTTPAddr, n.cfg.APIToken.Reveal())
+		ln, err := w.listen(n.cfg.HTTPAddr, n.cfg.APIToken.Reveal(), n.cfg.APIAllowNoAuth)
 		if err != nil {
 			return nil, err
 		}
@@ -47,7 +47,7 @@ func init() {
 			if err != nil {
 				return "", nil, err
 			}
-			ln, err := w.listen(addr, "")
+			ln, err := w.listen(addr, "", false)
 			if err != nil {
 				return "", nil, err
 			}
@@ -88,11 +88,11 @@ func (w web) api(nc *nats.Conn, js jetstream.JetStream, names dispatcher.Names, 
 	})
 }
 
-// listen checks the address (no open API off loopback) and listens, so that
-// the printed URL has the real port.
-func (w web) listen(addr, token string) (net.Listener, error) {
-	if err := api.CheckListen(addr, token, false); err != nil {
-		return nil, fmt.Errorf("%w (ORGDISPATCH_API_TOKEN)", err)
+// listen checks the address (no open API off loopback unless allowNoAuth) and
+// listens, so that the printed URL has the real port.
+func (w web) listen(addr, token string, allowNoAuth bool) (net.Listener, error) {
+	if err := api.CheckListen(addr, token, allowNoAuth); err != nil {
+		return nil, fmt.Errorf("%w (set ORGDISPATCH_API_TOKEN, or ORGDISPATCH_API_ALLOW_NO_AUTH=true behind an authenticating proxy)", err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -54,7 +54,10 @@ type Config struct {
 
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"host:port of the HTTP API, metrics and dashboard; empty: no HTTP server"`
 	APIToken Secret `envconfig:"API_TOKEN" desc:"bearer token required by /v1 (never logged); empty: no authentication, loopback only"`
-	APIURL   string `envconfig:"API_URL" desc:"where status, pause, resume and dlq find the HTTP API; default http://127.0.0.1:8080"`
+	// APIAllowNoAuth lets the API listen on a non-loopback address without
+	// a token: for a network where something in front already authenticates.
+	APIAllowNoAuth bool   `envconfig:"API_ALLOW_NO_AUTH" default:"false" desc:"serve /v1 without a token on a non-loopback address (only behind something that authenticates)"`
+	APIURL         string `envconfig:"API_URL" desc:"where status, pause, resume and dlq find the HTTP API; default http://127.0.0.1:8080"`
 
 	StreamReplicas int `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of streams and buckets (1-5; 3 in a cluster)"`
 	MaxConsumers   int `envconfig:"MAX_CONSUMERS" default:"10000" desc:"jobs stream consumer limit (one consumer per tenant)"`
