@@ -110,6 +110,12 @@ type PauseEvent struct {
 	// FirstAfterMs is the first request at or after 429+R, relative to
 	// 429+R (nil: none before the run ended).
 	FirstAfterMs *float64 `json:"first_after_deadline_ms"`
+	// AllKnewMs is when the last replica learnt of the pause (its
+	// Hooks.PauseChanged), after the 429's answer; nil if one never did.
+	// DuringBeforeAllKnew counts the requests during the pause that came
+	// before that: the window the pause's propagation leaves open.
+	AllKnewMs           *float64 `json:"all_replicas_knew_ms"`
+	DuringBeforeAllKnew int      `json:"requests_during_pause_before_all_knew"`
 	// WorkerDeadlineMs is the earliest pause deadline a replica reported
 	// (Hooks.PauseChanged), relative to 429+R.
 	WorkerDeadlineMs *float64 `json:"worker_deadline_ms"`
@@ -161,7 +167,7 @@ func RunPause(ctx context.Context, cfg PauseConfig) (_ *Report, err error) {
 	if err := dispatcher.Provision(ctx, e.js, benchNames, dispatcher.StreamConfig{}, ts); err != nil {
 		return nil, fmt.Errorf("bench: provision: %w", err)
 	}
-	h := newHooks()
+	hs := make([]*hooks, cfg.Replicas) // one per replica: when each learnt of a pause
 	var ws []*workerRun
 	defer func() {
 		for _, w := range ws {
@@ -169,7 +175,8 @@ func RunPause(ctx context.Context, cfg PauseConfig) (_ *Report, err error) {
 		}
 	}()
 	for i := range cfg.Replicas {
-		w, err := e.startWorker(ctx, fmt.Sprintf("bench-replica-%d", i+1), ts, h)
+		hs[i] = newHooks()
+		w, err := e.startWorker(ctx, fmt.Sprintf("bench-replica-%d", i+1), ts, hs[i])
 		if err != nil {
 			return nil, err
 		}
@@ -219,7 +226,10 @@ func RunPause(ctx context.Context, cfg PauseConfig) (_ *Report, err error) {
 	if gen.Failed > 0 {
 		return nil, fmt.Errorf("bench: %d publishes failed, first: %s", gen.Failed, gen.FirstErr)
 	}
-	_, pauses := h.snapshot()
+	pauses := make([][]pauseSeen, len(hs))
+	for i, h := range hs {
+		_, pauses[i] = h.snapshot()
+	}
 
 	figs := PauseFigures{Injected: injected}
 	var pausedTimes []time.Duration
@@ -258,14 +268,36 @@ func RunPause(ctx context.Context, cfg PauseConfig) (_ *Report, err error) {
 				pe.FirstAfterMs = &v
 			}
 		}
-		for _, ps := range pauses {
-			if ps.tenant != paused || ps.until.IsZero() {
+		// When each replica learnt of the pause (its first report of it).
+		knownAll, allKnew := time.Duration(0), true
+		for _, replica := range pauses {
+			learnt := time.Duration(-1)
+			for _, ps := range replica {
+				if ps.tenant != paused || ps.until.IsZero() {
+					continue
+				}
+				if at := rec.since(ps.at); at >= t429-time.Millisecond && at < end {
+					if learnt < 0 {
+						learnt = at
+					}
+					v := ms(rec.since(ps.until) - end)
+					if pe.WorkerDeadlineMs == nil || v < *pe.WorkerDeadlineMs {
+						pe.WorkerDeadlineMs = &v
+					}
+				}
+			}
+			if learnt < 0 {
+				allKnew = false
 				continue
 			}
-			if at := rec.since(ps.at); at >= t429 && at < end {
-				v := ms(rec.since(ps.until) - end)
-				if pe.WorkerDeadlineMs == nil || v < *pe.WorkerDeadlineMs {
-					pe.WorkerDeadlineMs = &v
+			knownAll = max(knownAll, learnt-t429)
+		}
+		if allKnew {
+			v := ms(knownAll)
+			pe.AllKnewMs = &v
+			for _, at := range pe.DuringAtMs {
+				if at <= v {
+					pe.DuringBeforeAllKnew++
 				}
 			}
 		}
@@ -290,7 +322,7 @@ func RunPause(ctx context.Context, cfg PauseConfig) (_ *Report, err error) {
 	figs.OthersOutsideRatio = ratio(float64(othersOutServed), float64(othersOutPub))
 	r.Figures = figs
 
-	t := r.table("per injected 429 (times from the simulator's log; the pause runs from the 429's answer for R)", "429 answered at", "arrived while it was answered", "requests during pause", "first request after 429+R", "replica's pause deadline − (429+R)", "others served/published during pause", "others goodput÷offered")
+	t := r.table("per injected 429 (times from the simulator's log; the pause runs from the 429's answer for R)", "429 answered at", "arrived while it was answered", "all replicas knew after", "requests during pause", "first request after 429+R", "replica's pause deadline − (429+R)", "others served/published during pause", "others goodput÷offered")
 	during, worstOffset, minOffset := 0, math.Inf(-1), math.Inf(1)
 	othersServed, othersPub := 0, 0
 	for _, pe := range figs.Events {
@@ -312,14 +344,22 @@ func RunPause(ctx context.Context, cfg PauseConfig) (_ *Report, err error) {
 		if len(pe.DuringAtMs) > 0 {
 			dur += " (at +" + strings.Join(fmtList(pe.DuringAtMs, "%.1f"), ", +") + " ms)"
 		}
-		t.row(fmt.Sprintf("%.3f s", pe.AtSec), fmt.Sprint(pe.InFlight), dur, first, wd, fmt.Sprintf("%d/%d", pe.OthersServed, pe.OthersPublished), fmtRatio(pe.OthersRatio))
+		knew := "never"
+		if pe.AllKnewMs != nil {
+			knew = fmt.Sprintf("+%.1f ms", *pe.AllKnewMs)
+		}
+		t.row(fmt.Sprintf("%.3f s", pe.AtSec), fmt.Sprint(pe.InFlight), knew, dur, first, wd, fmt.Sprintf("%d/%d", pe.OthersServed, pe.OthersPublished), fmtRatio(pe.OthersRatio))
 	}
 	base := r.table("baseline: outside the pauses, same run", "others goodput÷offered", fmt.Sprintf("%s goodput/s", paused))
 	base.row(fmtRatio(figs.OthersOutsideRatio), fmt.Sprintf("%.1f", figs.PausedOutsidePerSec))
 
 	seen := len(figs.Events) == injected && injected > 0
 	r.target("every injected 429 observed", fmt.Sprintf("%d", injected), seen, "%d", len(figs.Events))
-	r.target("requests for the paused tenant during the pause, all replicas", "0", seen && during == 0, "%d over %d pauses", during, len(figs.Events))
+	beforeKnew := 0
+	for _, pe := range figs.Events {
+		beforeKnew += pe.DuringBeforeAllKnew
+	}
+	r.target("requests for the paused tenant during the pause, all replicas", "0", seen && during == 0, "%d over %d pauses (%d of them before every replica knew of the pause)", during, len(figs.Events), beforeKnew)
 	offsetsOK := seen && minOffset >= 0 && worstOffset <= 100
 	r.target("first request after the pause, relative to 429 + R", "within [0, +100 ms]", offsetsOK, "%s … %s", fmtOffset(minOffset), fmtOffset(worstOffset))
 	othersRatio := ratio(float64(othersServed), float64(othersPub))

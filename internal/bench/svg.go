@@ -15,6 +15,9 @@ type Plot struct {
 	XLabel string  `json:"x_label"`
 	YLabel string  `json:"y_label"`
 	XStep  float64 `json:"x_step"` // x distance between consecutive values (e.g. 1 s buckets)
+	// YMax, when > 0, caps the y axis: larger values are drawn at the top
+	// edge and labelled with their value.
+	YMax   float64 `json:"y_max,omitempty"`
 	Panels []Panel `json:"panels"`
 }
 
@@ -80,6 +83,9 @@ func (p *Plot) svg() string {
 			ymax = math.Max(ymax, rl.Y)
 		}
 	}
+	if p.YMax > 0 && ymax > p.YMax {
+		ymax = p.YMax
+	}
 	ymax, ystep := niceAxis(ymax)
 	xspan := float64(xmax) * p.XStep
 	if xspan <= 0 {
@@ -115,7 +121,7 @@ func (p *Plot) svg() string {
 		x0 := left + float64(i)*(panelW+gap)
 		y0 := top
 		sx := func(x float64) float64 { return x0 + x/xspan*panelW }
-		sy := func(y float64) float64 { return y0 + panelH - y/ymax*panelH }
+		sy := func(y float64) float64 { return y0 + panelH - math.Min(y, ymax)/ymax*panelH }
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="12" font-weight="bold">%s</text>`+"\n", x0, y0-10, esc(pn.Title))
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#fafafa" stroke="#999"/>`+"\n", x0, y0, panelW, panelH)
 		for y := 0.0; y <= ymax+ystep/2; y += ystep {
@@ -147,6 +153,18 @@ func (p *Plot) svg() string {
 				}
 				fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="%s" stroke-opacity="%s" stroke-linejoin="round" points="%s"><title>%s</title></polyline>`+"\n",
 					st.color, st.width, st.opacity, strings.Join(pts, " "), esc(s.Name))
+			}
+		}
+		// Values beyond the axis: the largest at each x, labelled at the top.
+		for j := 0; j < xmax; j++ {
+			top, color := 0.0, ""
+			for _, s := range pn.Series {
+				if j < len(s.Values) && s.Values[j] > ymax && s.Values[j] > top {
+					top, color = s.Values[j], style(s.Style).color
+				}
+			}
+			if color != "" {
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="9" fill="%s">↑%s</text>`+"\n", sx((float64(j)+0.5)*p.XStep)+3, y0+10, color, fmtTick(math.Round(top)))
 			}
 		}
 	}
