@@ -306,7 +306,7 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	keys := Keys()
 	want := []string{
 		"NATS_URL", "NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", "NATS_LISTEN",
-		"STORE_DIR", "PREFIX", "TENANTS_FILE", "HTTP_ADDR", "API_TOKEN", "API_URL", "STREAM_REPLICAS",
+		"STORE_DIR", "PREFIX", "TENANTS_FILE", "HTTP_ADDR", "API_TOKEN", "API_ALLOW_NO_AUTH", "API_URL", "STREAM_REPLICAS",
 		"MAX_CONSUMERS", "REPLICA_ID", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT",
 	}
 	for i := range want {
