@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -114,6 +115,13 @@ func (w *statusWriter) sync(ctx context.Context, u *syncUpdate) error {
 	case err := <-u.done:
 		return err
 	case <-ctx.Done():
+		// The caller goes on (it naks the job): a write it no longer waits
+		// for must not land later, on top of the next delivery's record.
+		w.mu.Lock()
+		if i := slices.Index(w.syncs, u); i >= 0 {
+			w.syncs = slices.Delete(w.syncs, i, i+1)
+		}
+		w.mu.Unlock()
 		return fmt.Errorf("status %s: %w", key, context.Cause(ctx))
 	}
 }
