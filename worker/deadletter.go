@@ -65,7 +65,9 @@ func (p *Pool) publishDeadLetter(ctx context.Context, r *run, dl deadLetter) err
 	}
 	h.Set(dispatcher.HeaderLastAttempt, dl.last.UTC().Format(time.RFC3339Nano))
 	h.Set(dispatcher.HeaderSubject, r.msg.Subject())
-	h.Set(nats.MsgIdHdr, fmt.Sprintf("dlq:%s:%d", r.tenant, r.meta.Sequence.Stream))
+	if r.meta != nil {
+		h.Set(nats.MsgIdHdr, fmt.Sprintf("dlq:%s:%d", r.tenant, r.meta.Sequence.Stream))
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
 	defer cancel()

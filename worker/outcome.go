@@ -77,8 +77,10 @@ func (l *lane) handle(msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream delivery; cannot happen on a consumer's iterator.
+		// Even so, it is terminated only once its dead letter is stored.
 		p.log.Error("job without JetStream metadata", "tenant", l.id, "error", err)
-		_ = msg.Term()
+		_ = l.decode(r) // its op and id, for the dead letter
+		l.giveUp(r, deadLetter{class: ClassInvalid, reason: "delivery without JetStream metadata: " + err.Error()})
 		return
 	}
 	r.meta = meta
