@@ -21,8 +21,8 @@ import (
 // say why.
 //
 // Pause sets the deadline as given: a later call with an earlier until
-// shortens a pause. Callers that only want to extend one (the worker on a 429)
-// compare with what they know first. until must be in the future; use Resume
+// shortens a pause (an operator's choice). Use ExtendPause to only extend one
+// (the worker on a 429). until must be in the future; use Resume
 // to end a pause early.
 func Pause(ctx context.Context, js jetstream.JetStream, names Names, tenant string, until time.Time, reason, by string) error {
 	if !ValidTenantID(tenant) {
@@ -48,6 +48,31 @@ func Pause(ctx context.Context, js jetstream.JetStream, names Names, tenant stri
 		return fmt.Errorf("dispatcher: tenant %s is paused until %s but its reason was not recorded: %w", tenant, until.UTC().Format(time.RFC3339), err)
 	}
 	return nil
+}
+
+// ExtendPause pauses tenant until until unless its consumer is already paused
+// at least that long: it never shortens a pause. The consumer pause API keeps
+// whichever deadline reaches the server last, so two replicas answered 429 at
+// nearly the same time could otherwise shorten each other's pause (and the
+// server's end-of-pause advisory would then resume every replica early).
+// Reading the deadline first narrows that race to one round trip; a pause
+// that still ends early only costs one more 429, which pauses again.
+// extended reports whether the pause was set.
+func ExtendPause(ctx context.Context, js jetstream.JetStream, names Names, tenant string, until time.Time, reason, by string) (extended bool, err error) {
+	if !ValidTenantID(tenant) {
+		return false, fmt.Errorf("dispatcher: pause: invalid tenant id %q", tenant)
+	}
+	cons, err := js.Consumer(ctx, names.JobsStream(), names.Consumer(tenant))
+	if err != nil {
+		return false, fmt.Errorf("dispatcher: pause tenant %s: %w", tenant, err)
+	}
+	if info := cons.CachedInfo(); info.Paused && info.Config.PauseUntil != nil && !info.Config.PauseUntil.Before(until) {
+		return false, nil
+	}
+	if err := Pause(ctx, js, names, tenant, until, reason, by); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Resume ends tenant's pause at once (every replica resumes receiving its

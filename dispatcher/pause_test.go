@@ -97,3 +97,38 @@ func TestPauseRejectsBadInput(t *testing.T) {
 		t.Error("a rejected Pause paused the consumer")
 	}
 }
+
+// Two replicas answered 429 at nearly the same time must not shorten each
+// other's pause: ExtendPause only ever moves the deadline later.
+func TestExtendPauseNeverShortens(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(1, 4))
+	ctx := t.Context()
+
+	later := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	ext, err := dispatcher.ExtendPause(ctx, js, names, "org_1", later, "429 from platform, Retry-After 60s", "replica-1")
+	if err != nil || !ext {
+		t.Fatalf("first ExtendPause: extended %v, err %v", ext, err)
+	}
+	sooner := later.Add(-30 * time.Second)
+	ext, err = dispatcher.ExtendPause(ctx, js, names, "org_1", sooner, "429 from platform, Retry-After 30s", "replica-2")
+	if err != nil || ext {
+		t.Fatalf("shorter ExtendPause: extended %v, err %v; want not extended", ext, err)
+	}
+	if info := consumerInfo(t, js, names, "org_1"); info.Config.PauseUntil == nil || !info.Config.PauseUntil.Equal(later) {
+		t.Errorf("pause until %v after a shorter ExtendPause, want %s", info.Config.PauseUntil, later)
+	}
+	if _, rec, err := dispatcher.PauseState(ctx, js, names, "org_1"); err != nil || rec == nil || rec.By != "replica-1" {
+		t.Errorf("the first pause's reason must stay: %+v, %v", rec, err)
+	}
+
+	longest := later.Add(30 * time.Second)
+	ext, err = dispatcher.ExtendPause(ctx, js, names, "org_1", longest, "429 from platform, Retry-After 90s", "replica-2")
+	if err != nil || !ext {
+		t.Fatalf("longer ExtendPause: extended %v, err %v", ext, err)
+	}
+	if info := consumerInfo(t, js, names, "org_1"); info.Config.PauseUntil == nil || !info.Config.PauseUntil.Equal(longest) {
+		t.Errorf("pause until %v, want %s", info.Config.PauseUntil, longest)
+	}
+}

@@ -276,7 +276,7 @@ func (l *lane) rateLimitedBy(r *run, e *platform.RateLimitError) {
 		p.cfg.Hooks.PauseChanged(l.id, until)
 		p.log.Info("tenant paused", "tenant", l.id, "job_id", r.job.ID, "status", 429, "until", until.UTC().Format(time.RFC3339), "reason", reason)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
-		if err := dispatcher.Pause(ctx, p.cfg.JS, p.cfg.Names, l.id, until, reason, p.cfg.ReplicaID); err != nil {
+		if _, err := dispatcher.ExtendPause(ctx, p.cfg.JS, p.cfg.Names, l.id, until, reason, p.cfg.ReplicaID); err != nil {
 			p.log.Warn("pause tenant on the server; other replicas learn of the 429 on their own", "tenant", l.id, "error", err)
 		}
 		cancel()
