@@ -96,7 +96,7 @@ var (
 			Timeout:   5 * time.Second,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		ForceAttemptHTTP2:     true,
+		ForceAttemptHTTP2: true,
 		// Every tenant of a region calls the same API host, so the per-host
 		// idle cap must cover the summed concurrency of all lanes: over
 		// HTTP/1.1 (the simulator, downgrading proxies) a lower cap re-dials
