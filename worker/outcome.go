@@ -247,13 +247,15 @@ func (l *lane) succeed(r *run, res *platform.Result) {
 	}
 	l.gate.unpark()
 	now := p.cfg.Now()
+	// Counters and hooks first: whoever sees the succeeded record or event
+	// sees them already counted.
+	l.succeeded.Add(1)
+	l.done.add()
+	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeSucceeded, now.Sub(r.start))
 	st := r.status(dispatcher.StateSucceeded, now)
 	st.HTTPStatus = res.Status
 	p.status.put(st)
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateSucceeded, HTTPStatus: res.Status, At: now})
-	l.succeeded.Add(1)
-	l.done.add()
-	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeSucceeded, now.Sub(r.start))
 	p.log.Debug("job succeeded", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", res.Status)
 }
 
@@ -309,6 +311,8 @@ func (l *lane) retry(r *run, reason string, status int) {
 	}
 	delay := fullJitter(backoffCeiling(r.attempts, p.cfg.BackoffBase, p.cfg.BackoffMax), nil)
 	now := p.cfg.Now()
+	l.retried.Add(1)
+	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeRetried, now.Sub(r.start))
 	st := r.status(dispatcher.StateRetrying, now)
 	st.Error, st.HTTPStatus = reason, status
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
@@ -320,8 +324,6 @@ func (l *lane) retry(r *run, reason string, status int) {
 		p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
 	}
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateRetrying, HTTPStatus: status, Error: reason, At: now})
-	l.retried.Add(1)
-	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeRetried, now.Sub(r.start))
 	p.log.Info("job will be retried", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "delay", delay, "error", reason)
 }
 
@@ -399,14 +401,14 @@ func (l *lane) giveUp(r *run, dl deadLetter) {
 	if err := r.msg.TermWithReason(dl.class); err != nil {
 		p.log.Warn("terminate dead-lettered job; it may be delivered again", "tenant", l.id, "job_id", r.job.ID, "error", err)
 	}
+	l.setError(dl.class + ": " + dl.reason)
+	l.dead.Add(1)
+	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeDead, now.Sub(r.start))
 	if _, ok := r.key(); ok {
 		st := r.status(dispatcher.StateDead, now)
 		st.Error, st.HTTPStatus = dl.class+": "+dl.reason, dl.httpStatus
 		p.status.put(st)
 	}
-	l.setError(dl.class + ": " + dl.reason)
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateDead, HTTPStatus: dl.httpStatus, Error: dl.class + ": " + dl.reason, At: now})
-	l.dead.Add(1)
-	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeDead, now.Sub(r.start))
 	p.log.Warn("job dead-lettered", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", dl.httpStatus, "class", dl.class, "attempts", dl.attempts, "error", dl.reason)
 }
