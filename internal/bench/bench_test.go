@@ -241,8 +241,8 @@ func TestOverheadSmoke(t *testing.T) {
 	if c.Ratio <= 0 || c.Raw.Completed > c.Raw.Published || c.EndToEnd.Completed > c.EndToEnd.Published {
 		t.Errorf("ratio %v, raw %d/%d, e2e %d/%d", c.Ratio, c.Raw.Completed, c.Raw.Published, c.EndToEnd.Completed, c.EndToEnd.Published)
 	}
-	if c.HalfLatency.Served == 0 || c.HalfLatency.P99Ms == nil {
-		t.Errorf("half-load latency: %+v", c.HalfLatency)
+	if c.HalfLatency.Served == 0 || c.HalfLatency.P99Ms == nil || c.HalfRawLatency.Served == 0 || c.HalfRawLatency.P99Ms == nil {
+		t.Errorf("half-load latency: %+v, raw baseline %+v", c.HalfLatency, c.HalfRawLatency)
 	}
 	for _, ph := range []PhaseFigures{c.Raw, c.EndToEnd} {
 		sum := 0.0
@@ -265,7 +265,7 @@ func TestOverheadSmoke(t *testing.T) {
 func TestScaleSmoke(t *testing.T) {
 	r, err := RunScale(context.Background(), ScaleConfig{
 		Options: Options{Duration: 2 * time.Second, Dir: t.TempDir()},
-		Tenants: 50, Latency: 5 * time.Millisecond,
+		Tenants: 50, Latency: 5 * time.Millisecond, BaselineDuration: time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +280,9 @@ func TestScaleSmoke(t *testing.T) {
 	}
 	if f.HWMMB <= 0 || f.RSSEndMB <= 0 || f.HWMMB < f.RSSEndMB || f.ProcessCores <= 0 {
 		t.Errorf("resources: peak %v MB, end %v MB, %v cores", f.HWMMB, f.RSSEndMB, f.ProcessCores)
+	}
+	if f.RawRateMax <= 0 || f.RawRateMin > f.RawRateMedian || f.RawRateMedian > f.RawRateMax || f.RawCores <= 0 {
+		t.Errorf("baseline: %v / %v / %v, %v cores", f.RawRateMin, f.RawRateMedian, f.RawRateMax, f.RawCores)
 	}
 }
 

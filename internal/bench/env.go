@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,6 +32,7 @@ type env struct {
 	simURL string
 	http   *http.Server
 	log    *slog.Logger
+	closed sync.Once
 }
 
 // newEnv starts the server and the simulator under their CPU profile
@@ -108,8 +110,11 @@ func (e *env) connect(ctx context.Context, component, name string) (nc *nats.Con
 	return nc, js, nil
 }
 
-// close stops everything the env started and removes its files.
-func (e *env) close() {
+// close stops everything the env started and removes its files. It may be
+// called more than once.
+func (e *env) close() { e.closed.Do(e.doClose) }
+
+func (e *env) doClose() {
 	if e.http != nil {
 		_ = e.http.Close()
 	}

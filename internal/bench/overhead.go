@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -98,10 +99,14 @@ type OverheadCase struct {
 	Raw         PhaseFigures `json:"raw"`
 	EndToEnd    PhaseFigures `json:"end_to_end"`
 	Ratio       float64      `json:"ratio_to_raw"`
-	// At half the measured end-to-end rate, open loop, with the Publisher.
-	HalfOffered float64   `json:"half_load_offered_per_sec"`
-	HalfLatency Latency   `json:"half_load_publish_to_call"`
-	HalfGen     genResult `json:"half_load_generator"`
+	// At half the measured end-to-end rate, open loop, each on a fresh
+	// server: publish→call through the worker, and publish→receipt by plain
+	// consumers (the baseline).
+	HalfOffered    float64   `json:"half_load_offered_per_sec"`
+	HalfLatency    Latency   `json:"half_load_publish_to_call"`
+	HalfGen        genResult `json:"half_load_generator"`
+	HalfRawLatency Latency   `json:"half_load_raw_publish_to_receipt"`
+	HalfRawGen     genResult `json:"half_load_raw_generator"`
 	// EndToEndSized repeats (2) with an HTTP transport keeping SizedConns
 	// idle connections (nil when not run).
 	EndToEndSized *PhaseFigures `json:"end_to_end_sized_transport,omitempty"`
@@ -119,8 +124,8 @@ func RunOverhead(ctx context.Context, cfg OverheadConfig) (*Report, error) {
 	cfg = cfg.withDefaults()
 	r := newReport("overhead", "orgdispatch's cost per job against the raw JetStream ceiling")
 	r.set("platform", "simulator with no quota and no added latency, HTTP on 127.0.0.1")
-	r.set("phases per tenant count", "(1) raw ceiling: async publish + pull consume (Consume, plain Ack) on the same tenant consumers, no platform call; (2) end to end: the same publishing, worker.Pool calls the platform and acks; (3) half of (2)'s rate, open loop through dispatcher.Publisher, publish→call latency. %s each, the first %s of (1) and (2) not counted", cfg.Duration, cfg.Warmup)
-	r.set("publishing in (1) and (2)", "async JetStream publishes (≤ %d unacknowledged, ≤ %d jobs waiting), the Publisher's subject, envelope and Nats-Msg-Id, without its queued status record", cfg.MaxPending, cfg.MaxBacklog)
+	r.set("phases per tenant count", "(1) raw ceiling: async publish + pull consume (Consume, plain Ack) on the same tenant consumers, no platform call; (2) end to end: the same publishing, worker.Pool calls the platform and acks; (3) half of (2)'s rate, open loop, published the same way, on a fresh server: publish→call latency through the worker (from the moment the job is handed to the client library to the simulator's receipt), and as baseline publish→receipt by plain consumers. %s each, the first %s of (1) and (2) not counted", cfg.Duration, cfg.Warmup)
+	r.set("publishing", "async JetStream publishes (≤ %d unacknowledged, ≤ %d jobs waiting), the Publisher's subject, envelope and Nats-Msg-Id, without its queued status record", cfg.MaxPending, cfg.MaxBacklog)
 	r.set("tenants", "rate_per_minute %d (never binds; note: a tenants file caps it at %d), concurrency %d with one tenant, %d each with more", cfg.RatePerMinute, tenants.MaxRatePerMinute, cfg.ConcurrencyOne, cfg.ConcurrencyMany)
 	r.set("job", "campaign.get of the tenant's campaign")
 	if cfg.SizedTransport {
@@ -139,10 +144,15 @@ func RunOverhead(ctx context.Context, cfg OverheadConfig) (*Report, error) {
 		figs.Cases = append(figs.Cases, *c)
 	}
 	r.Figures = figs
-	t := r.table("throughput", "tenants", "concurrency", "raw ceiling jobs/s", "end-to-end jobs/s", "ratio", "process CPU raw/e2e (cores)", "half load offered/s", "p50 publish→call", "p99 publish→call")
+	t := r.table("throughput", "tenants", "concurrency", "raw ceiling jobs/s", "end-to-end jobs/s", "ratio", "process CPU raw/e2e (cores)")
 	for _, c := range figs.Cases {
 		t.row(fmt.Sprint(c.Tenants), fmt.Sprint(c.Concurrency), fmt.Sprintf("%.0f", c.Raw.PerSec), fmt.Sprintf("%.0f", c.EndToEnd.PerSec), fmtRatio(c.Ratio),
-			fmt.Sprintf("%.2f / %.2f", c.Raw.ProcessCores, c.EndToEnd.ProcessCores), fmt.Sprintf("%.0f", c.HalfOffered), fmtMs(c.HalfLatency.P50Ms), fmtMs(c.HalfLatency.P99Ms))
+			fmt.Sprintf("%.2f / %.2f", c.Raw.ProcessCores, c.EndToEnd.ProcessCores))
+	}
+	lt := r.table("latency at half the end-to-end rate (open loop, fresh server each)", "tenants", "offered/s", "p50 publish→call", "p99 publish→call", "max", "raw baseline p50 / p99 publish→receipt", "generator lag p99 (orgdispatch / raw)")
+	for _, c := range figs.Cases {
+		lt.row(fmt.Sprint(c.Tenants), fmt.Sprintf("%.0f", c.HalfOffered), fmtMs(c.HalfLatency.P50Ms), fmtMs(c.HalfLatency.P99Ms), fmtMs(c.HalfLatency.MaxMs),
+			fmtMs(c.HalfRawLatency.P50Ms)+" / "+fmtMs(c.HalfRawLatency.P99Ms), fmt.Sprintf("%.1f / %.1f ms", ms(c.HalfGen.LagP99), ms(c.HalfRawGen.LagP99)))
 	}
 	if cfg.SizedTransport {
 		st := r.table("end to end with an HTTP transport sized to the concurrency (the default keeps 64 idle connections per host)", "tenants", "idle connections", "end-to-end jobs/s", "ratio to raw", "process CPU (cores)")
@@ -178,23 +188,20 @@ func RunOverhead(ctx context.Context, cfg OverheadConfig) (*Report, error) {
 			"%.0f (%.3f of the raw ceiling %.0f)", c.EndToEnd.PerSec, c.Ratio, c.Raw.PerSec)
 		p99 := c.HalfLatency.P99Ms
 		r.target(fmt.Sprintf("%d tenant(s): p99 publish→call at half load", c.Tenants), "≤ 20 ms", p99 != nil && *p99 <= 20,
-			"%s at %.0f jobs/s", fmtMs(p99), c.HalfOffered)
+			"%s at %.0f jobs/s (raw JetStream baseline p99 %s)", fmtMs(p99), c.HalfOffered, fmtMs(c.HalfRawLatency.P99Ms))
 	}
 	r.finish()
 	return r, nil
 }
 
-func runOverheadCase(ctx context.Context, cfg OverheadConfig, n int) (_ *OverheadCase, err error) {
+// overheadEnv is a fresh env with n tenants provisioned for the overhead
+// scenario.
+func overheadEnv(ctx context.Context, cfg OverheadConfig, n, conc int) (*env, []tenants.Tenant, []string, error) {
 	tids := ids(n)
-	conc := cfg.ConcurrencyMany
-	if n == 1 {
-		conc = cfg.ConcurrencyOne
-	}
 	e, err := newEnv(ctx, cfg.Dir, platformtest.Config{Clients: simClients(tids), AutoCreate: true}, cfg.Logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	defer e.close()
 	ts := make([]tenants.Tenant, n)
 	consumers := make([]string, n)
 	for i, id := range tids {
@@ -202,17 +209,26 @@ func runOverheadCase(ctx context.Context, cfg OverheadConfig, n int) (_ *Overhea
 		consumers[i] = benchNames.Consumer(id)
 	}
 	if err := dispatcher.Provision(ctx, e.js, benchNames, dispatcher.StreamConfig{}, ts); err != nil {
-		return nil, fmt.Errorf("bench: provision: %w", err)
+		e.close()
+		return nil, nil, nil, fmt.Errorf("bench: provision: %w", err)
 	}
-	c := &OverheadCase{Tenants: n, Concurrency: conc}
+	return e, ts, consumers, nil
+}
 
-	// (1) The raw ceiling.
+// startRaw consumes the tenants' consumers with plain pull consumers on a
+// connection of their own, calling onMsg for each message; onMsg acks.
+func startRaw(ctx context.Context, e *env, consumers []string, conc int, onMsg func(jetstream.Msg)) (stop func(), err error) {
 	rawNC, rawJS, err := e.connect(ctx, compRaw, "bench-raw")
 	if err != nil {
 		return nil, err
 	}
-	var rawDone atomic.Int64
 	var ccs []jetstream.ConsumeContext
+	stop = func() {
+		for _, cc := range ccs {
+			cc.Stop()
+		}
+		rawNC.Close()
+	}
 	withComponent(ctx, compRaw, func(ctx context.Context) {
 		for _, name := range consumers {
 			cons, cerr := rawJS.Consumer(ctx, benchNames.JobsStream(), name)
@@ -220,11 +236,7 @@ func runOverheadCase(ctx context.Context, cfg OverheadConfig, n int) (_ *Overhea
 				err = cerr
 				return
 			}
-			cc, cerr := cons.Consume(func(m jetstream.Msg) {
-				if m.Ack() == nil {
-					rawDone.Add(1)
-				}
-			}, jetstream.PullMaxMessages(conc))
+			cc, cerr := cons.Consume(onMsg, jetstream.PullMaxMessages(conc))
 			if cerr != nil {
 				err = cerr
 				return
@@ -232,27 +244,65 @@ func runOverheadCase(ctx context.Context, cfg OverheadConfig, n int) (_ *Overhea
 			ccs = append(ccs, cc)
 		}
 	})
-	stopRaw := func() {
-		for _, cc := range ccs {
-			cc.Stop()
-		}
-		rawNC.Close()
-	}
 	if err != nil {
-		stopRaw()
+		stop()
 		return nil, fmt.Errorf("bench: raw consumer: %w", err)
+	}
+	return stop, nil
+}
+
+func runOverheadCase(ctx context.Context, cfg OverheadConfig, n int) (*OverheadCase, error) {
+	conc := cfg.ConcurrencyMany
+	if n == 1 {
+		conc = cfg.ConcurrencyOne
+	}
+	c := &OverheadCase{Tenants: n, Concurrency: conc}
+	if err := overheadThroughput(ctx, cfg, c); err != nil {
+		return nil, err
+	}
+	c.HalfOffered = c.EndToEnd.PerSec / 2
+	var err error
+	if c.HalfRawLatency, c.HalfRawGen, err = halfLoadLatency(ctx, cfg, c, true); err != nil {
+		return nil, err
+	}
+	if c.HalfLatency, c.HalfGen, err = halfLoadLatency(ctx, cfg, c, false); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// overheadThroughput runs the flood phases on one env: (1) raw, (2) end to
+// end, (4) end to end with a sized transport.
+func overheadThroughput(ctx context.Context, cfg OverheadConfig, c *OverheadCase) (err error) {
+	n, conc := c.Tenants, c.Concurrency
+	e, ts, consumers, err := overheadEnv(ctx, cfg, n, conc)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	tids := ids(n)
+
+	// (1) The raw ceiling.
+	var rawDone atomic.Int64
+	stopRaw, err := startRaw(ctx, e, consumers, conc, func(m jetstream.Msg) {
+		if m.Ack() == nil {
+			rawDone.Add(1)
+		}
+	})
+	if err != nil {
+		return err
 	}
 	c.Raw, err = floodPhase(ctx, cfg, e, tids, fmt.Sprintf("overhead-%d-raw", n), rawDone.Load)
 	stopRaw()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	st, err := e.js.Stream(ctx, benchNames.JobsStream())
 	if err != nil {
-		return nil, fmt.Errorf("bench: jobs stream: %w", err)
+		return fmt.Errorf("bench: jobs stream: %w", err)
 	}
 	if err := st.Purge(ctx); err != nil {
-		return nil, fmt.Errorf("bench: purge after the raw phase: %w", err)
+		return fmt.Errorf("bench: purge after the raw phase: %w", err)
 	}
 
 	// (2) End to end through the worker, with the platform client's default
@@ -260,7 +310,7 @@ func runOverheadCase(ctx context.Context, cfg OverheadConfig, n int) (_ *Overhea
 	h := newHooks()
 	w, err := e.startWorker(ctx, "bench-worker", ts, h)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() {
 		if w != nil {
@@ -268,37 +318,108 @@ func runOverheadCase(ctx context.Context, cfg OverheadConfig, n int) (_ *Overhea
 		}
 	}()
 	if err := waitPulling(ctx, e.js, benchNames.JobsStream(), consumers, 1, 30*time.Second); err != nil {
-		return nil, err
+		return err
 	}
 	c.EndToEnd, err = floodPhase(ctx, cfg, e, tids, fmt.Sprintf("overhead-%d-e2e", n), h.succeededCount)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.Ratio = ratio(c.EndToEnd.PerSec, c.Raw.PerSec)
 	if err := drained(ctx, h, c.EndToEnd.Published); err != nil {
-		return nil, err
+		return err
+	}
+	err = w.stop()
+	w = nil
+	if err != nil || !cfg.SizedTransport {
+		return err
 	}
 
-	// (3) Latency at half the measured rate, open loop, through the Publisher.
-	c.HalfOffered = c.EndToEnd.PerSec / 2
+	// (4) End to end once more, with an HTTP transport that keeps as many
+	// idle connections as requests can be in flight: what the default
+	// transport's connection churn costs.
+	h2 := newHooks()
+	c.SizedConns = n * conc
+	if w, err = e.startWorkerWith(ctx, "bench-worker-sized", ts, h2, sizedHTTPClient(c.SizedConns)); err != nil {
+		return err
+	}
+	if err := waitPulling(ctx, e.js, benchNames.JobsStream(), consumers, 1, 30*time.Second); err != nil {
+		return err
+	}
+	sized, err := floodPhase(ctx, cfg, e, tids, fmt.Sprintf("overhead-%d-e2e-sized", n), h2.succeededCount)
+	if err != nil {
+		return err
+	}
+	c.EndToEndSized = &sized
+	c.RatioSized = ratio(sized.PerSec, c.Raw.PerSec)
+	return nil
+}
+
+// halfLoadLatency publishes at c.HalfOffered, open loop, for cfg.Duration on
+// a fresh env (so that no earlier flood's clean-up runs in the server
+// meanwhile) and measures publish→call latency through the worker, or with
+// raw set publish→receipt by plain consumers (the same run's baseline).
+func halfLoadLatency(ctx context.Context, cfg OverheadConfig, c *OverheadCase, raw bool) (_ Latency, _ genResult, err error) {
+	n := c.Tenants
+	e, ts, consumers, err := overheadEnv(ctx, cfg, n, c.Concurrency)
+	if err != nil {
+		return Latency{}, genResult{}, err
+	}
+	defer e.close()
+	tids := ids(n)
 	d := cfg.Duration
+	start := time.Now().Add(200 * time.Millisecond)
+	rec := newRecorder(start, n, d+5*time.Second, 100*time.Millisecond, uint64(c.HalfOffered*d.Seconds()*1.05)+uint64(10*n))
+	var received atomic.Int64
+	if raw {
+		// Receipt by a plain consumer counts as the call.
+		stop, err := startRaw(ctx, e, consumers, c.Concurrency, func(m jetstream.Msg) {
+			at := time.Now()
+			var job struct {
+				Params struct {
+					CampaignID string `json:"campaign_id"`
+				} `json:"params"`
+			}
+			if json.Unmarshal(m.Data(), &job) == nil {
+				rec.observe(platformtest.Request{At: at, Path: campaignPrefix + job.Params.CampaignID, Status: 200})
+			}
+			if m.Ack() == nil {
+				received.Add(1)
+			}
+		})
+		if err != nil {
+			return Latency{}, genResult{}, err
+		}
+		defer stop()
+	} else {
+		e.observe(rec)
+		w, err := e.startWorker(ctx, "bench-worker", ts, nil)
+		if err != nil {
+			return Latency{}, genResult{}, err
+		}
+		defer func() { err = errJoin(err, w.stop()) }()
+		if err := waitPulling(ctx, e.js, benchNames.JobsStream(), consumers, 1, 30*time.Second); err != nil {
+			return Latency{}, genResult{}, err
+		}
+	}
 	flows := make([]flow, n)
 	per := c.HalfOffered / float64(n)
 	for i := range flows {
 		flows[i] = flow{tenant: i, rate: per, phase: time.Duration(float64(i) / float64(n) / per * float64(time.Second)), track: true}
 	}
-	start := time.Now().Add(100 * time.Millisecond)
-	rec := newRecorder(start, n, d+5*time.Second, 100*time.Millisecond, uint64(c.HalfOffered*d.Seconds()*1.05)+uint64(10*n))
-	e.observe(rec)
-	withComponent(ctx, compLoadgen, func(ctx context.Context) {
-		c.HalfGen = runOpenLoop(ctx, flows, start, start.Add(d), 32, rec, e.publisher(benchNames, tids))
-	})
-	if c.HalfGen.Failed > 0 {
-		return nil, fmt.Errorf("bench: %d publishes failed, first: %s", c.HalfGen.Failed, c.HalfGen.FirstErr)
+	pub, pubErrs, err := e.asyncPublisher(ctx, tids)
+	if err != nil {
+		return Latency{}, genResult{}, err
 	}
-	// Give the last jobs a moment to be called.
+	var gen genResult
+	withComponent(ctx, compLoadgen, func(ctx context.Context) {
+		gen = runOpenLoop(ctx, flows, start, start.Add(d), 4, rec, pub)
+	})
+	if gen.Failed > 0 || pubErrs.Load() > 0 {
+		return Latency{}, gen, fmt.Errorf("bench: %d publishes failed (%d acks failed), first: %s", gen.Failed, pubErrs.Load(), gen.FirstErr)
+	}
+	// Give the last jobs a moment to arrive.
 	waitBy := time.Now().Add(2 * time.Second)
-	for rec.totalOK.Load() < int64(c.HalfGen.Published) && time.Now().Before(waitBy) && ctx.Err() == nil {
+	for rec.totalOK.Load() < int64(gen.Published) && time.Now().Before(waitBy) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	var lat []time.Duration
@@ -308,34 +429,7 @@ func runOverheadCase(ctx context.Context, cfg OverheadConfig, n int) (_ *Overhea
 		lat = append(lat, s...)
 		unserved += u
 	}
-	c.HalfLatency = summarize(lat, unserved)
-	err = w.stop()
-	w = nil
-	if err != nil {
-		return nil, err
-	}
-
-	// (4) End to end once more, with an HTTP transport that keeps as many
-	// idle connections as requests can be in flight: what the default
-	// transport's connection churn costs.
-	if cfg.SizedTransport {
-		h2 := newHooks()
-		c.SizedConns = n * conc
-		w, err = e.startWorkerWith(ctx, "bench-worker-sized", ts, h2, sizedHTTPClient(c.SizedConns))
-		if err != nil {
-			return nil, err
-		}
-		if err := waitPulling(ctx, e.js, benchNames.JobsStream(), consumers, 1, 30*time.Second); err != nil {
-			return nil, err
-		}
-		sized, err := floodPhase(ctx, cfg, e, tids, fmt.Sprintf("overhead-%d-e2e-sized", n), h2.succeededCount)
-		if err != nil {
-			return nil, err
-		}
-		c.EndToEndSized = &sized
-		c.RatioSized = ratio(sized.PerSec, c.Raw.PerSec)
-	}
-	return c, nil
+	return summarize(lat, unserved), gen, nil
 }
 
 // drained waits until the worker has finished the published jobs.

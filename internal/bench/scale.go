@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -45,6 +46,11 @@ type ScaleConfig struct {
 	Latency time.Duration
 	// StartupTimeout bounds the wait for every tenant's first request [60 s].
 	StartupTimeout time.Duration
+	// BaselineDuration is how long the same load runs against plain
+	// JetStream consumers on a fresh server after the worker's run (the
+	// same run's baseline: what JetStream alone delivers with this many
+	// consumers) [20 s; the first quarter is not counted].
+	BaselineDuration time.Duration
 }
 
 func (c ScaleConfig) withDefaults() ScaleConfig {
@@ -69,6 +75,9 @@ func (c ScaleConfig) withDefaults() ScaleConfig {
 	}
 	if c.StartupTimeout <= 0 {
 		c.StartupTimeout = 60 * time.Second
+	}
+	if c.BaselineDuration <= 0 {
+		c.BaselineDuration = 20 * time.Second
 	}
 	return c
 }
@@ -97,6 +106,12 @@ type ScaleFigures struct {
 	WorkerCores  float64    `json:"worker_cores_upper_bound"`
 	CPU          []CPUShare `json:"cpu,omitempty"`
 	Generator    genResult  `json:"generator"`
+	// The baseline: plain consumers (receive + ack), same tenants and load.
+	RawRateMin    float64    `json:"raw_rate_min"`
+	RawRateMedian float64    `json:"raw_rate_median"`
+	RawRateMax    float64    `json:"raw_rate_max"`
+	RawCores      float64    `json:"raw_process_cores"`
+	RawCPU        []CPUShare `json:"raw_cpu,omitempty"`
 }
 
 // RunScale runs the scale scenario.
@@ -109,6 +124,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (_ *Report, err error) {
 	r.set("simulator", "latency %s, HTTP on 127.0.0.1", cfg.Latency)
 	r.set("publishing", "async JetStream publishes with the Publisher's subject, envelope and Nats-Msg-Id (no queued status record)")
 	r.set("measuring window", "%s, starting on the first whole second after every tenant's first request", cfg.Duration)
+r.set("baseline", "afterwards, on a fresh server: the same tenants' consumers and load for %s, consumed by plain JetStream consumers (receive + ack, no platform call); the first quarter not counted", cfg.BaselineDuration)
 	r.set("one process", "the embedded nats-server, the simulator and the load generator run in this process too: RSS is the whole process's; CPU is split by goroutine label (CPU profile)")
 
 	tids := ids(n)
@@ -224,21 +240,34 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (_ *Report, err error) {
 		}
 		figs.RateLimited += rec.count(i, w0, w1, count429)
 	}
-	sorted := slices.Clone(rates)
-	slices.Sort(sorted)
-	figs.RateMin, figs.RateMax = sorted[0], sorted[n-1]
-	figs.RateMedian = percentileF(sorted, 0.5)
+	figs.RateMin, figs.RateMedian, figs.RateMax = spread(rates)
+	err = w.stop()
+	w = nil
+	e.close()
+	if err != nil {
+		return nil, err
+	}
+	if err := scaleBaseline(ctx, cfg, &figs); err != nil {
+		return nil, fmt.Errorf("scale baseline: %w", err)
+	}
 	r.Figures = figs
 
-	t := r.table("per-tenant achieved rate ÷ offered (over the window)", "tenants", "min", "median", "max", "within ±3 %", "429s")
-	t.row(fmt.Sprint(n), fmtRatio(figs.RateMin), fmtRatio(figs.RateMedian), fmtRatio(figs.RateMax), fmt.Sprintf("%d/%d", figs.WithinTol, n), fmt.Sprint(figs.RateLimited))
+	t := r.table("per-tenant achieved rate ÷ offered (over the window)", "run", "tenants", "min", "median", "max", "within ±3 %", "429s", "process CPU")
+	t.row("orgdispatch worker", fmt.Sprint(n), fmtRatio(figs.RateMin), fmtRatio(figs.RateMedian), fmtRatio(figs.RateMax), fmt.Sprintf("%d/%d", figs.WithinTol, n), fmt.Sprint(figs.RateLimited), fmt.Sprintf("%.2f cores", figs.ProcessCores))
+	t.row("baseline: plain JetStream consumers, receive + ack", fmt.Sprint(n), fmtRatio(figs.RawRateMin), fmtRatio(figs.RawRateMedian), fmtRatio(figs.RawRateMax), "—", "—", fmt.Sprintf("%.2f cores", figs.RawCores))
 	st := r.table("start-up and resources", "provision consumers", "first request of every tenant (from start)", "… from worker start", "RSS before worker", "RSS end", "RSS peak (VmHWM)", "process CPU", "worker CPU (incl. unlabelled)")
 	st.row(fmt.Sprintf("%.2f s", figs.ProvisionSec), fmt.Sprintf("%.2f s", figs.StartupSec), fmt.Sprintf("%.2f s", figs.FromPoolSec),
 		fmt.Sprintf("%.0f MB", figs.RSSBeforePoolMB), fmt.Sprintf("%.0f MB", figs.RSSEndMB), fmt.Sprintf("%.0f MB", figs.HWMMB),
 		fmt.Sprintf("%.2f cores", figs.ProcessCores), fmt.Sprintf("%.2f cores", figs.WorkerCores))
-	if figs.CPU != nil {
-		ct := r.table("CPU by component over the window", "component", "cores", "share")
-		for _, s := range figs.CPU {
+	for _, c := range []struct {
+		title  string
+		shares []CPUShare
+	}{{"CPU by component over the window", figs.CPU}, {"CPU by component, baseline", figs.RawCPU}} {
+		if c.shares == nil {
+			continue
+		}
+		ct := r.table(c.title, "component", "cores", "share")
+		for _, s := range c.shares {
 			ct.row(s.Component, fmt.Sprintf("%.2f", s.Cores), fmt.Sprintf("%.0f%%", s.Fraction*100))
 		}
 	}
@@ -252,6 +281,88 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (_ *Report, err error) {
 	r.target("start-up: provision + first request of every tenant", "≤ 10 s", figs.StartupSec <= 10, "%.2f s", figs.StartupSec)
 	r.finish()
 	return r, nil
+}
+
+// spread returns the minimum, median and maximum of xs.
+func spread(xs []float64) (lo, mid, hi float64) {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[0], percentileF(s, 0.5), s[len(s)-1]
+}
+
+// scaleBaseline offers the scale load to plain consumers on a fresh server
+// and records the per-tenant receipt rates.
+func scaleBaseline(ctx context.Context, cfg ScaleConfig, figs *ScaleFigures) error {
+	n := cfg.Tenants
+	tids := ids(n)
+	e, err := newEnv(ctx, cfg.Dir, platformtest.Config{Clients: simClients(tids)}, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	ts := make([]tenants.Tenant, n)
+	consumers := make([]string, n)
+	perMin := int(math.Round(float64(cfg.Limit) / cfg.Window.Minutes()))
+	for i, id := range tids {
+		ts[i] = e.benchTenant(id, laneSpec{ratePerMinute: perMin, concurrency: cfg.Concurrency})
+		consumers[i] = benchNames.Consumer(id)
+	}
+	if err := dispatcher.Provision(ctx, e.js, benchNames, dispatcher.StreamConfig{}, ts); err != nil {
+		return fmt.Errorf("bench: provision: %w", err)
+	}
+	start := time.Now().Add(200 * time.Millisecond)
+	d := cfg.BaselineDuration
+	const bucket = 100 * time.Millisecond
+	rec := newRecorder(start, n, d+5*time.Second, bucket, 0)
+	stop, err := startRaw(ctx, e, consumers, cfg.Concurrency, func(m jetstream.Msg) {
+		at := time.Now()
+		var job struct {
+			Params struct {
+				CampaignID string `json:"campaign_id"`
+			} `json:"params"`
+		}
+		if json.Unmarshal(m.Data(), &job) == nil {
+			rec.observe(platformtest.Request{At: at, Path: campaignPrefix + job.Params.CampaignID, Status: 200})
+		}
+		_ = m.Ack()
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	pub, pubErrs, err := e.asyncPublisher(ctx, tids)
+	if err != nil {
+		return err
+	}
+	flows := make([]flow, n)
+	for i := range flows {
+		flows[i] = flow{tenant: i, rate: cfg.PerSec, phase: time.Duration(float64(i) / float64(n) / cfg.PerSec * float64(time.Second))}
+	}
+	from := (d/4 + bucket - 1) / bucket * bucket
+	genDone := make(chan genResult, 1)
+	withComponent(ctx, compLoadgen, func(ctx context.Context) {
+		go func() { genDone <- runOpenLoop(ctx, flows, start, start.Add(d), 16, rec, pub) }()
+	})
+	time.Sleep(time.Until(start.Add(from)))
+	cpu0, c0 := cpuTime(), time.Now()
+	prof, perr := startCPUProfile()
+	gen := <-genDone
+	cpu1, c1 := cpuTime(), time.Now()
+	if perr == nil {
+		if figs.RawCPU, err = prof.stopTo(cfg.ProfileDir, "scale-baseline"); err != nil {
+			return err
+		}
+	}
+	if gen.Failed > 0 || pubErrs.Load() > 0 {
+		return fmt.Errorf("bench: %d publishes failed (%d acks failed)", gen.Failed, pubErrs.Load())
+	}
+	figs.RawCores = (cpu1 - cpu0).Seconds() / c1.Sub(c0).Seconds()
+	rates := make([]float64, n)
+	for i := range n {
+		rates[i] = float64(rec.count(i, from, d, countOK)) / (d - from).Seconds() / cfg.PerSec
+	}
+	figs.RawRateMin, figs.RawRateMedian, figs.RawRateMax = spread(rates)
+	return nil
 }
 
 // asyncPublisher publishes jobs with asynchronous JetStream publishes (the
