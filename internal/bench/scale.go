@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -124,7 +127,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (_ *Report, err error) {
 	r.set("simulator", "latency %s, HTTP on 127.0.0.1", cfg.Latency)
 	r.set("publishing", "async JetStream publishes with the Publisher's subject, envelope and Nats-Msg-Id (no queued status record)")
 	r.set("measuring window", "%s, starting on the first whole second after every tenant's first request", cfg.Duration)
-r.set("baseline", "afterwards, on a fresh server: the same tenants' consumers and load for %s, consumed by plain JetStream consumers (receive + ack, no platform call); the first quarter not counted", cfg.BaselineDuration)
+	r.set("baseline", "afterwards, on a fresh server: the same tenants' consumers and load for %s, consumed by plain JetStream consumers (receive + ack, no platform call); the first quarter not counted", cfg.BaselineDuration)
 	r.set("one process", "the embedded nats-server, the simulator and the load generator run in this process too: RSS is the whole process's; CPU is split by goroutine label (CPU profile)")
 
 	tids := ids(n)
@@ -217,6 +220,11 @@ r.set("baseline", "afterwards, on a fresh server: the same tenants' consumers an
 	}
 	mem := readMemStatus()
 	figs.RSSEndMB, figs.HWMMB = mem.RSSMB, mem.HWMMB
+	if cfg.ProfileDir != "" {
+		if err := writeHeapProfile(filepath.Join(cfg.ProfileDir, "scale-heap.pprof")); err != nil {
+			return nil, err
+		}
+	}
 	stopGen()
 	figs.Generator = <-genDone
 	if n := pubErrs.Load(); n > 0 {
@@ -281,6 +289,19 @@ r.set("baseline", "afterwards, on a fresh server: the same tenants' consumers an
 	r.target("start-up: provision + first request of every tenant", "≤ 10 s", figs.StartupSec <= 10, "%.2f s", figs.StartupSec)
 	r.finish()
 	return r, nil
+}
+
+// writeHeapProfile writes the in-use heap profile to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 // spread returns the minimum, median and maximum of xs.
