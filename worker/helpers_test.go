@@ -375,3 +375,31 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() bo
 		}
 	}
 }
+
+// sentLog records when API requests left the worker (after its gate).
+type sentLog struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (l *sentLog) times() []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.at...)
+}
+
+// sentRecorder is an http.RoundTripper that notes the time each API request
+// (not token requests) is sent.
+type sentRecorder struct {
+	next http.RoundTripper
+	log  *sentLog
+}
+
+func (s sentRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		s.log.mu.Lock()
+		s.log.at = append(s.log.at, time.Now())
+		s.log.mu.Unlock()
+	}
+	return s.next.RoundTrip(r)
+}
