@@ -221,9 +221,15 @@ func TestPauseIsClusterWide(t *testing.T) {
 	if got := h1.count("a", OutcomeSucceeded) + h2.count("a", OutcomeSucceeded); got != jobs {
 		t.Errorf("%d successes over both replicas, want %d", got, jobs)
 	}
+	// A request that passed its gate an instant before the replica learned
+	// of the pause is built and sent a few milliseconds later (measured up to
+	// ~4 ms under -race on a loaded machine); the gate cannot be atomic with
+	// the socket write. inFlight bounds that; the rest of the pause must see
+	// no request at all.
+	const inFlight = 50 * time.Millisecond
 	for _, at := range sent.times() {
-		if at.After(known) && at.Before(wantUntil) {
-			t.Errorf("request for a sent at +%s, while every replica knew a was paused until +%s", at.Sub(limited.At), retryAfter)
+		if at.After(known.Add(inFlight)) && at.Before(wantUntil) {
+			t.Errorf("request for a sent at +%s, while every replica had known for over %s that a was paused until +%s", at.Sub(limited.At), inFlight, retryAfter)
 		}
 	}
 	if n := len(sent.times()); n < jobs+1 {
