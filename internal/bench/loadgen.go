@@ -24,12 +24,16 @@ type publishFunc func(ctx context.Context, tenant int, jobID string, params []by
 
 // genResult is what a load generator did.
 type genResult struct {
-	Published int           `json:"published"`
-	Failed    int           `json:"failed"`
-	Dropped   int           `json:"dropped"` // not published: the recorder's job capacity was used up
-	LagP99    time.Duration `json:"lag_p99_ns"`
-	LagMax    time.Duration `json:"lag_max_ns"`
-	FirstErr  string        `json:"first_error,omitempty"`
+	Published int `json:"published"`
+	Failed    int `json:"failed"`
+	Dropped   int `json:"dropped"` // not published: the recorder's job capacity was used up
+	// Late counts jobs not published by a second after the schedule's end
+	// because the server did not take them: the generator gives up on
+	// them rather than run on.
+	Late     int           `json:"late"`
+	LagP99   time.Duration `json:"lag_p99_ns"`
+	LagMax   time.Duration `json:"lag_max_ns"`
+	FirstErr string        `json:"first_error,omitempty"`
 }
 
 type due struct {
@@ -55,11 +59,18 @@ func (h *dueHeap) Pop() any {
 // within a scenario's fresh JetStream server.
 var jobCounter atomic.Uint64
 
+// lateGrace is how long after its schedule's end a load generator keeps
+// trying to publish jobs that were due before the end.
+const lateGrace = time.Second
+
 // runOpenLoop publishes every flow's jobs on schedule from start until end
 // (or ctx is done) with the given number of publishing goroutines, and
-// records each job in rec. It returns when the last job is published; it
-// never publishes more than the flows' rates allow in [start, end).
+// records each job in rec. It returns when the last job is published, or at
+// the latest lateGrace after end; it never publishes more than the flows'
+// rates allow in [start, end).
 func runOpenLoop(ctx context.Context, flows []flow, start, end time.Time, publishers int, rec *recorder, pub publishFunc) genResult {
+	pubCtx, cancel := context.WithDeadline(ctx, end.Add(lateGrace))
+	defer cancel()
 	type item struct {
 		flow int
 		due  time.Time
@@ -73,6 +84,7 @@ func runOpenLoop(ctx context.Context, flows []flow, start, end time.Time, publis
 		pubCount atomic.Int64
 		failed   atomic.Int64
 		dropped  atomic.Int64
+		late     atomic.Int64
 	)
 	for range max(publishers, 1) {
 		wg.Add(1)
@@ -80,6 +92,12 @@ func runOpenLoop(ctx context.Context, flows []flow, start, end time.Time, publis
 			defer wg.Done()
 			var local []time.Duration
 			for it := range work {
+				if pubCtx.Err() != nil {
+					if ctx.Err() == nil {
+						late.Add(1)
+					}
+					continue
+				}
 				f := flows[it.flow]
 				seq := uint64(0)
 				if f.track {
@@ -91,9 +109,15 @@ func runOpenLoop(ctx context.Context, flows []flow, start, end time.Time, publis
 				id := "b" + strconv.FormatUint(jobCounter.Add(1), 36)
 				now := time.Now()
 				local = append(local, now.Sub(it.due))
-				rec.published(f.tenant, seq, now)
-				if err := pub(ctx, f.tenant, id, jobParams(f.tenant, seq)); err != nil {
-					if ctx.Err() != nil {
+				err := pub(pubCtx, f.tenant, id, jobParams(f.tenant, seq))
+				if err == nil {
+					rec.published(f.tenant, seq, now)
+				}
+				if err != nil {
+					if pubCtx.Err() != nil {
+						if ctx.Err() == nil {
+							late.Add(1)
+						}
 						continue
 					}
 					if failed.Add(1) == 1 {
@@ -154,6 +178,7 @@ schedule:
 	res.Published = int(pubCount.Load())
 	res.Failed = int(failed.Load())
 	res.Dropped = int(dropped.Load())
+	res.Late = int(late.Load())
 	if len(lags) > 0 {
 		res.LagP99 = percentileDur(lags, 0.99)
 		res.LagMax = lags[len(lags)-1]

@@ -279,6 +279,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (_ *Report, err error) {
 			ct.row(s.Component, fmt.Sprintf("%.2f", s.Cores), fmt.Sprintf("%.0f%%", s.Fraction*100))
 		}
 	}
+	r.note("load generator: %d jobs published, %d given up (not taken by the server within %s of the schedule's end), publish lag p99 %.0f ms", figs.Generator.Published, figs.Generator.Late, lateGrace, ms(figs.Generator.LagP99))
 	r.target("every tenant within ±3 % of its offered rate", "all", figs.WithinTol == n, "%d/%d (min %.3f, max %.3f)", figs.WithinTol, n, figs.RateMin, figs.RateMax)
 	r.target("RSS of the whole process (incl. nats-server, simulator, load generator)", "≤ 300 MB", figs.HWMMB <= 300, "peak %.0f MB (%.0f MB before the worker started)", figs.HWMMB, figs.RSSBeforePoolMB)
 	if figs.CPU != nil {
