@@ -375,6 +375,10 @@ func TestConverged(t *testing.T) {
 	if i, ok := converged(rates, 2, 10, 0.05); !ok || i != 5 {
 		t.Errorf("converged = %d, %v; want 5 (the window of buckets 3–4)", i, ok)
 	}
+	// Within tolerance only for the last window: not enough evidence.
+	if i, ok := converged([]float64{2, 4, 6, 8, 10, 10}, 2, 10, 0.05); ok {
+		t.Errorf("converged at %d with one window of evidence", i)
+	}
 	if _, ok := converged([]float64{10, 10, 10, 5}, 2, 10, 0.05); ok {
 		t.Error("converged although the last window is off")
 	}

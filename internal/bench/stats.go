@@ -88,8 +88,9 @@ func ratio(a, b float64) float64 {
 
 // converged returns the first bucket index from which the moving average of
 // per-bucket rates over win buckets stays within tol (relative) of want until
-// the end, and false when it never does. rates are per-bucket rates (e.g.
-// requests per second measured in each bucket).
+// the end, and false when it never does — or does only for less than one more
+// window before the end (too little evidence). rates are per-bucket rates
+// (e.g. requests per second measured in each bucket).
 func converged(rates []float64, win int, want, tol float64) (int, bool) {
 	if win <= 0 || len(rates) < win {
 		return 0, false
@@ -113,10 +114,10 @@ func converged(rates []float64, win int, want, tol float64) (int, bool) {
 			first = -1
 		}
 	}
-	if first < 0 {
-		return 0, false
-	}
 	// The moving window ending at bucket first covers buckets
 	// first-win+1..first; convergence is reached at the end of bucket first.
+	if first < 0 || len(rates)-(first+1) < win {
+		return 0, false
+	}
 	return first + 1, true
 }
