@@ -147,7 +147,7 @@ func RunPause(ctx context.Context, cfg PauseConfig) (_ *Report, err error) {
 	r.set("replicas", "%d worker.Pool replicas, each on its own NATS connection with its own replica id, in one process", cfg.Replicas)
 	r.set("paused tenant", "%s: rate_per_minute %d (org scope: each replica paces 1/%d of it), offers %.3g× = %.1f jobs/s", paused, cfg.PausedPerMin, cfg.Replicas, cfg.PausedOffered, cfg.PausedOffered*float64(cfg.PausedPerMin)/60)
 	r.set("other tenants", "%d, rate_per_minute %d each, offering %.3g× = %.1f jobs/s each", cfg.Others, cfg.OtherPerMin, cfg.OtherOffered, cfg.OtherOffered*float64(cfg.OtherPerMin)/60)
-	r.set("429", "simulator Throttle(%s, 1, R = %s): exactly one 429 with Retry-After %d; %d times, every %s after a %s warm-up; no other quota", clientID(paused), cfg.RetryAfter, int(cfg.RetryAfter.Seconds()), cfg.Pauses, pauseSpacing(cfg), cfg.Warmup)
+	r.set("429", "simulator Throttle(%s, 1, R = %s): exactly one 429 with Retry-After %d; %d times, every %s after a %s warm-up; no other quota", clientID(paused), cfg.RetryAfter, int(cfg.RetryAfter.Seconds()), cfg.Pauses, pauseSpacing(cfg).Round(10*time.Millisecond), cfg.Warmup)
 	r.set("simulator", "latency %s, unlimited quota", cfg.Latency)
 	r.set("measured by", "the simulator's own request log (OnRequest): every request's arrival time and client; the pause is [429 answered, 429 answered + R)")
 
