@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 )
@@ -61,6 +62,9 @@ type Config struct {
 
 	StreamReplicas int `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of streams and buckets (1-5; 3 in a cluster)"`
 	MaxConsumers   int `envconfig:"MAX_CONSUMERS" default:"10000" desc:"jobs stream consumer limit (one consumer per tenant)"`
+	// ConsumerStorage is "file" or "memory"; see
+	// dispatcher.StreamConfig.ConsumerStorage.
+	ConsumerStorage string `envconfig:"CONSUMER_STORAGE" default:"file" desc:"tenant consumers' state: file, or memory (far less nats-server CPU with many tenants, but a server restart loses pauses and delivery counts; jobs stay queued and are redelivered)"`
 
 	ReplicaID       string        `envconfig:"REPLICA_ID" desc:"this worker replica's id; default hostname-pid"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"how long in-flight jobs may finish on shutdown before they are handed back"`
@@ -244,6 +248,9 @@ func (c Config) Validate() error {
 	if c.MaxConsumers < 1 {
 		bad("MAX_CONSUMERS", "%d: want at least 1", c.MaxConsumers)
 	}
+	if _, err := ParseConsumerStorage(c.ConsumerStorage); err != nil {
+		bad("CONSUMER_STORAGE", "%v", err)
+	}
 	if !replicaIDRE.MatchString(c.ReplicaID) {
 		bad("REPLICA_ID", "%q: want 1-128 of A-Z a-z 0-9 _ = - . not starting or ending with a dot", c.ReplicaID)
 	}
@@ -260,6 +267,27 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// ParseConsumerStorage turns "file" or "memory" into the storage type of
+// dispatcher.StreamConfig.ConsumerStorage.
+func ParseConsumerStorage(s string) (jetstream.StorageType, error) {
+	switch s {
+	case "file":
+		return jetstream.FileStorage, nil
+	case "memory":
+		return jetstream.MemoryStorage, nil
+	default:
+		return 0, fmt.Errorf("%q: want file or memory", s)
+	}
+}
+
+// StreamConfig is the dispatcher.StreamConfig these settings ask for: pass it
+// to dispatcher.Provision and dispatcher.EnsureConsumerWith. Call it on a
+// validated Config (Load validates).
+func (c Config) StreamConfig() dispatcher.StreamConfig {
+	storage, _ := ParseConsumerStorage(c.ConsumerStorage)
+	return dispatcher.StreamConfig{Replicas: c.StreamReplicas, MaxConsumers: c.MaxConsumers, ConsumerStorage: storage}
 }
 
 // checkNATSURL accepts nats://, tls://, ws:// and wss:// URLs with a host.

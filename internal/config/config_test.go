@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
 )
 
 // clearEnv unsets every ORGDISPATCH_* variable for the test (restored by
@@ -46,6 +50,7 @@ func TestLoadDefaults(t *testing.T) {
 		HTTPAddr:        "127.0.0.1:8080",
 		StreamReplicas:  1,
 		MaxConsumers:    10000,
+		ConsumerStorage: "file",
 		ReplicaID:       DefaultReplicaID(),
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
@@ -89,6 +94,7 @@ func TestLoadAllSet(t *testing.T) {
 		"API_URL":          "https://orgdispatch.internal:8443",
 		"STREAM_REPLICAS":  "3",
 		"MAX_CONSUMERS":    "20000",
+		"CONSUMER_STORAGE": "memory",
 		"REPLICA_ID":       "worker-0",
 		"SHUTDOWN_TIMEOUT": "1m30s",
 		"LOG_LEVEL":        "debug",
@@ -113,6 +119,7 @@ func TestLoadAllSet(t *testing.T) {
 		APIURL:          "https://orgdispatch.internal:8443",
 		StreamReplicas:  3,
 		MaxConsumers:    20000,
+		ConsumerStorage: "memory",
 		ReplicaID:       "worker-0",
 		ShutdownTimeout: 90 * time.Second,
 		LogLevel:        "debug",
@@ -141,6 +148,8 @@ func TestLoadErrors(t *testing.T) {
 		{map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, []string{"ORGDISPATCH_SHUTDOWN_TIMEOUT", "positive"}},
 		{map[string]string{"MAX_CONSUMERS": "many"}, []string{"ORGDISPATCH_MAX_CONSUMERS", "integer"}},
 		{map[string]string{"MAX_CONSUMERS": "0"}, []string{"ORGDISPATCH_MAX_CONSUMERS"}},
+		{map[string]string{"CONSUMER_STORAGE": "disk"}, []string{"ORGDISPATCH_CONSUMER_STORAGE", `"disk": want file or memory`}},
+		{map[string]string{"CONSUMER_STORAGE": ""}, []string{"ORGDISPATCH_CONSUMER_STORAGE"}},
 		{map[string]string{"STREAM_REPLICAS": "7"}, []string{"ORGDISPATCH_STREAM_REPLICAS", "1 to 5"}},
 		{map[string]string{"NATS_URL": "http://nats:4222"}, []string{"ORGDISPATCH_NATS_URL", "nats://"}},
 		{map[string]string{"NATS_URL": "nats://"}, []string{"ORGDISPATCH_NATS_URL", "no host"}},
@@ -307,7 +316,7 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	want := []string{
 		"NATS_URL", "NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", "NATS_LISTEN",
 		"STORE_DIR", "PREFIX", "TENANTS_FILE", "HTTP_ADDR", "API_TOKEN", "API_ALLOW_NO_AUTH", "API_URL", "STREAM_REPLICAS",
-		"MAX_CONSUMERS", "REPLICA_ID", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT",
+		"MAX_CONSUMERS", "CONSUMER_STORAGE", "REPLICA_ID", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT",
 	}
 	for i := range want {
 		want[i] = EnvPrefix + "_" + want[i]
@@ -355,5 +364,20 @@ func TestNewLoggerLevelAndFormat(t *testing.T) {
 	}
 	if !(Config{LogLevel: "debug"}.NewLogger(&buf).Enabled(t.Context(), slog.LevelDebug)) {
 		t.Error("debug level not enabled")
+	}
+}
+
+func TestStreamConfig(t *testing.T) {
+	for storage, want := range map[string]jetstream.StorageType{"file": jetstream.FileStorage, "memory": jetstream.MemoryStorage} {
+		clearEnv(t)
+		setEnv(t, map[string]string{"CONSUMER_STORAGE": storage, "STREAM_REPLICAS": "3", "MAX_CONSUMERS": "500"})
+		c, err := Load()
+		if err != nil {
+			t.Fatalf("%s: Load: %v", storage, err)
+		}
+		got := c.StreamConfig()
+		if got != (dispatcher.StreamConfig{Replicas: 3, MaxConsumers: 500, ConsumerStorage: want}) {
+			t.Errorf("%s: StreamConfig() = %+v", storage, got)
+		}
 	}
 }
