@@ -92,8 +92,7 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if ts != nil {
 		provisioned = ts.Tenants
 	}
-	scfg := dispatcher.StreamConfig{Replicas: cfg.StreamReplicas, MaxConsumers: cfg.MaxConsumers}
-	if err := dispatcher.Provision(ctx, js, n.names, scfg, provisioned); err != nil {
+	if err := dispatcher.Provision(ctx, js, n.names, cfg.StreamConfig(), provisioned); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
 

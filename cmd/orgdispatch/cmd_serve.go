@@ -138,8 +138,7 @@ func runNode(ctx context.Context, mode string, args []string, stdout, stderr io.
 	defer cleanup()
 
 	n := &node{cfg: cfg, logger: logger, nc: nc, js: js, names: cfg.Names(), tenants: ts}
-	scfg := dispatcher.StreamConfig{Replicas: cfg.StreamReplicas, MaxConsumers: cfg.MaxConsumers}
-	if err := dispatcher.Provision(ctx, js, n.names, scfg, ts.Tenants); err != nil {
+	if err := dispatcher.Provision(ctx, js, n.names, cfg.StreamConfig(), ts.Tenants); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
 

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/orgdispatch/orgdispatch/platform/platformtest"
 )
 
@@ -102,6 +105,7 @@ func TestServeEmbeddedRunsPublishedJob(t *testing.T) {
 		"ORGDISPATCH_API_TOKEN":        "test-token",
 		"ORGDISPATCH_SHUTDOWN_TIMEOUT": "2s",
 		"ORGDISPATCH_LOG_LEVEL":        "warn",
+		"ORGDISPATCH_CONSUMER_STORAGE": "memory",
 	})
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -115,6 +119,24 @@ func TestServeEmbeddedRunsPublishedJob(t *testing.T) {
 	natsURL := m[1]
 	out.waitLine(t, regexp.MustCompile(`tenants +1 `), time.Second)
 	apiURL := out.waitLine(t, regexp.MustCompile(`HTTP +(http://127\.0\.0\.1:\d+)$`), time.Second)[1]
+
+	// ORGDISPATCH_CONSUMER_STORAGE reached the provisioned consumer.
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, "ORGDISPATCH_JOBS", "tenant_org_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cons.CachedInfo().Config.MemoryStorage {
+		t.Error("ORGDISPATCH_CONSUMER_STORAGE=memory: the tenant's consumer has file storage")
+	}
 
 	t.Setenv("ORGDISPATCH_NATS_URL", natsURL)
 	code, pout, perr := runCLI(t, "publish", "--tenant", "org_1", "--op", "campaign.start", "--id", "j-1", "--params", `{"campaign_id":"cmp-1"}`)

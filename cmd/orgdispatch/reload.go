@@ -15,7 +15,7 @@ import (
 // worker; not api). A bad file is logged and ignored. It returns when ctx
 // ends.
 func watchTenants(ctx context.Context, n *node) error {
-	rec, err := reload.New(reload.Config{JS: n.js, Names: n.names, Pool: n.pool, Logger: n.logger}, n.tenants.Tenants)
+	rec, err := reload.New(reload.Config{JS: n.js, Names: n.names, Streams: n.cfg.StreamConfig(), Pool: n.pool, Logger: n.logger}, n.tenants.Tenants)
 	if err != nil {
 		return fmt.Errorf("tenants reload: %w", err)
 	}

@@ -4,8 +4,8 @@
 //
 // What a reload does to each tenant:
 //
-//   - added: its durable consumer is created (dispatcher.EnsureConsumer)
-//     and the pool starts a lane for it;
+//   - added: its durable consumer is created (dispatcher.EnsureConsumerWith,
+//     with the process's StreamConfig) and the pool starts a lane for it;
 //   - changed: its consumer is updated when its settings changed
 //     (concurrency is the consumer's MaxAckPending; an active pause is
 //     kept), and its lane takes the new rate, concurrency, attempts or
@@ -45,6 +45,9 @@ type Config struct {
 	JS jetstream.JetStream
 	// Names are the NATS names in use.
 	Names dispatcher.Names
+	// Streams is the StreamConfig the process provisioned with: consumers
+	// of added tenants get its ConsumerStorage. Zero: the defaults.
+	Streams dispatcher.StreamConfig
 	// Pool receives the new tenant list; nil in a process without workers
 	// (orgdispatch api), which only provisions consumers.
 	Pool *worker.Pool
@@ -171,7 +174,7 @@ func (r *Reconciler) Apply(ctx context.Context, f *tenants.File) error {
 		if !ensure[t.ID] {
 			continue
 		}
-		if _, err := dispatcher.EnsureConsumer(ctx, r.cfg.JS, r.cfg.Names, t); err != nil {
+		if _, err := dispatcher.EnsureConsumerWith(ctx, r.cfg.JS, r.cfg.Names, r.cfg.Streams, t); err != nil {
 			r.pending[t.ID] = true
 			r.log.Error("tenant consumer not provisioned; will retry", "tenant", t.ID, "error", err)
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))

@@ -492,3 +492,34 @@ func TestNewValidates(t *testing.T) {
 		t.Error("New accepted a config without JS")
 	}
 }
+
+// TestReloadConsumerStorage: a tenant added by a reload gets the consumer
+// storage the process provisioned with.
+func TestReloadConsumerStorage(t *testing.T) {
+	for _, storage := range []jetstream.StorageType{jetstream.FileStorage, jetstream.MemoryStorage} {
+		t.Run(storage.String(), func(t *testing.T) {
+			_, _, js := natstest.RunServer(t)
+			names := dispatcher.MustNames("")
+			streams := dispatcher.StreamConfig{ConsumerStorage: storage}
+			first := []tenants.Tenant{{ID: "org_1", Concurrency: 1}}
+			if err := dispatcher.Provision(t.Context(), js, names, streams, first); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := reload.New(reload.Config{JS: js, Names: names, Streams: streams}, first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := append(first, tenants.Tenant{ID: "org_2", Concurrency: 1})
+			if err := rec.Apply(t.Context(), &tenants.File{Tenants: next}); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			c, err := js.Consumer(t.Context(), names.JobsStream(), names.Consumer("org_2"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.CachedInfo().Config.MemoryStorage; got != (storage == jetstream.MemoryStorage) {
+				t.Errorf("added tenant's consumer: MemoryStorage %v with %v configured", got, storage)
+			}
+		})
+	}
+}
