@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/orgdispatch/orgdispatch/internal/bench"
+	"github.com/orgdispatch/orgdispatch/internal/config"
 )
 
 func init() {
@@ -48,6 +51,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	svgFile := fs.String("svg", "", "write the scenario's plot as SVG to this file (isolation)")
 	profileDir := fs.String("profile-dir", "", "write the CPU profiles of overhead and scale phases to this directory")
 	dir := fs.String("dir", "", "parent of the temporary JetStream store directories (default: the system's)")
+	consumerStorage := fs.String("consumer-storage", "file", "tenant consumers' storage in the scale scenario: file or memory (as ORGDISPATCH_CONSUMER_STORAGE)")
 
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if err := fs.Parse(args); err != nil {
@@ -77,8 +81,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *svgFile != "" && name != "isolation" {
 		return fmt.Errorf("%w: --svg: only the isolation scenario draws a plot", errUsage)
 	}
+	storage, err := config.ParseConsumerStorage(*consumerStorage)
+	if err != nil {
+		return fmt.Errorf("%w: --consumer-storage %v", errUsage, err)
+	}
+	if storage != jetstream.FileStorage && name != "scale" {
+		return fmt.Errorf("%w: --consumer-storage: only the scale scenario takes it", errUsage)
+	}
 	fmt.Fprintf(stderr, "orgdispatch bench %s: running (started %s)…\n", name, time.Now().Format(time.TimeOnly))
-	rep, err := bench.Run(ctx, name, bench.Options{Duration: *duration, Dir: *dir, ProfileDir: *profileDir})
+	rep, err := bench.Run(ctx, name, bench.Options{Duration: *duration, Dir: *dir, ProfileDir: *profileDir, ConsumerStorage: storage})
 	if err != nil {
 		return err
 	}

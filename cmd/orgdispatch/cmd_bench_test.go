@@ -19,6 +19,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "pause", "--svg", "x.svg"}, "only the isolation scenario draws a plot"},
 		{[]string{"bench", "pause", "--duration", "-1s"}, "is negative"},
 		{[]string{"bench", "pause", "extra"}, "unexpected arguments"},
+		{[]string{"bench", "scale", "--consumer-storage", "disk"}, `--consumer-storage "disk": want file or memory`},
+		{[]string{"bench", "pause", "--consumer-storage", "memory"}, "only the scale scenario takes it"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tc.args, &stdout, &stderr); code != 2 {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sort"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Options are the settings every scenario shares; the command line sets
@@ -23,6 +25,11 @@ type Options struct {
 	// CPU breakdown (overhead, scale) record, one file per measured phase
 	// (<scenario>-<phase>.pprof), for go tool pprof.
 	ProfileDir string
+	// ConsumerStorage is the tenant consumers' storage
+	// (dispatcher.StreamConfig.ConsumerStorage) in the scale scenario, for
+	// the worker's run and its baseline alike; the other scenarios use the
+	// default, file storage.
+	ConsumerStorage jetstream.StorageType
 }
 
 func (o Options) duration(def time.Duration) time.Duration {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 )
 
@@ -264,7 +265,7 @@ func TestOverheadSmoke(t *testing.T) {
 
 func TestScaleSmoke(t *testing.T) {
 	r, err := RunScale(context.Background(), ScaleConfig{
-		Options: Options{Duration: 2 * time.Second, Dir: t.TempDir()},
+		Options: Options{Duration: 2 * time.Second, Dir: t.TempDir(), ConsumerStorage: jetstream.MemoryStorage},
 		Tenants: 50, Latency: 5 * time.Millisecond, BaselineDuration: time.Second,
 	})
 	if err != nil {
@@ -272,6 +273,14 @@ func TestScaleSmoke(t *testing.T) {
 	}
 	checkReport(t, r, "scale", 4)
 	f := r.Figures.(ScaleFigures)
+	var text strings.Builder
+	if err := r.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if f.ConsumerStorage != "memory" || !strings.Contains(text.String(), "50 tenants in one worker process, memory consumer storage") ||
+		!strings.Contains(text.String(), "consumer storage  memory (ORGDISPATCH_CONSUMER_STORAGE=memory)") {
+		t.Errorf("the report does not state memory consumer storage (figures %q):\n%s", f.ConsumerStorage, text.String())
+	}
 	if f.Tenants != 50 || f.RateMin < 0 || f.RateMin > f.RateMedian || f.RateMedian > f.RateMax || f.RateMax <= 0 {
 		t.Errorf("rates: %+v", f)
 	}

@@ -88,6 +88,8 @@ func (c ScaleConfig) withDefaults() ScaleConfig {
 // ScaleFigures are the scale scenario's measurements.
 type ScaleFigures struct {
 	Tenants int `json:"tenants"`
+	// ConsumerStorage is the tenant consumers' storage: "file" or "memory".
+	ConsumerStorage string `json:"consumer_storage"`
 	// Achieved rate ÷ offered rate over the measuring window, across tenants.
 	RateMin    float64 `json:"rate_min"`
 	RateMedian float64 `json:"rate_median"`
@@ -126,13 +128,14 @@ type ScaleFigures struct {
 func RunScale(ctx context.Context, cfg ScaleConfig) (_ *Report, err error) {
 	cfg = cfg.withDefaults()
 	n := cfg.Tenants
-	r := newReport("scale", fmt.Sprintf("%d tenants in one worker process", n))
+	r := newReport("scale", fmt.Sprintf("%d tenants in one worker process, %s consumer storage", n, storageName(cfg.ConsumerStorage)))
 	r.set("tenants", "%d, each offering %.3g jobs/s (open loop, phases spread), rate_per_minute %.0f, concurrency %d, one worker.Pool", n, cfg.PerSec, float64(cfg.Limit)/cfg.Window.Minutes(), cfg.Concurrency)
 	r.set("quota", "%d requests per %s per token, enforced by the simulator (not time-compressed)", cfg.Limit, cfg.Window)
 	r.set("simulator", "latency %s, HTTP on 127.0.0.1", cfg.Latency)
 	r.set("publishing", "async JetStream publishes with the Publisher's subject, envelope and Nats-Msg-Id (no queued status record)")
 	r.set("measuring window", "%s, starting on the first whole second after every tenant's first request", cfg.Duration)
 	r.set("baseline", "afterwards, on a fresh server: the same tenants' consumers and load for %s, consumed by plain JetStream consumers (receive + ack, no platform call); the first quarter not counted", cfg.BaselineDuration)
+	r.set("consumer storage", "%s", consumerStorageDesc(cfg.ConsumerStorage))
 	r.set("one process", "the embedded nats-server, the simulator and the load generator run in this process too: RSS is the whole process's; CPU is split by goroutine label (CPU profile)")
 
 	tids := ids(n)
@@ -149,13 +152,14 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (_ *Report, err error) {
 	for i, id := range tids {
 		ts[i] = e.benchTenant(id, laneSpec{ratePerMinute: perMin, concurrency: cfg.Concurrency})
 	}
-	figs := ScaleFigures{Tenants: n}
+	figs := ScaleFigures{Tenants: n, ConsumerStorage: storageName(cfg.ConsumerStorage)}
+	streams := dispatcher.StreamConfig{ConsumerStorage: cfg.ConsumerStorage}
 
 	t0 := time.Now()
 	const bucket = time.Second
 	rec := newRecorder(t0, n, cfg.StartupTimeout+cfg.Duration+10*time.Second, bucket, 0)
 	e.observe(rec)
-	if err := dispatcher.Provision(ctx, e.js, benchNames, dispatcher.StreamConfig{}, ts); err != nil {
+	if err := dispatcher.Provision(ctx, e.js, benchNames, streams, ts); err != nil {
 		return nil, fmt.Errorf("bench: provision: %w", err)
 	}
 	figs.ProvisionSec = time.Since(t0).Seconds()
@@ -300,6 +304,21 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (_ *Report, err error) {
 	return r, nil
 }
 
+func storageName(s jetstream.StorageType) string {
+	if s == jetstream.MemoryStorage {
+		return "memory"
+	}
+	return "file"
+}
+
+// consumerStorageDesc says what the tenant consumers' storage costs.
+func consumerStorageDesc(s jetstream.StorageType) string {
+	if s == jetstream.MemoryStorage {
+		return "memory (ORGDISPATCH_CONSUMER_STORAGE=memory): consumer state is not written to disk; the jobs stream is on file either way"
+	}
+	return "file (the default, ORGDISPATCH_CONSUMER_STORAGE=file): nats-server writes each consumer's state to its own file on every delivery and ack"
+}
+
 // writeHeapProfile writes the in-use heap profile to path.
 func writeHeapProfile(path string) error {
 	f, err := os.Create(path)
@@ -337,7 +356,7 @@ func scaleBaseline(ctx context.Context, cfg ScaleConfig, figs *ScaleFigures) err
 		ts[i] = e.benchTenant(id, laneSpec{ratePerMinute: perMin, concurrency: cfg.Concurrency})
 		consumers[i] = benchNames.Consumer(id)
 	}
-	if err := dispatcher.Provision(ctx, e.js, benchNames, dispatcher.StreamConfig{}, ts); err != nil {
+	if err := dispatcher.Provision(ctx, e.js, benchNames, dispatcher.StreamConfig{ConsumerStorage: cfg.ConsumerStorage}, ts); err != nil {
 		return fmt.Errorf("bench: provision: %w", err)
 	}
 	start := time.Now().Add(200 * time.Millisecond)
