@@ -112,11 +112,13 @@ func TestDoClassifiesAnswers(t *testing.T) {
 				writeJSON(w, tt.ans.status, tt.ans.body)
 			})
 			var statuses []int
+			sends := 0
 			clock := newFakeClock()
 			c := newTestClient(t, fp, func(c *Config) {
 				c.Now = clock.Now
 				c.DefaultRetryAfter = 45 * time.Second
 				c.MaxRetryAfter = 5 * time.Minute
+				c.OnSend = func() { sends++ }
 				c.OnResponse = func(status int, _ RateLimit, _ time.Duration) { statuses = append(statuses, status) }
 			})
 			res, err := c.Do(context.Background(), OpCampaignGet, getParams)
@@ -126,6 +128,9 @@ func TestDoClassifiesAnswers(t *testing.T) {
 			}
 			if len(statuses) != 1 || statuses[0] != tt.ans.status {
 				t.Fatalf("OnResponse saw %v, want [%d]", statuses, tt.ans.status)
+			}
+			if sends != 1 {
+				t.Fatalf("OnSend called %d times, want 1 (one per OnResponse)", sends)
 			}
 		})
 	}
@@ -210,16 +215,18 @@ func TestDoTimeoutIsTransient(t *testing.T) {
 		}
 	})
 	var statuses []int
+	sends := 0
 	c := newTestClient(t, fp, func(c *Config) {
 		c.HTTPClient = &http.Client{Timeout: 200 * time.Millisecond} // also bounds the token fetch: not too tight
+		c.OnSend = func() { sends++ }
 		c.OnResponse = func(status int, _ RateLimit, _ time.Duration) { statuses = append(statuses, status) }
 	})
 	_, err := c.Do(context.Background(), OpCampaignGet, getParams)
 	if te := wantType[*TransientError](t, nil, err); te.Status != 0 {
 		t.Fatalf("Status = %d, want 0", te.Status)
 	}
-	if len(statuses) != 1 || statuses[0] != 0 {
-		t.Fatalf("OnResponse saw %v, want [0]", statuses)
+	if len(statuses) != 1 || statuses[0] != 0 || sends != 1 {
+		t.Fatalf("OnResponse saw %v and OnSend %d calls, want [0] and 1", statuses, sends)
 	}
 
 }

@@ -51,6 +51,10 @@ type Config struct {
 	// The worker waits on its rate limiter and checks its pause here. A
 	// non-nil error aborts Do and is returned wrapped (%w).
 	BeforeRequest func(ctx context.Context) error
+	// OnSend, when set, is called just before each API request goes out;
+	// every OnSend is followed by exactly one OnResponse, so the two count
+	// the requests on the wire.
+	OnSend func()
 	// OnResponse, when set, is called after every API answer; status 0
 	// means there was none (timeout, connection error). It must not block.
 	OnResponse func(status int, limit RateLimit, elapsed time.Duration)
@@ -244,6 +248,9 @@ func (c *Client) send(ctx context.Context, op string, r request) (*Result, error
 		req.Header.Set("Content-Type", "application/json")
 	}
 
+	if c.cfg.OnSend != nil {
+		c.cfg.OnSend()
+	}
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
