@@ -44,10 +44,11 @@ type gate struct {
 	parkedUntil time.Time
 	parkState   string
 	parkLevel   int
+	limitSet    chan struct{} // closed (and replaced) when the limit changes
 }
 
 func newGate(now func() time.Time, limit rate.Limit, burst int) *gate {
-	return &gate{now: now, limiter: rate.NewLimiter(limit, burst)}
+	return &gate{now: now, limiter: rate.NewLimiter(limit, burst), limitSet: make(chan struct{})}
 }
 
 // before is the lane's platform.Config.BeforeRequest.
@@ -55,10 +56,60 @@ func (g *gate) before(ctx context.Context) error {
 	if err := g.check(); err != nil {
 		return err
 	}
-	if err := g.limiter.Wait(ctx); err != nil {
+	if err := g.wait(ctx); err != nil {
 		return fmt.Errorf("rate limiter: %w", err)
 	}
 	return g.check()
+}
+
+// wait takes one token from the limiter. Unlike rate.Limiter.Wait it holds
+// no reservation while it waits: it takes a token only when one is there and
+// otherwise sleeps until the next is due, or until the limit changes, and
+// looks again. A reservation would keep the pace in force when it was made,
+// so after a change (rate: auto re-pacing within a window, an org quota
+// re-sized as replicas come and go) requests already waiting would go at the
+// old pace — too slow, or, when the window's budget has just run out, too
+// fast; and cancelling reservations to re-plan loses tokens when several
+// requests wait.
+func (g *gate) wait(ctx context.Context) error {
+	for {
+		g.mu.Lock()
+		changed := g.limitSet
+		g.mu.Unlock()
+		if g.limiter.Allow() {
+			return nil
+		}
+		var due *time.Timer
+		wake := (<-chan time.Time)(nil) // a zero limit waits for a change
+		if lim := g.limiter.Limit(); lim > 0 {
+			d := time.Duration((1 - g.limiter.Tokens()) / float64(lim) * float64(time.Second))
+			due = time.NewTimer(max(d, time.Millisecond))
+			wake = due.C
+		}
+		select {
+		case <-wake:
+		case <-changed:
+		case <-ctx.Done():
+		}
+		if due != nil {
+			due.Stop()
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// setLimit changes the limiter's rate and has waiting requests plan anew.
+func (g *gate) setLimit(l rate.Limit) {
+	if g.limiter.Limit() == l {
+		return
+	}
+	g.limiter.SetLimit(l)
+	g.mu.Lock()
+	close(g.limitSet)
+	g.limitSet = make(chan struct{})
+	g.mu.Unlock()
 }
 
 // check returns a *blockedError while the lane may not send. The first check

@@ -136,3 +136,61 @@ func TestGateRechecksAfterWaiting(t *testing.T) {
 		}
 	})
 }
+
+// A request waiting on the limiter plans anew when the limit changes: it goes
+// at the new pace, faster or slower, not at the pace of its reservation.
+func TestGateWaitFollowsLimitChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate(time.Now, rate.Limit(0.1), 1) // one per 10 s
+		ctx := context.Background()
+		if err := g.before(ctx); err != nil { // takes the only token
+			t.Fatal(err)
+		}
+		start := time.Now()
+		done := make(chan time.Duration, 1)
+		go func() {
+			if err := g.before(ctx); err != nil {
+				t.Error(err)
+			}
+			done <- time.Since(start)
+		}()
+		synctest.Wait() // waiting for the token due in 10 s
+		g.setLimit(rate.Limit(10))
+		if got := <-done; got > 200*time.Millisecond {
+			t.Errorf("after the limit rose to 10/s the waiting request went after %s, want ≤ 100ms", got)
+		}
+
+		// Slower: a request that reserved at 10/s waits for the new 0.5/s.
+		start = time.Now()
+		go func() {
+			if err := g.before(ctx); err != nil {
+				t.Error(err)
+			}
+			done <- time.Since(start)
+		}()
+		synctest.Wait()
+		g.setLimit(rate.Limit(0.5))
+		if got := <-done; got < time.Second {
+			t.Errorf("after the limit fell to 0.5/s the waiting request went after %s, want ≥ 1s", got)
+		}
+	})
+}
+
+// A waiting request gives up with the context's cause.
+func TestGateWaitHonoursContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate(time.Now, rate.Limit(0.1), 1)
+		if err := g.before(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cause := errors.New("shutting down")
+		ctx, cancel := context.WithCancelCause(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- g.before(ctx) }()
+		synctest.Wait()
+		cancel(cause)
+		if err := <-errc; !errors.Is(err, cause) {
+			t.Errorf("before = %v, want the cause %v", err, cause)
+		}
+	})
+}

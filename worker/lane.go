@@ -36,6 +36,7 @@ type lane struct {
 	tenant    tenants.Tenant
 	client    *platform.Client
 	learned   float64 // rate: auto — whole-quota requests/s learnt from headers; 0: none yet
+	pacer     autoPacer
 	lastErr   string
 	lastErrAt time.Time
 	iter      jetstream.MessagesContext
@@ -44,6 +45,7 @@ type lane struct {
 	ackWait   time.Duration
 
 	inFlight    atomic.Int64
+	onWire      atomic.Int64 // API requests sent and not yet answered
 	succeeded   atomic.Uint64
 	retried     atomic.Uint64
 	dead        atomic.Uint64
@@ -96,6 +98,7 @@ func (l *lane) newClient(t tenants.Tenant) (*platform.Client, error) {
 		DefaultRetryAfter:   l.p.cfg.DefaultRetryAfter,
 		MaxRetryAfter:       l.p.cfg.MaxPause,
 		BeforeRequest:       l.gate.before,
+		OnSend:              func() { l.onWire.Add(1) },
 		OnResponse:          l.onResponse,
 		OnToken:             l.onToken,
 		Now:                 l.p.cfg.Now,
@@ -107,6 +110,7 @@ func (l *lane) newClient(t tenants.Tenant) (*platform.Client, error) {
 }
 
 func (l *lane) onResponse(status int, limit platform.RateLimit, elapsed time.Duration) {
+	others := l.onWire.Add(-1)
 	l.p.cfg.Hooks.PlatformResponse(l.id, status, elapsed)
 	l.mu.Lock()
 	auto := l.tenant.RateAuto
@@ -114,7 +118,7 @@ func (l *lane) onResponse(status int, limit platform.RateLimit, elapsed time.Dur
 	if !auto {
 		return
 	}
-	if perSec, ok := autoRate(limit); ok {
+	if perSec, ok := l.pacer.observe(l.p.cfg.Now(), limit, int(others)); ok {
 		l.mu.Lock()
 		l.learned = perSec
 		l.mu.Unlock()
@@ -134,9 +138,7 @@ func (l *lane) applyRate() {
 	}
 	l.mu.Unlock()
 	r := laneRate(t, perSec, l.p.liveReplicas())
-	if l.gate.limiter.Limit() != r {
-		l.gate.limiter.SetLimit(r)
-	}
+	l.gate.setLimit(r)
 	if b := burstOf(t); l.gate.limiter.Burst() != b {
 		l.gate.limiter.SetBurst(b)
 	}

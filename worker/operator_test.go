@@ -95,8 +95,17 @@ func TestAutoRateLearnsQuota(t *testing.T) {
 	if stats.RateLimited != 0 {
 		t.Errorf("%d 429s with rate: auto", stats.RateLimited)
 	}
-	if r := p.Lanes()[0].RatePerSec; r >= 20 {
-		t.Errorf("lane rate %g/s after learning a 10/s quota", r)
+	// Configured at 100/s, the 20 requests would take ≈ 0.2 s; paced to the
+	// learnt 10/s (20 per 2 s window) they spread over most of the window.
+	rs := e.sim.Requests(platformtest.RequestFilter{ClientID: "client_a", PathPrefix: "/api/"})
+	if len(rs) != jobs {
+		t.Fatalf("%d API requests, want %d", len(rs), jobs)
+	}
+	if span := rs[len(rs)-1].At.Sub(rs[0].At); span < time.Second {
+		t.Errorf("%d requests within %s: not paced to the learnt 10/s quota", jobs, span)
+	}
+	if r := p.Lanes()[0].RatePerSec; r >= 100 {
+		t.Errorf("lane rate %g/s: still the configured 100/s", r)
 	}
 }
 
