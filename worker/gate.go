@@ -40,11 +40,13 @@ type gate struct {
 	mu          sync.Mutex
 	pausedUntil time.Time
 	pauseSetAt  time.Time // wall clock of the last local change; orders stale advisories
+	pauseEnded  bool      // the pause's end was reported (resume)
 	gentle      bool      // empty the limiter on the first pass after the pause
 	parkedUntil time.Time
 	parkState   string
 	parkLevel   int
 	limitSet    chan struct{} // closed (and replaced) when the limit changes
+	resumeAfter time.Duration // this replica's turn after a pause ends
 }
 
 func newGate(now func() time.Time, limit rate.Limit, burst int) *gate {
@@ -53,13 +55,39 @@ func newGate(now func() time.Time, limit rate.Limit, burst int) *gate {
 
 // before is the lane's platform.Config.BeforeRequest.
 func (g *gate) before(ctx context.Context) error {
-	if err := g.check(); err != nil {
+	if err := g.pass(ctx); err != nil {
 		return err
 	}
 	if err := g.wait(ctx); err != nil {
 		return fmt.Errorf("rate limiter: %w", err)
 	}
-	return g.check()
+	return g.pass(ctx)
+}
+
+// pass returns nil once the lane may send (waiting out this replica's turn
+// after a pause), or a *blockedError while it may not.
+func (g *gate) pass(ctx context.Context) error {
+	for {
+		turn, err := g.check()
+		if err != nil || turn == 0 {
+			return err
+		}
+		t := time.NewTimer(turn)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// setResumeOffset sets how long after a pause's end this replica waits
+// before its first request (its turn among the replicas).
+func (g *gate) setResumeOffset(d time.Duration) {
+	g.mu.Lock()
+	g.resumeAfter = d
+	g.mu.Unlock()
 }
 
 // wait takes one token from the limiter. Unlike rate.Limiter.Wait it holds
@@ -112,23 +140,27 @@ func (g *gate) setLimit(l rate.Limit) {
 	g.mu.Unlock()
 }
 
-// check returns a *blockedError while the lane may not send. The first check
-// after a pause ended empties the limiter (gentle restart).
-func (g *gate) check() error {
+// check returns a *blockedError while the lane may not send, or how long to
+// wait for this replica's turn right after a pause ended. The first check
+// past that turn empties the limiter (gentle restart).
+func (g *gate) check() (time.Duration, error) {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if now.Before(g.pausedUntil) {
-		return &blockedError{Until: g.pausedUntil, State: dispatcher.LanePaused}
+		return 0, &blockedError{Until: g.pausedUntil, State: dispatcher.LanePaused}
 	}
 	if now.Before(g.parkedUntil) {
-		return &blockedError{Until: g.parkedUntil, State: g.parkState}
+		return 0, &blockedError{Until: g.parkedUntil, State: g.parkState}
 	}
 	if g.gentle {
+		if turn := g.pausedUntil.Add(g.resumeAfter); !g.pausedUntil.IsZero() && now.Before(turn) {
+			return turn.Sub(now), nil
+		}
 		g.gentle = false
 		emptyLimiter(g.limiter, time.Now())
 	}
-	return nil
+	return 0, nil
 }
 
 // emptyLimiter leaves at most one token in l: the first request after a pause
@@ -164,6 +196,7 @@ func (g *gate) pause(until time.Time, slack time.Duration) bool {
 	}
 	g.pausedUntil = until
 	g.pauseSetAt = time.Now()
+	g.pauseEnded = false
 	g.gentle = true
 	return true
 }
@@ -173,14 +206,22 @@ func (g *gate) pause(until time.Time, slack time.Duration) bool {
 // whether it cleared a pause (in force, or run out but not yet cleared: the
 // server's advisory when a pause runs out reports its end once).
 func (g *gate) resume(stamp time.Time) bool {
+	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !stamp.IsZero() && g.pauseSetAt.After(stamp) {
 		return false
 	}
-	had := !g.pausedUntil.IsZero()
-	g.pausedUntil = time.Time{}
-	return had
+	if g.pauseEnded || g.pausedUntil.IsZero() {
+		return false
+	}
+	g.pauseEnded = true
+	// An early end (an operator's resume) counts from now; a pause that ran
+	// its course keeps its deadline, from which the replicas take turns.
+	if now.Before(g.pausedUntil) {
+		g.pausedUntil = now
+	}
+	return true
 }
 
 // paused returns the pause deadline, zero when the tenant is not paused.

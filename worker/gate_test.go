@@ -36,7 +36,7 @@ func TestGatePauseLaterWins(t *testing.T) {
 		t.Errorf("blocked until %s (%s)", until, state)
 	}
 	var be *blockedError
-	if err := g.check(); !errors.As(err, &be) || !be.Until.Equal(now.Add(20*time.Second)) {
+	if _, err := g.check(); !errors.As(err, &be) || !be.Until.Equal(now.Add(20*time.Second)) {
 		t.Errorf("check during the pause: %v", err)
 	}
 
@@ -47,14 +47,14 @@ func TestGatePauseLaterWins(t *testing.T) {
 	if !g.resume(g.pauseSetAt.Add(time.Second)) {
 		t.Error("a resume did not end the pause")
 	}
-	if err := g.check(); err != nil {
+	if _, err := g.check(); err != nil {
 		t.Errorf("check after resume: %v", err)
 	}
 
 	// The pause ends by itself at its deadline.
 	g.pause(now.Add(time.Second), 0)
 	now = now.Add(time.Second)
-	if err := g.check(); err != nil {
+	if _, err := g.check(); err != nil {
 		t.Errorf("check at the deadline: %v", err)
 	}
 }
@@ -73,7 +73,7 @@ func TestGateParkBacksOffExponentially(t *testing.T) {
 			t.Errorf("park %d repeated: %s, want %s", i+1, again, until)
 		}
 		var be *blockedError
-		if err := g.check(); !errors.As(err, &be) || be.State != dispatcher.LaneCredentialsRejected {
+		if _, err := g.check(); !errors.As(err, &be) || be.State != dispatcher.LaneCredentialsRejected {
 			t.Errorf("check while parked: %v", err)
 		}
 		now = until
@@ -191,6 +191,82 @@ func TestGateWaitHonoursContext(t *testing.T) {
 		cancel(cause)
 		if err := <-errc; !errors.Is(err, cause) {
 			t.Errorf("before = %v, want the cause %v", err, cause)
+		}
+	})
+}
+
+// After a pause each replica takes its turn: the first request goes at the
+// pause's end plus the replica's resume offset, not before.
+func TestGateResumesAtItsTurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate(time.Now, rate.Limit(10), 1)
+		g.setResumeOffset(200 * time.Millisecond)
+		start := time.Now()
+		g.pause(start.Add(3*time.Second), 0)
+		time.Sleep(3 * time.Second) // fake time: the pause runs out
+		if err := g.before(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(start); got != 3*time.Second+200*time.Millisecond {
+			t.Errorf("first request after the pause at +%s, want +3.2s (the end plus this replica's turn)", got)
+		}
+		// Later requests go at the limiter's pace, with no further wait.
+		t0 := time.Now()
+		if err := g.before(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(t0); got != 100*time.Millisecond {
+			t.Errorf("next request after %s, want 100ms", got)
+		}
+	})
+}
+
+func TestReplicaRank(t *testing.T) {
+	now := time.Now()
+	const interval = 2 * time.Second
+	seen := map[string]time.Time{"a": now, "c": now, "self": now, "z": now.Add(-time.Minute)}
+	if live, rank := replicaRank("b", seen, now, interval); live != 4 || rank != 1 {
+		t.Errorf("b among a, c, self (z gone): live %d rank %d, want 4 and 1", live, rank)
+	}
+	if live, rank := replicaRank("b", nil, now, interval); live != 1 || rank != 0 {
+		t.Errorf("alone: live %d rank %d, want 1 and 0", live, rank)
+	}
+}
+
+// The server's advisory that a pause ran its course does not cancel the
+// replica's turn; an early (operator) resume starts the turns from now.
+func TestGateTurnSurvivesResumeAdvisory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate(time.Now, rate.Limit(10), 1)
+		g.setResumeOffset(200 * time.Millisecond)
+		start := time.Now()
+		g.pause(start.Add(3*time.Second), 0)
+		time.Sleep(3 * time.Second) // fake time: the pause runs out
+		if !g.resume(time.Now()) {
+			t.Fatal("the advisory of the pause's end was not reported")
+		}
+		if g.resume(time.Now()) {
+			t.Error("the pause's end was reported twice")
+		}
+		if err := g.before(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(start); got != 3*time.Second+200*time.Millisecond {
+			t.Errorf("first request at +%s, want +3.2s", got)
+		}
+
+		// Early resume by an operator, 1 s into a 60 s pause.
+		start = time.Now()
+		g.pause(start.Add(time.Minute), 0)
+		time.Sleep(time.Second)
+		if !g.resume(time.Now()) {
+			t.Fatal("early resume not reported")
+		}
+		if err := g.before(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(start); got != time.Second+200*time.Millisecond {
+			t.Errorf("first request after an early resume at +%s, want +1.2s", got)
 		}
 	})
 }

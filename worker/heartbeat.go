@@ -68,7 +68,7 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 				watch()
 				initial = true
 			}
-			p.setLive(liveReplicas(p.cfg.ReplicaID, seen, p.cfg.Now(), interval))
+			p.setLive(replicaRank(p.cfg.ReplicaID, seen, p.cfg.Now(), interval))
 		case e, ok := <-updates:
 			if !ok {
 				updates, watcher = nil, nil
@@ -86,7 +86,7 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 			} else {
 				seen[e.Key()] = p.cfg.Now()
 			}
-			p.setLive(liveReplicas(p.cfg.ReplicaID, seen, p.cfg.Now(), interval))
+			p.setLive(replicaRank(p.cfg.ReplicaID, seen, p.cfg.Now(), interval))
 		}
 	}
 }
@@ -105,17 +105,22 @@ func (p *Pool) beat(ctx context.Context, kv jetstream.KeyValue) {
 	}
 }
 
-// setLive records the number of live replicas and re-sizes the lanes'
-// limiters when it changed.
-func (p *Pool) setLive(n int) {
-	if int(p.live.Swap(int64(n))) == n {
+// setLive records the number of live replicas and this replica's rank among
+// them, and re-sizes the lanes' limiters (and resume turns) when either
+// changed.
+func (p *Pool) setLive(n, rank int) {
+	oldRank := p.rank.Swap(int64(rank))
+	if int(p.live.Swap(int64(n))) == n && int(oldRank) == rank {
 		return
 	}
-	p.log.Info("live replicas changed; re-sizing org-scoped quotas", "replicas", n)
+	p.log.Info("live replicas changed; re-sizing org-scoped quotas", "replicas", n, "rank", rank)
 	for _, l := range p.laneList() {
 		l.applyRate()
 	}
 }
+
+// replicaRank is this replica's last known rank among the live replicas.
+func (p *Pool) replicaRank() int { return int(p.rank.Load()) }
 
 // liveReplicas is the last count of live replicas (at least 1).
 func (p *Pool) liveReplicas() int {

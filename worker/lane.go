@@ -137,8 +137,14 @@ func (l *lane) applyRate() {
 		perSec = l.learned
 	}
 	l.mu.Unlock()
-	r := laneRate(t, perSec, l.p.liveReplicas())
+	live := l.p.liveReplicas()
+	r := laneRate(t, perSec, live)
 	l.gate.setLimit(r)
+	// After a pause, replicas take turns: replica k of n starts k/(n·r) after
+	// the pause's end, so the org's requests are spread 1/(n·r) apart instead
+	// of leaving every replica at the same instant. A 429 then reaches every
+	// replica (a few ms) before another one's next request is due.
+	l.gate.setResumeOffset(time.Duration(float64(l.p.replicaRank()) / (float64(live) * float64(r)) * float64(time.Second)))
 	if b := burstOf(t); l.gate.limiter.Burst() != b {
 		l.gate.limiter.SetBurst(b)
 	}

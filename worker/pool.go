@@ -23,6 +23,7 @@ type Pool struct {
 
 	status *statusWriter
 	live   atomic.Int64
+	rank   atomic.Int64 // this replica's place among the live ones, by id
 
 	mu       sync.Mutex
 	lanes    map[string]*lane

@@ -33,14 +33,23 @@ func configuredRate(t tenants.Tenant) float64 { return float64(t.RatePerMinute) 
 // liveReplicas counts the replicas heard from within 3 heartbeat intervals,
 // self included (always at least 1).
 func liveReplicas(self string, seen map[string]time.Time, now time.Time, interval time.Duration) int {
-	n := 1
+	n, _ := replicaRank(self, seen, now, interval)
+	return n
+}
+
+// replicaRank counts the live replicas (self included) and says where self
+// stands among them in replica id order (0 = first). Replicas use their rank
+// to take turns after a pause (see gate.setResumeOffset).
+func replicaRank(self string, seen map[string]time.Time, now time.Time, interval time.Duration) (live, rank int) {
+	live = 1
 	for id, at := range seen {
-		if id == self {
+		if id == self || now.Sub(at) >= 3*interval {
 			continue
 		}
-		if now.Sub(at) < 3*interval {
-			n++
+		live++
+		if id < self {
+			rank++
 		}
 	}
-	return n
+	return live, rank
 }
