@@ -373,15 +373,7 @@ func halfLoadLatency(ctx context.Context, cfg OverheadConfig, c *OverheadCase, r
 	if raw {
 		// Receipt by a plain consumer counts as the call.
 		stop, err := startRaw(ctx, e, consumers, c.Concurrency, func(m jetstream.Msg) {
-			at := time.Now()
-			var job struct {
-				Params struct {
-					CampaignID string `json:"campaign_id"`
-				} `json:"params"`
-			}
-			if json.Unmarshal(m.Data(), &job) == nil {
-				rec.observe(platformtest.Request{At: at, Path: campaignPrefix + job.Params.CampaignID, Status: 200})
-			}
+			observeReceipt(rec, m)
 			if m.Ack() == nil {
 				received.Add(1)
 			}
@@ -511,4 +503,18 @@ func floodPhase(ctx context.Context, cfg OverheadConfig, e *env, tids []string, 
 		}
 	}
 	return f, nil
+}
+
+// observeReceipt records a plain consumer's receipt of a job as its call:
+// the raw baselines' stand-in for the simulator's request log.
+func observeReceipt(rec *recorder, m jetstream.Msg) {
+	at := time.Now()
+	var job struct {
+		Params struct {
+			CampaignID string `json:"campaign_id"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(m.Data(), &job) == nil {
+		rec.observe(platformtest.Request{At: at, Path: campaignPrefix + job.Params.CampaignID, Status: 200})
+	}
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -364,15 +363,7 @@ func scaleBaseline(ctx context.Context, cfg ScaleConfig, figs *ScaleFigures) err
 	const bucket = 100 * time.Millisecond
 	rec := newRecorder(start, n, d+5*time.Second, bucket, 0)
 	stop, err := startRaw(ctx, e, consumers, cfg.Concurrency, func(m jetstream.Msg) {
-		at := time.Now()
-		var job struct {
-			Params struct {
-				CampaignID string `json:"campaign_id"`
-			} `json:"params"`
-		}
-		if json.Unmarshal(m.Data(), &job) == nil {
-			rec.observe(platformtest.Request{At: at, Path: campaignPrefix + job.Params.CampaignID, Status: 200})
-		}
+		observeReceipt(rec, m)
 		_ = m.Ack()
 	})
 	if err != nil {
