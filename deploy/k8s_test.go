@@ -94,6 +94,11 @@ type podSpec struct {
 			SecretName string `yaml:"secretName"`
 		} `yaml:"secret"`
 	} `yaml:"volumes"`
+	SecurityContext struct {
+		RunAsNonRoot *bool  `yaml:"runAsNonRoot"`
+		RunAsUser    *int64 `yaml:"runAsUser"`
+		RunAsGroup   *int64 `yaml:"runAsGroup"`
+	} `yaml:"securityContext"`
 }
 
 type probe struct {
@@ -205,6 +210,15 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Fatalf("%s: %d containers, want 1", name, len(spec.Containers))
 		}
 		c := spec.Containers[0]
+		// The image's USER is the name "nonroot" (the compose test pins it):
+		// with runAsNonRoot alone the kubelet cannot verify a non-numeric
+		// user and refuses to start the container
+		// (CreateContainerConfigError), so the pod must name the uid.
+		if sc := spec.SecurityContext; sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+			t.Errorf("%s: pod securityContext.runAsNonRoot is not true", name)
+		} else if sc.RunAsUser == nil || *sc.RunAsUser == 0 || sc.RunAsGroup == nil || *sc.RunAsGroup == 0 {
+			t.Errorf("%s: runAsNonRoot without a numeric non-zero runAsUser and runAsGroup: the image's user is the name nonroot, which the kubelet cannot verify, so the pod never starts", name)
+		}
 		env := map[string]string{}
 		for _, e := range c.Env {
 			env[e.Name] = e.Value
