@@ -23,6 +23,11 @@ import (
 // would otherwise fight over it.
 const envHTTPAddr = "ORGDISPATCH_HTTP_ADDR"
 
+// workerHTTPIdleTimeout closes a worker's metrics and health connections
+// left idle between requests (without it, and without a ReadTimeout, an idle
+// keep-alive connection is held for ever). A variable for tests.
+var workerHTTPIdleTimeout = 2 * time.Minute
+
 // workerHTTPServer builds a worker replica's small HTTP server: /metrics
 // (this replica's job, platform-request, 429 and token counters, plus the
 // Go runtime's), /healthz and /readyz. It has no /v1 API and no dashboard,
@@ -62,6 +67,8 @@ func workerHTTPServer(n *node) (*httpServer, error) {
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       workerHTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
 	}
 	return &httpServer{
