@@ -17,16 +17,21 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 	if s.cfg.Token == "" {
 		return next
 	}
-	want := sha256.Sum256([]byte(s.cfg.Token))
+	// Both sides are trimmed: a token read from a file or a Kubernetes
+	// Secret often ends in a newline that no client sends. A token of
+	// white space only matches nothing (fail closed).
+	token := strings.TrimSpace(s.cfg.Token)
+	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		cred = strings.TrimSpace(cred)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="orgdispatch"`)
 			writeError(w, http.StatusUnauthorized, "missing bearer token")
 			return
 		}
-		got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		got := sha256.Sum256([]byte(cred))
+		if token == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="orgdispatch", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "invalid bearer token")
 			return

@@ -42,7 +42,9 @@ func NewClient(baseURL, token string, hc *http.Client) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Client{base: u, token: token, hc: hc}, nil
+	// A token read from a file or a Secret may end in a newline, which is
+	// not part of it (and which Go refuses in a header).
+	return &Client{base: u, token: strings.TrimSpace(token), hc: hc}, nil
 }
 
 // Error is an error answer of the API.

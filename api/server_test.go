@@ -21,6 +21,7 @@ func TestAuth(t *testing.T) {
 		{"missing", "", `Bearer realm="orgdispatch"`},
 		{"other scheme", "Basic " + testToken, `Bearer realm="orgdispatch"`},
 		{"empty bearer", "Bearer ", `Bearer realm="orgdispatch"`},
+		{"blank bearer", "Bearer  \t ", `Bearer realm="orgdispatch"`},
 		{"wrong", "Bearer wrong-token", `Bearer realm="orgdispatch", error="invalid_token"`},
 		{"prefix of the token", "Bearer " + testToken[:5], `Bearer realm="orgdispatch", error="invalid_token"`},
 		{"token plus more", "Bearer " + testToken + "x", `Bearer realm="orgdispatch", error="invalid_token"`},
@@ -191,5 +192,36 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	if _, err := e.hc.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
 		t.Error("server still answers after shutdown")
+	}
+}
+
+// TestTokenWithSurroundingWhitespace: a token read from a file or a
+// Kubernetes Secret often ends in a newline. The server trims what clients
+// present, so it must trim the configured token too, or nobody can ever
+// authenticate; the client must not send the newline (Go refuses such a
+// header).
+func TestTokenWithSurroundingWhitespace(t *testing.T) {
+	e := newEnv(t, withAPIConfig(func(c *api.Config) { c.Token = testToken + "\n" }))
+	if a := e.callWith(t, "Bearer "+testToken, "GET", "/v1/tenants", nil); a.status != http.StatusOK {
+		t.Errorf("token configured with a trailing newline, presented without: %d %s", a.status, a.body)
+	}
+	if a := e.callWith(t, "Bearer wrong", "GET", "/v1/tenants", nil); a.status != http.StatusUnauthorized {
+		t.Errorf("wrong token: %d, want 401", a.status)
+	}
+	c, err := api.NewClient(e.url, " "+testToken+"\n", e.hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Tenants(t.Context()); err != nil {
+		t.Errorf("client with a token read with its trailing newline: %v", err)
+	}
+
+	// A token of white space only is set (the API is not open) and matches
+	// nothing.
+	blank := newEnv(t, withAPIConfig(func(c *api.Config) { c.Token = " \n" }))
+	for _, authz := range []string{"", "Bearer x", "Bearer  "} {
+		if a := blank.callWith(t, authz, "GET", "/v1/tenants", nil); a.status != http.StatusUnauthorized {
+			t.Errorf("blank configured token, Authorization %q: %d, want 401", authz, a.status)
+		}
 	}
 }
