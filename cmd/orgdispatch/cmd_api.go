@@ -41,6 +41,7 @@ exists. Listening on a non-loopback address needs ORGDISPATCH_API_TOKEN.
 `
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	keepRunningOnHangup()
 	fset := flag.NewFlagSet("api", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	fset.Usage = func() {

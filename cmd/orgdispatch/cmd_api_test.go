@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -196,5 +198,13 @@ func TestListenNeedsTokenOrExplicitOptOutOffLoopback(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		ln.Close()
+	}
+}
+
+// serve, worker and api never die of SIGHUP: it means "reload".
+func TestLongRunningCommandsKeepRunningOnHangup(t *testing.T) {
+	keepRunningOnHangup()
+	if !signal.Ignored(syscall.SIGHUP) {
+		t.Fatal("SIGHUP is not ignored: it would end the process before the tenants watcher listens")
 	}
 }

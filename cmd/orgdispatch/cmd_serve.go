@@ -88,6 +88,7 @@ type httpServer struct {
 var newHTTPServer func(n *node) (*httpServer, error)
 
 func runNode(ctx context.Context, mode string, args []string, stdout, stderr io.Writer) error {
+	keepRunningOnHangup()
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/signal"
+	"syscall"
 
 	"github.com/orgdispatch/orgdispatch/internal/reload"
 	"github.com/orgdispatch/orgdispatch/tenants"
@@ -30,3 +32,11 @@ func watchTenants(ctx context.Context, n *node) error {
 	}
 	return w.Run(ctx)
 }
+
+// keepRunningOnHangup makes SIGHUP harmless from the start of a long-running
+// command: it means "reload the tenants file", never "stop". Until the tenants
+// watcher listens for it (and in `api` without a tenants file, always), its
+// default action would end the process without a graceful shutdown; compose
+// documents `docker compose kill -s HUP worker api`. The watcher's own
+// signal.Notify takes SIGHUP over once it runs.
+func keepRunningOnHangup() { signal.Ignore(syscall.SIGHUP) }
