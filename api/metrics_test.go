@@ -9,6 +9,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/orgdispatch/orgdispatch/metrics/metricstest"
 )
 
 // scrapeMetrics reads /metrics (no token: scrapers don't carry one) and
@@ -30,35 +32,9 @@ func (e *env) scrapeMetrics(t *testing.T) map[string]*dto.MetricFamily {
 	return fams
 }
 
-// sample returns the value of the sample of family name with exactly the
-// given label values (name, value pairs); ok is false when there is none.
-func sample(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
-next:
-	for _, m := range fams[name].GetMetric() {
-		have := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			have[lp.GetName()] = lp.GetValue()
-		}
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
-
 func expectSample(t *testing.T, fams map[string]*dto.MetricFamily, want float64, name string, labels ...string) {
 	t.Helper()
-	if got, ok := sample(fams, name, labels...); !ok || got != want {
+	if got, ok := metricstest.Value(fams, name, labels...); !ok || got != want {
 		t.Errorf("%s%v = %v (present %v), want %v", name, labels, got, ok, want)
 	}
 }
@@ -92,7 +68,7 @@ func TestMetricsPageShowsRateLimitAndPause(t *testing.T) {
 	expectSample(t, fams, 2, "orgdispatch_tenant_backlog", "tenant", "org_a")
 	expectSample(t, fams, 0, "orgdispatch_tenant_in_flight", "tenant", "org_a")
 	expectSample(t, fams, 1, "orgdispatch_dispatchable_backlog")
-	if left, _ := sample(fams, "orgdispatch_tenant_pause_remaining_seconds", "tenant", "org_a"); left <= 50 || left > 60 {
+	if left, _ := metricstest.Value(fams, "orgdispatch_tenant_pause_remaining_seconds", "tenant", "org_a"); left <= 50 || left > 60 {
 		t.Errorf("org_a pause remaining %v s, want about 60", left)
 	}
 }

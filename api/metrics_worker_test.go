@@ -9,6 +9,7 @@ import (
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/metrics"
+	"github.com/orgdispatch/orgdispatch/metrics/metricstest"
 	"github.com/orgdispatch/orgdispatch/platform/platformtest"
 	"github.com/orgdispatch/orgdispatch/tenants"
 	"github.com/orgdispatch/orgdispatch/worker"
@@ -85,10 +86,10 @@ func TestMetricsPageShowsWorker429AndPause(t *testing.T) {
 	expectSample(t, fams, 1, "orgdispatch_jobs_total", "tenant", "org_a", "op", "campaign.get", "outcome", "rate_limited")
 	expectSample(t, fams, 1, "orgdispatch_tenant_paused", "tenant", "org_a")
 	expectSample(t, fams, 0, "orgdispatch_tenant_paused", "tenant", "org_b")
-	if _, ok := sample(fams, "orgdispatch_token_fetches_total", "tenant", "org_a"); !ok {
+	if _, ok := metricstest.Value(fams, "orgdispatch_token_fetches_total", "tenant", "org_a"); !ok {
 		t.Error("no token fetch counted for org_a")
 	}
-	if left, _ := sample(fams, "orgdispatch_tenant_pause_remaining_seconds", "tenant", "org_a"); left <= 30 || left > 45 {
+	if left, _ := metricstest.Value(fams, "orgdispatch_tenant_pause_remaining_seconds", "tenant", "org_a"); left <= 30 || left > 45 {
 		t.Errorf("org_a pause remaining %v s, want about 45", left)
 	}
 	// org_a's job waits out the pause; org_b's is dispatchable.

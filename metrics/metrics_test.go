@@ -20,6 +20,7 @@ import (
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/internal/natstest"
 	"github.com/orgdispatch/orgdispatch/metrics"
+	"github.com/orgdispatch/orgdispatch/metrics/metricstest"
 	"github.com/orgdispatch/orgdispatch/tenants"
 	"github.com/orgdispatch/orgdispatch/worker"
 )
@@ -45,39 +46,9 @@ func scrape(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {
 	return fams
 }
 
-// value finds the sample of family name whose labels include labels
-// (name=value pairs); ok is false when there is none.
-func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-next:
-	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			have[lp.GetName()] = lp.GetValue()
-		}
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
-
 func wantValue(t *testing.T, fams map[string]*dto.MetricFamily, want float64, name string, labels ...string) {
 	t.Helper()
-	got, ok := value(fams, name, labels...)
+	got, ok := metricstest.Value(fams, name, labels...)
 	if !ok {
 		t.Errorf("%s%v: no such sample", name, labels)
 		return
@@ -173,7 +144,7 @@ func TestTenantCollectorReadsNATS(t *testing.T) {
 	wantValue(t, fams, 0, "orgdispatch_tenant_paused", "tenant", "org_a")
 	wantValue(t, fams, 1, "orgdispatch_tenant_paused", "tenant", "org_b")
 	wantValue(t, fams, 0, "orgdispatch_tenant_pause_remaining_seconds", "tenant", "org_a")
-	if got, _ := value(fams, "orgdispatch_tenant_pause_remaining_seconds", "tenant", "org_b"); got <= 100 || got > 120 {
+	if got, _ := metricstest.Value(fams, "orgdispatch_tenant_pause_remaining_seconds", "tenant", "org_b"); got <= 100 || got > 120 {
 		t.Errorf("org_b pause remaining = %v s, want about 120", got)
 	}
 	wantValue(t, fams, 3, "orgdispatch_tenant_backlog", "tenant", "org_a")

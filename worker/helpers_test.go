@@ -159,34 +159,11 @@ func getJob(id, campaign string) dispatcher.Job {
 // in state, and returns it.
 func (e *env) waitStatus(tenant, id, state string, timeout time.Duration) dispatcher.JobStatus {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	kv, err := e.js.KeyValue(ctx, e.names.StatusBucket())
+	st, err := natstest.WaitJobState(context.Background(), e.js, e.names, tenant, id, state, timeout)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	w, err := kv.Watch(ctx, dispatcher.StatusKey(tenant, id))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer func() { _ = w.Stop() }()
-	var last dispatcher.JobStatus
-	for {
-		select {
-		case entry := <-w.Updates():
-			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			if err := json.Unmarshal(entry.Value(), &last); err != nil {
-				e.t.Fatal(err)
-			}
-			if last.State == state {
-				return last
-			}
-		case <-ctx.Done():
-			e.t.Fatalf("job %s/%s not %s after %s; last status %+v", tenant, id, state, timeout, last)
-		}
-	}
+	return st
 }
 
 // deadLetter returns the last dead letter stored for tenant and op.

@@ -219,33 +219,8 @@ func (e *env) waitSucceeded(tenant, id string) {
 // waitState watches the status bucket until the job is in state.
 func (e *env) waitState(tenant, id, state string) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.t.Context(), 15*time.Second)
-	defer cancel()
-	kv, err := e.js.KeyValue(ctx, e.names.StatusBucket())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	w, err := kv.Watch(ctx, dispatcher.StatusKey(tenant, id))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer func() { _ = w.Stop() }()
-	var last dispatcher.JobStatus
-	for {
-		select {
-		case entry := <-w.Updates():
-			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			if err := json.Unmarshal(entry.Value(), &last); err != nil {
-				e.t.Fatal(err)
-			}
-			if last.State == state {
-				return
-			}
-		case <-ctx.Done():
-			e.t.Fatalf("job %s/%s never %s; last status %+v\nlog:\n%s", tenant, id, state, last, e.logs.String())
-		}
+	if _, err := natstest.WaitJobState(e.t.Context(), e.js, e.names, tenant, id, state, 15*time.Second); err != nil {
+		e.t.Fatalf("%v\nlog:\n%s", err, e.logs.String())
 	}
 }
 
