@@ -25,28 +25,31 @@ const (
 	maxMessageLen = 512
 )
 
-// errorBody is the platform's standard error JSON.
+// errorBody is the platform's standard error JSON (ErrorBody); Limit is set
+// on 429s since 2023 ("rate limit visibility"), but not on every one.
 type errorBody struct {
 	Status    int    `json:"status"`
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	ContextID string `json:"contextId"`
+	Limit     *Limit `json:"limit"`
 }
 
 // classify turns an answer into a Result or one of the typed errors. It reads
 // (and caps) the body; the caller closes it. ctx distinguishes a body read
 // cut short by the caller's cancellation.
-func (c *Client) classify(ctx context.Context, r request, resp *http.Response, limit RateLimit) (*Result, error) {
+func (c *Client) classify(ctx context.Context, r request, resp *http.Response, headers RateLimit) (*Result, error) {
 	status := resp.StatusCode
+	corr := correlationHeader(resp.Header)
 	if status >= 200 && status <= 299 {
 		body, truncated, err := readCapped(resp.Body, c.cfg.MaxResponseBytes)
 		if err != nil {
 			if cerr := canceled(ctx); cerr != nil {
 				return nil, fmt.Errorf("platform: %s %s: read response: %w", r.method, r.path, cerr)
 			}
-			return nil, &TransientError{Status: status, Err: fmt.Errorf("%s %s: read response: %w", r.method, r.path, err)}
+			return nil, &TransientError{Status: status, CorrelationID: corr, Err: fmt.Errorf("%s %s: read response: %w", r.method, r.path, err)}
 		}
-		return &Result{Status: status, Body: body, Limit: limit, Truncated: truncated}, nil
+		return &Result{Status: status, Body: body, Headers: headers, Truncated: truncated, CorrelationID: corr}, nil
 	}
 
 	body, _, _ := readCapped(resp.Body, maxErrorBody) // a partial error body is still an answer
@@ -54,47 +57,79 @@ func (c *Client) classify(ctx context.Context, r request, resp *http.Response, l
 	if eb.Message == "" {
 		eb.Message = http.StatusText(status)
 	}
+	if corr == "" {
+		corr = eb.ContextID
+	}
 	switch {
 	case status == http.StatusTooManyRequests:
 		return nil, &RateLimitError{
-			RetryAfter: c.retryAfter(resp.Header),
-			Limit:      limit,
-			Code:       eb.Code,
-			Message:    eb.Message,
-			ContextID:  eb.ContextID,
+			RetryAfter:    c.retryAfter(resp.Header),
+			Limit:         eb.Limit,
+			Headers:       headers,
+			Code:          eb.Code,
+			Message:       eb.Message,
+			CorrelationID: corr,
 		}
 	case status == http.StatusUnauthorized:
-		return nil, &AuthError{Status: status, Code: eb.Code, Message: eb.Message, ContextID: eb.ContextID}
+		return nil, &AuthError{Status: status, Code: eb.Code, Message: eb.Message, CorrelationID: corr}
 	case status >= 500 || status == http.StatusRequestTimeout:
 		detail := eb.Message
 		if eb.Code != "" {
 			detail = eb.Code + ": " + eb.Message
 		}
-		return nil, &TransientError{Status: status, Err: fmt.Errorf("%s %s: %s", r.method, r.path, detail)}
+		e := &TransientError{Status: status, CorrelationID: corr, Err: fmt.Errorf("%s %s: %s", r.method, r.path, detail)}
+		if d, ok := c.optionalRetryAfter(resp.Header); ok {
+			e.RetryAfter = d
+		}
+		return nil, e
 	default: // other 4xx, and 3xx (redirects are not followed)
-		return nil, &PermanentError{Status: status, Code: eb.Code, Message: eb.Message, ContextID: eb.ContextID, Body: body}
+		return nil, &PermanentError{Status: status, Code: eb.Code, Message: eb.Message, CorrelationID: corr, Body: body}
 	}
+}
+
+// headerCorrelationID is the header on every platform answer that identifies
+// the request to Genesys support.
+const headerCorrelationID = "Inin-Correlation-Id"
+
+// correlationHeader reads ININ-Correlation-Id, cleaned and capped.
+func correlationHeader(h http.Header) string {
+	return cleanText(strings.TrimSpace(h.Get(headerCorrelationID)), 128)
 }
 
 // retryAfter computes a 429's wait: Retry-After (seconds, or an HTTP date
 // taken relative to the answer's Date header when it has one, so clock skew
-// does not matter), else inin-ratelimit-reset + 1 s, else the default; then
-// bounded to [minRetryAfter, MaxRetryAfter].
+// does not matter), else the legacy inin-ratelimit-reset + 1 s, else the
+// default; then bounded to [minRetryAfter, MaxRetryAfter].
 func (c *Client) retryAfter(h http.Header) time.Duration {
-	now := c.cfg.Now()
+	d, ok := c.optionalRetryAfter(h)
+	if !ok {
+		if secs, ok2 := headerInt(h, headerLimitReset); ok2 {
+			d, ok = min(max(time.Duration(secs)*time.Second+time.Second, minRetryAfter), c.cfg.MaxRetryAfter), true
+		}
+	}
+	if !ok {
+		d = min(max(c.cfg.DefaultRetryAfter, minRetryAfter), c.cfg.MaxRetryAfter)
+	}
+	return d
+}
+
+// optionalRetryAfter reads Retry-After (see retryAfter) when the answer has
+// one, bounded to [minRetryAfter, MaxRetryAfter].
+func (c *Client) optionalRetryAfter(h http.Header) (time.Duration, bool) {
+	return boundedRetryAfter(h, c.cfg.Now(), c.cfg.MaxRetryAfter)
+}
+
+// boundedRetryAfter reads h's Retry-After relative to its Date header (else
+// now), bounded to [minRetryAfter, maxWait]; false when there is none.
+func boundedRetryAfter(h http.Header, now time.Time, maxWait time.Duration) (time.Duration, bool) {
 	if d, err := http.ParseTime(h.Get("Date")); err == nil {
 		now = d
 	}
 	d, ok := ParseRetryAfter(h.Get(headerRetryAfter), now)
 	if !ok {
-		if secs, ok2 := headerInt(h, headerLimitReset); ok2 {
-			d, ok = time.Duration(secs)*time.Second+time.Second, true
-		}
+		return 0, false
 	}
-	if !ok {
-		d = c.cfg.DefaultRetryAfter
-	}
-	return min(max(d, minRetryAfter), c.cfg.MaxRetryAfter)
+	return min(max(d, minRetryAfter), maxWait), true
 }
 
 // parseErrorBody extracts the platform's error fields; a body that is not the
@@ -107,6 +142,12 @@ func parseErrorBody(body []byte) errorBody {
 	eb.Code = cleanText(eb.Code, 128)
 	eb.Message = cleanText(eb.Message, maxMessageLen)
 	eb.ContextID = cleanText(eb.ContextID, 128)
+	if l := eb.Limit; l != nil {
+		l.Key, l.Namespace = cleanText(l.Key, 128), cleanText(l.Namespace, 128)
+		if l.Key == "" && l.Namespace == "" && l.Value == 0 {
+			eb.Limit = nil
+		}
+	}
 	return eb
 }
 

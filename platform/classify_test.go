@@ -29,8 +29,8 @@ func TestDoClassifiesAnswers(t *testing.T) {
 		{"200", answer{200, map[string]string{"inin-ratelimit-allowed": "300", "inin-ratelimit-count": "6", "inin-ratelimit-reset": "38"}, `{"id":"c-1"}`},
 			func(t *testing.T, res *Result, err error) {
 				wantResult(t, res, err, 200, `{"id":"c-1"}`)
-				if want := (RateLimit{Present: true, Allowed: 300, Count: 6, Reset: 38 * time.Second}); res.Limit != want {
-					t.Fatalf("Limit = %+v, want %+v", res.Limit, want)
+				if want := (RateLimit{Present: true, Allowed: 300, Count: 6, Reset: 38 * time.Second}); res.Headers != want {
+					t.Fatalf("Headers = %+v, want %+v", res.Headers, want)
 				}
 			}},
 		{"201", answer{201, nil, `{"ok":1}`}, func(t *testing.T, res *Result, err error) { wantResult(t, res, err, 201, `{"ok":1}`) }},
@@ -68,11 +68,30 @@ func TestDoClassifiesAnswers(t *testing.T) {
 			`{"status":429,"code":"too.many.requests","message":"Rate limit exceeded the maximum [300] requests within [60] seconds","contextId":"ctx-9","details":[],"errors":[]}`},
 			func(t *testing.T, res *Result, err error) {
 				rl := wantRateLimit(t, res, err, 30*time.Second)
-				if rl.Code != "too.many.requests" || rl.ContextID != "ctx-9" || !strings.Contains(rl.Message, "[300]") {
+				if rl.Code != "too.many.requests" || rl.CorrelationID != "ctx-9" || !strings.Contains(rl.Message, "[300]") || rl.Limit != nil {
 					t.Fatalf("RateLimitError = %+v", rl)
 				}
-				if want := (RateLimit{Present: true, Allowed: 300, Count: 301, Reset: 12 * time.Second}); rl.Limit != want {
-					t.Fatalf("Limit = %+v, want %+v", rl.Limit, want)
+				if want := (RateLimit{Present: true, Allowed: 300, Count: 301, Reset: 12 * time.Second}); rl.Headers != want {
+					t.Fatalf("Headers = %+v, want %+v", rl.Headers, want)
+				}
+			}},
+		{"429 normalized with limit", answer{429, map[string]string{"Retry-After": "42", "ININ-Correlation-Id": "corr-429"},
+			`{"message":"Rate limit exceeded the maximum. Retry the request in [42] seconds","code":"too.many.requests.retry.after","status":429,"contextId":"corr-429","details":[],"errors":[],"limit":{"key":"client.credentials.token.rate.per.minute","namespace":"platform.api","value":300}}`},
+			func(t *testing.T, res *Result, err error) {
+				rl := wantRateLimit(t, res, err, 42*time.Second)
+				want := Limit{Key: LimitKeyTokenRate, Namespace: NamespacePlatformAPI, Value: 300}
+				if rl.Limit == nil || *rl.Limit != want || rl.Headers.Present || rl.CorrelationID != "corr-429" || rl.Code != "too.many.requests.retry.after" {
+					t.Fatalf("RateLimitError = %+v (limit %+v)", rl, rl.Limit)
+				}
+				if CorrelationID(fmt.Errorf("wrapped: %w", err)) != "corr-429" || !strings.Contains(err.Error(), "correlation id corr-429") {
+					t.Fatalf("correlation id not reachable from %q", err)
+				}
+			}},
+		{"503 with Retry-After", answer{503, map[string]string{"Retry-After": "7", "ININ-Correlation-Id": "corr-503"}, fmt.Sprintf(errJSON, 503, "service.unavailable")},
+			func(t *testing.T, res *Result, err error) {
+				te := wantType[*TransientError](t, res, err)
+				if te.Status != 503 || te.RetryAfter != 7*time.Second || te.CorrelationID != "corr-503" {
+					t.Fatalf("TransientError = %+v", te)
 				}
 			}},
 		{"429 http date vs Date header", answer{429, map[string]string{
@@ -163,7 +182,7 @@ func wantPermanent(status int, code string) func(*testing.T, *Result, error) {
 	return func(t *testing.T, res *Result, err error) {
 		t.Helper()
 		pe := wantType[*PermanentError](t, res, err)
-		if pe.Status != status || pe.Code != code || pe.Message != "it failed" || pe.ContextID != "ctx-7" || !strings.Contains(string(pe.Body), code) {
+		if pe.Status != status || pe.Code != code || pe.Message != "it failed" || pe.CorrelationID != "ctx-7" || !strings.Contains(string(pe.Body), code) {
 			t.Fatalf("PermanentError = %+v", pe)
 		}
 	}

@@ -34,8 +34,8 @@ type Config struct {
 	// AllowedPathPrefixes are the paths api.request may call; nil:
 	// DefaultAllowedPathPrefixes; empty and non-nil: none.
 	AllowedPathPrefixes []string
-	// DefaultRetryAfter is a 429's wait when it has neither Retry-After nor
-	// inin-ratelimit-reset; 0: 60 s.
+	// DefaultRetryAfter is a 429's wait when it has no Retry-After (the
+	// platform always sends one) nor a legacy inin-ratelimit-reset; 0: 60 s.
 	DefaultRetryAfter time.Duration
 	// MaxRetryAfter caps a 429's wait; 0: 10 min.
 	MaxRetryAfter time.Duration
@@ -45,6 +45,10 @@ type Config struct {
 	// TokenRefreshAhead is how long before expiry a token is replaced
 	// (at most half its lifetime); 0: 60 s.
 	TokenRefreshAhead time.Duration
+
+	// StatusPollInterval is how often a job that waits for its campaign to
+	// be off (wait_until_off) reads the campaign; 0: 2 s.
+	StatusPollInterval time.Duration
 
 	// BeforeRequest, when set, is called before every API request (not
 	// token requests), including each of campaign.set_status's GET and PUT.
@@ -76,7 +80,11 @@ const (
 type Result struct {
 	Status int
 	Body   []byte // at most Config.MaxResponseBytes
-	Limit  RateLimit
+	// Headers are the legacy inin-ratelimit-* headers (absent from today's
+	// platform; see RateLimit).
+	Headers RateLimit
+	// CorrelationID is the answer's ININ-Correlation-Id.
+	CorrelationID string
 	// Truncated is true when the body was longer than MaxResponseBytes and
 	// Body holds only its beginning.
 	Truncated bool
@@ -153,6 +161,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.TokenRefreshAhead <= 0 {
 		cfg.TokenRefreshAhead = defaultTokenRefreshAhead
 	}
+	if cfg.StatusPollInterval <= 0 {
+		cfg.StatusPollInterval = defaultStatusPoll
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -205,8 +216,15 @@ func (c *Client) Do(ctx context.Context, op string, params json.RawMessage) (*Re
 	if err != nil {
 		return nil, err
 	}
-	if op == OpCampaignSetStatus {
+	switch op {
+	case OpCampaignSetStatus:
 		return c.setStatus(ctx, p)
+	case OpCampaignStop:
+		res, err := c.send(ctx, op, p.req)
+		if err != nil {
+			return nil, err
+		}
+		return c.waitUntilOff(ctx, p, res, "")
 	}
 	return c.send(ctx, op, p.req)
 }

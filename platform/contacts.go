@@ -1,8 +1,11 @@
 package platform
 
 import (
+	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -62,9 +65,16 @@ func contactsAddRequest(params json.RawMessage) (prepared, error) {
 		if len(c.Data) == 0 {
 			return prepared{}, invalidf(op, "contacts[%d].data: want an object with at least one column", i)
 		}
-		for k := range c.Data {
+		for _, k := range slices.Sorted(maps.Keys(c.Data)) { // the first problem in a stable order
 			if k == "" || len(k) > maxDataKeyLen || hasControl(k) {
 				return prepared{}, invalidf(op, "contacts[%d].data: column name %q: want 1-%d printable bytes", i, truncate(k, 80), maxDataKeyLen)
+			}
+			// The platform's contact data is a map of string to string (the
+			// SDKs' *map[string]string): a number, boolean, null, object or
+			// array would be answered 400, so it is refused here, before
+			// publishing.
+			if v := bytes.TrimSpace(c.Data[k]); len(v) == 0 || v[0] != '"' {
+				return prepared{}, invalidf(op, "contacts[%d].data[%q]: want a string, got %s (contact data values are strings: quote numbers, e.g. \"42\")", i, truncate(k, 80), jsonKind(v))
 			}
 		}
 		callable := true
@@ -136,4 +146,24 @@ func contactsRemoveRequest(params json.RawMessage) (prepared, error) {
 		path:   contactsPath(p.ContactListID),
 		query:  "contactIds=" + strings.Join(p.ContactIDs, ","),
 	}}, nil
+}
+
+// jsonKind names the kind of a JSON value for an error message.
+func jsonKind(v []byte) string {
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	case '"':
+		return "a string"
+	}
+	return "a number"
 }

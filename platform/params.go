@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -56,9 +57,11 @@ type request struct {
 
 // prepared is a validated operation.
 type prepared struct {
-	op     string
-	req    request
-	status string // campaign.set_status: the wanted campaignStatus
+	op         string
+	req        request
+	campaignID string        // campaign.stop, campaign.set_status
+	status     string        // campaign.set_status: the wanted campaignStatus
+	waitOff    time.Duration // campaign.stop, set_status off: wait until the campaign is off
 }
 
 // ValidateParams checks a job's operation and params without any I/O, exactly
@@ -89,11 +92,11 @@ func prepare(op string, params json.RawMessage, allowed []string, checkAllowed b
 	case OpCampaignStart:
 		return campaignRequest(op, params, http.MethodPost, "/start")
 	case OpCampaignStop:
-		return campaignRequest(op, params, http.MethodPost, "/stop")
+		return stopRequest(params)
 	case OpCampaignGet:
 		return campaignRequest(op, params, http.MethodGet, "")
 	case OpCampaignProgress:
-		return campaignRequest(op, params, http.MethodGet, "/progress")
+		return progressRequest(params)
 	case OpCampaignStats:
 		return campaignRequest(op, params, http.MethodGet, "/stats")
 	case OpCampaignSetStatus:
@@ -205,8 +208,9 @@ func campaignRequest(op string, params json.RawMessage, method, suffix string) (
 }
 
 type setStatusParams struct {
-	CampaignID string `json:"campaign_id"`
-	Status     string `json:"status"`
+	CampaignID   string `json:"campaign_id"`
+	Status       string `json:"status"`
+	WaitUntilOff string `json:"wait_until_off"`
 }
 
 func setStatusRequest(params json.RawMessage) (prepared, error) {
@@ -227,8 +231,114 @@ func setStatusRequest(params json.RawMessage) (prepared, error) {
 	default:
 		return prepared{}, invalidf(op, "status %q is not a campaign status: want on or off", truncate(p.Status, 40))
 	}
+	wait, err := parseWaitUntilOff(op, p.WaitUntilOff)
+	if err != nil {
+		return prepared{}, err
+	}
+	if wait > 0 && p.Status != StatusOff {
+		return prepared{}, invalidf(op, "wait_until_off goes with status off")
+	}
 	// The request is the GET; Client.setStatus builds the PUT from its answer.
-	return prepared{op: op, req: request{method: http.MethodGet, path: campaignPath(p.CampaignID)}, status: p.Status}, nil
+	return prepared{op: op, req: request{method: http.MethodGet, path: campaignPath(p.CampaignID)},
+		campaignID: p.CampaignID, status: p.Status, waitOff: wait}, nil
+}
+
+type stopParams struct {
+	CampaignID   string `json:"campaign_id"`
+	WaitUntilOff string `json:"wait_until_off"`
+}
+
+// stopRequest builds POST /api/v2/outbound/campaigns/{id}/stop. The platform
+// stops a campaign asynchronously (on → stopping → off); wait_until_off (a
+// duration, at most MaxWaitUntilOff) makes the job succeed only once the
+// campaign reports off.
+func stopRequest(params json.RawMessage) (prepared, error) {
+	const op = OpCampaignStop
+	var p stopParams
+	if err := decodeParams(op, params, &p); err != nil {
+		return prepared{}, err
+	}
+	if err := checkPathID(op, "campaign_id", p.CampaignID); err != nil {
+		return prepared{}, err
+	}
+	wait, err := parseWaitUntilOff(op, p.WaitUntilOff)
+	if err != nil {
+		return prepared{}, err
+	}
+	return prepared{op: op, req: request{method: http.MethodPost, path: campaignPath(p.CampaignID) + "/stop"},
+		campaignID: p.CampaignID, waitOff: wait}, nil
+}
+
+// parseWaitUntilOff reads wait_until_off: "" or "0s" for no wait, else a Go
+// duration of at least a second and at most MaxWaitUntilOff.
+func parseWaitUntilOff(op, v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return 0, invalidf(op, "wait_until_off %q: want a duration such as \"2m\"", truncate(v, 40))
+	case d == 0:
+		return 0, nil
+	case d < time.Second || d > MaxWaitUntilOff:
+		return 0, invalidf(op, "wait_until_off %s: want 1s to %s", d, MaxWaitUntilOff)
+	}
+	return d, nil
+}
+
+// MaxProgressCampaigns is the most campaign ids one campaign.progress job
+// may ask about with campaign_ids (one POST /api/v2/outbound/campaigns/progress).
+// The platform documents no limit; its listings page at 100.
+const MaxProgressCampaigns = 100
+
+type progressParams struct {
+	CampaignID  string   `json:"campaign_id"`
+	CampaignIDs []string `json:"campaign_ids"`
+}
+
+// progressRequest builds GET /api/v2/outbound/campaigns/{id}/progress for one
+// campaign_id, or POST /api/v2/outbound/campaigns/progress with the array of
+// campaign_ids: one request for many campaigns.
+func progressRequest(params json.RawMessage) (prepared, error) {
+	const op = OpCampaignProgress
+	var p progressParams
+	if err := decodeParams(op, params, &p); err != nil {
+		return prepared{}, err
+	}
+	switch {
+	case p.CampaignID != "" && p.CampaignIDs != nil:
+		return prepared{}, invalidf(op, "give campaign_id or campaign_ids, not both")
+	case p.CampaignIDs == nil:
+		if p.CampaignID == "" {
+			return prepared{}, invalidf(op, "campaign_id (or campaign_ids) is required")
+		}
+		if err := checkPathID(op, "campaign_id", p.CampaignID); err != nil {
+			return prepared{}, err
+		}
+		return prepared{op: op, req: request{method: http.MethodGet, path: campaignPath(p.CampaignID) + "/progress"}}, nil
+	}
+	switch n := len(p.CampaignIDs); {
+	case n == 0:
+		return prepared{}, invalidf(op, "campaign_ids: want 1-%d ids, got none", MaxProgressCampaigns)
+	case n > MaxProgressCampaigns:
+		return prepared{}, invalidf(op, "campaign_ids: want 1-%d ids, got %d (split the job)", MaxProgressCampaigns, n)
+	}
+	seen := make(map[string]int, len(p.CampaignIDs))
+	for i, id := range p.CampaignIDs {
+		if !validPathID(id) {
+			return prepared{}, invalidf(op, "campaign_ids[%d] %q: want 1-%d of A-Z a-z 0-9 -", i, truncate(id, 80), maxIDLen)
+		}
+		if j, dup := seen[id]; dup {
+			return prepared{}, invalidf(op, "campaign_ids[%d] %q repeats campaign_ids[%d]", i, id, j)
+		}
+		seen[id] = i
+	}
+	body, err := marshalBody(p.CampaignIDs)
+	if err != nil {
+		return prepared{}, invalidf(op, "campaign_ids: %v", err)
+	}
+	return prepared{op: op, req: request{method: http.MethodPost, path: "/api/v2/outbound/campaigns/progress", body: body}}, nil
 }
 
 // marshalBody encodes v as compact JSON without HTML escaping.

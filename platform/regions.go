@@ -27,6 +27,7 @@ var regionDomains = map[string]string{
 	"ap-northeast-3": "apne3.pure.cloud",
 	"ap-southeast-1": "apse1.pure.cloud",
 	"ap-southeast-2": "mypurecloud.com.au",
+	"eusc-de-east-1": "edee1.eusc-pure.cloud", // EU Sovereign Cloud
 }
 
 // Endpoints returns the API base URL and the OAuth token URL of a Genesys

@@ -24,6 +24,7 @@ func TestEndpoints(t *testing.T) {
 		{"ap-northeast-3", "https://api.apne3.pure.cloud", "https://login.apne3.pure.cloud/oauth/token"},
 		{"ap-southeast-1", "https://api.apse1.pure.cloud", "https://login.apse1.pure.cloud/oauth/token"},
 		{"ap-southeast-2", "https://api.mypurecloud.com.au", "https://login.mypurecloud.com.au/oauth/token"},
+		{"eusc-de-east-1", "https://api.edee1.eusc-pure.cloud", "https://login.edee1.eusc-pure.cloud/oauth/token"},
 	}
 	if got := len(Regions()); got != len(tests) {
 		t.Fatalf("Regions() has %d entries, the table %d", got, len(tests))

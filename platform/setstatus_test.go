@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 const campaignJSON = `{"id":"c-1","name":"Spring <drive>","version":%d,"campaignStatus":%q,"dialingMode":"predictive","phoneColumns":[{"columnName":"phone"}],"abandonRate":2.5}`
@@ -181,4 +185,161 @@ func TestSetStatusErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSetStatusOnlyPutsAcceptedTransitions(t *testing.T) {
+	tests := []struct {
+		current, want string
+		put           bool
+		errType       string // "", "transient", "permanent"
+	}{
+		{StatusOn, StatusOff, true, ""},
+		{StatusOff, StatusOn, true, ""},
+		{StatusComplete, StatusOn, true, ""},
+		{StatusInvalid, StatusOn, true, ""},
+		{StatusForcedOff, StatusOn, true, ""},
+		{StatusOn, StatusOn, false, ""},
+		{StatusOff, StatusOff, false, ""},
+		{StatusStopping, StatusOff, false, ""},
+		{StatusForcedStopping, StatusOff, false, ""},
+		{StatusForcedOff, StatusOff, false, ""},
+		{StatusComplete, StatusOff, false, ""},
+		{StatusStopping, StatusOn, false, "transient"},
+		{StatusForcedStopping, StatusOn, false, "transient"},
+		{"paused_by_martians", StatusOn, false, "permanent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.current+"→"+tt.want, func(t *testing.T) {
+			fp := newFakePlatform(t)
+			fp.setAPI(func(w http.ResponseWriter, r *http.Request, n int) {
+				w.Header().Set("ININ-Correlation-Id", fmt.Sprintf("corr-%d", n))
+				switch r.Method {
+				case http.MethodGet:
+					writeJSON(w, 200, campaignBody(3, tt.current))
+				case http.MethodPut:
+					writeJSON(w, 200, campaignBody(4, tt.want))
+				}
+			})
+			c := newTestClient(t, fp, nil)
+			res, err := c.Do(context.Background(), OpCampaignSetStatus, json.RawMessage(`{"campaign_id":"c-1","status":"`+tt.want+`"}`))
+			calls := fp.apiRequests()
+			puts := 0
+			for _, call := range calls {
+				if call.method == http.MethodPut {
+					puts++
+					if call.rawQuery != "useMaxCallsPerAgentDecimal=true" {
+						t.Errorf("PUT query = %q, want useMaxCallsPerAgentDecimal=true", call.rawQuery)
+					}
+				}
+			}
+			if got := puts == 1; got != tt.put || puts > 1 {
+				t.Fatalf("%d PUTs, want put=%v", puts, tt.put)
+			}
+			switch tt.errType {
+			case "":
+				if err != nil {
+					t.Fatalf("Do: %v", err)
+				}
+				if !tt.put && res.CorrelationID != "corr-1" {
+					t.Fatalf("result = %+v, want the GET's answer", res)
+				}
+			case "transient":
+				if te, ok := errors.AsType[*TransientError](err); !ok || te.CorrelationID != "corr-1" {
+					t.Fatalf("Do = %v, want a *TransientError with the GET's correlation id", err)
+				}
+			case "permanent":
+				if _, ok := errors.AsType[*PermanentError](err); !ok {
+					t.Fatalf("Do = %v, want a *PermanentError", err)
+				}
+			}
+		})
+	}
+}
+
+func TestStopWaitsUntilOff(t *testing.T) {
+	for _, op := range []struct{ name, op, params string }{
+		{"stop", OpCampaignStop, `{"campaign_id":"c-1","wait_until_off":"1m"}`},
+		{"set_status off", OpCampaignSetStatus, `{"campaign_id":"c-1","status":"off","wait_until_off":"1m"}`},
+	} {
+		t.Run(op.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				status, stoppedAt := StatusOn, time.Time{}
+				h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					mu.Lock()
+					defer mu.Unlock()
+					if !stoppedAt.IsZero() && time.Since(stoppedAt) >= 5*time.Second {
+						status = StatusOff
+					}
+					switch {
+					case r.URL.Path == "/oauth/token":
+						writeToken(w, "tok", 3600)
+					case r.Method == http.MethodPost || r.Method == http.MethodPut:
+						status, stoppedAt = StatusStopping, time.Now()
+						if r.Method == http.MethodPost {
+							w.WriteHeader(http.StatusNoContent)
+							return
+						}
+						writeJSON(w, 200, campaignBody(2, status))
+					default:
+						writeJSON(w, 200, campaignBody(2, status))
+					}
+				})
+				var before int
+				c, err := New(Config{APIBase: "http://platform.test", TokenURL: "http://platform.test/oauth/token",
+					ClientID: "id", ClientSecret: "secret", HTTPClient: &http.Client{Transport: handlerTransport{h}},
+					BeforeRequest: func(context.Context) error { before++; return nil }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				res, err := c.Do(t.Context(), op.op, json.RawMessage(op.params))
+				if err != nil {
+					t.Fatalf("Do: %v", err)
+				}
+				if !strings.Contains(string(res.Body), `"campaignStatus":"off"`) {
+					t.Fatalf("result = %s, want the campaign reporting off", res.Body)
+				}
+				if took := time.Since(start); took < 5*time.Second || took > 5*time.Second+defaultStatusPoll {
+					t.Fatalf("returned after %s, want once the campaign was off (5s, polled every %s)", took, defaultStatusPoll)
+				}
+				if before < 3 {
+					t.Fatalf("BeforeRequest called %d times: every poll must go through it", before)
+				}
+			})
+		})
+	}
+	t.Run("gives up", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.URL.Path == "/oauth/token":
+					writeToken(w, "tok", 3600)
+				case r.Method == http.MethodPost:
+					w.WriteHeader(http.StatusNoContent)
+				default:
+					writeJSON(w, 200, campaignBody(2, StatusStopping))
+				}
+			})
+			c, err := New(Config{APIBase: "http://platform.test", TokenURL: "http://platform.test/oauth/token",
+				ClientID: "id", ClientSecret: "secret", HTTPClient: &http.Client{Transport: handlerTransport{h}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Do(t.Context(), OpCampaignStop, json.RawMessage(`{"campaign_id":"c-1","wait_until_off":"10s"}`))
+			if te, ok := errors.AsType[*TransientError](err); !ok || !strings.Contains(te.Error(), "still stopping after 10s") {
+				t.Fatalf("Do = %v, want a *TransientError saying it is still stopping", err)
+			}
+		})
+	})
+}
+
+// handlerTransport serves requests from an http.Handler in memory, so a
+// synctest bubble sees no real sockets.
+type handlerTransport struct{ h http.Handler }
+
+func (ht handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	ht.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
 }

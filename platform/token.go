@@ -24,6 +24,8 @@ const (
 	tokenRetryHold = 5 * time.Second
 	// defaultTokenLifetime is assumed when the endpoint sends no expires_in.
 	defaultTokenLifetime = time.Hour
+	// maxTokenRetryAfter caps the token endpoint's Retry-After.
+	maxTokenRetryAfter = 10 * time.Minute
 	// maxTokenLifetime bounds an absurd expires_in.
 	maxTokenLifetime = 365 * 24 * time.Hour
 )
@@ -56,7 +58,11 @@ type tokenSource struct {
 	mu        sync.Mutex
 	cur       *cachedToken
 	holdUntil time.Time // after a failed refresh: keep cur (if unexpired) until then
-	flight    *tokenFlight
+	// backoff: after the endpoint answered with a Retry-After (429, 503), its
+	// error is returned without a request until then.
+	backoffErr   *TokenError
+	backoffUntil time.Time
+	flight       *tokenFlight
 
 	testHookWait func() // tests: called when a caller starts waiting on a shared fetch
 }
@@ -87,6 +93,14 @@ func (ts *tokenSource) token(ctx context.Context) (string, error) {
 		if t := ts.cur; t != nil && (now.Before(t.refreshAt) || now.Before(t.expiry) && now.Before(ts.holdUntil)) {
 			ts.mu.Unlock()
 			return t.access, nil
+		}
+		if e := ts.backoffErr; e != nil && now.Before(ts.backoffUntil) {
+			// The endpoint asked us to wait (Retry-After): honour it for
+			// every caller instead of asking again.
+			ts.mu.Unlock()
+			waitErr := *e
+			waitErr.RetryAfter = ts.backoffUntil.Sub(now)
+			return "", &waitErr
 		}
 		if f := ts.flight; f != nil {
 			ts.mu.Unlock()
@@ -128,6 +142,7 @@ func (ts *tokenSource) fetch(ctx context.Context, f *tokenFlight) (string, error
 	case err == nil:
 		f.tok = ts.cache(tok, start)
 		ts.cur, ts.holdUntil = f.tok, time.Time{}
+		ts.backoffErr = nil
 	case ctx.Err() != nil:
 		f.abandoned, f.err = true, tokenCtxErr(ctx)
 	default:
@@ -138,7 +153,11 @@ func (ts *tokenSource) fetch(ctx context.Context, f *tokenFlight) (string, error
 			ts.holdUntil = now.Add(tokenRetryHold)
 			f.tok = cur
 		} else {
-			f.err = ts.tokenError(err)
+			te := ts.tokenError(err)
+			if te.RetryAfter > 0 {
+				ts.backoffErr, ts.backoffUntil = te, now.Add(te.RetryAfter)
+			}
+			f.err = te
 		}
 	}
 	ts.flight = nil
@@ -201,6 +220,7 @@ func expiresIn(tok *oauth2.Token) (time.Duration, bool) {
 func (ts *tokenSource) drop() {
 	ts.mu.Lock()
 	ts.cur, ts.holdUntil = nil, time.Time{}
+	ts.backoffErr = nil // new credentials or an operator's retry: ask again
 	ts.mu.Unlock()
 }
 
@@ -231,7 +251,22 @@ func (ts *tokenSource) tokenError(err error) *TokenError {
 		if code != "" {
 			msg += " " + code
 		}
-		return &TokenError{Rejected: rejected, Status: status, Code: code, Err: errors.New(msg)}
+		te := &TokenError{Rejected: rejected, Status: status, Code: code, Err: errors.New(msg)}
+		if re.Response != nil {
+			te.CorrelationID = correlationHeader(re.Response.Header)
+			if status == http.StatusTooManyRequests || status >= 500 {
+				// A 429 from the token endpoint (or a 503 with Retry-After):
+				// wait as asked. A 429 without one waits the default.
+				d, ok := boundedRetryAfter(re.Response.Header, ts.now(), maxTokenRetryAfter)
+				if !ok && status == http.StatusTooManyRequests {
+					d, ok = defaultRetryAfter, true
+				}
+				if ok {
+					te.RetryAfter = d
+				}
+			}
+		}
+		return te
 	}
 	return &TokenError{Err: ts.redact(err)}
 }

@@ -289,6 +289,37 @@ func TestTokenEndpointUnavailable(t *testing.T) {
 			t.Fatal("API called without a token")
 		}
 	})
+	t.Run("429 with Retry-After is honoured for every caller", func(t *testing.T) {
+		fp := newFakePlatform(t)
+		fp.setToken(func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 1 {
+				w.Header().Set("Retry-After", "30")
+				w.Header().Set("ININ-Correlation-Id", "corr-tok")
+				writeJSON(w, 429, `{"message":"Rate limit exceeded the maximum. Retry the request in [30] seconds","code":"too.many.requests.retry.after","status":429}`)
+				return
+			}
+			writeToken(w, "tok-2", 3600)
+		})
+		clock := newFakeClock()
+		c := newTestClient(t, fp, func(c *Config) { c.Now = clock.Now })
+		_, err := c.Do(context.Background(), OpCampaignGet, getParams)
+		te, ok := errors.AsType[*TokenError](err)
+		if !ok || te.Rejected || te.Status != 429 || te.RetryAfter != 30*time.Second || te.CorrelationID != "corr-tok" {
+			t.Fatalf("Do = %#v, want *TokenError{Status:429, RetryAfter:30s, CorrelationID:corr-tok}", err)
+		}
+		clock.Set(testNow.Add(20 * time.Second))
+		_, err = c.Do(context.Background(), OpCampaignGet, getParams)
+		if te, ok := errors.AsType[*TokenError](err); !ok || te.RetryAfter != 10*time.Second {
+			t.Fatalf("Do within Retry-After = %v, want the same *TokenError with 10s left", err)
+		}
+		if n := len(fp.tokenRequests()); n != 1 {
+			t.Fatalf("token endpoint asked %d times within its Retry-After, want 1", n)
+		}
+		clock.Set(testNow.Add(30 * time.Second))
+		if _, err := c.Do(context.Background(), OpCampaignGet, getParams); err != nil {
+			t.Fatalf("Do after Retry-After: %v", err)
+		}
+	})
 	t.Run("no access_token", func(t *testing.T) {
 		fp := newFakePlatform(t)
 		fp.setToken(func(w http.ResponseWriter, r *http.Request, n int) { writeJSON(w, 200, `{"token_type":"bearer"}`) })
