@@ -118,6 +118,7 @@ const (
 	HeaderErrorClass   = "Orgdispatch-Error-Class" // invalid | permanent | exhausted | expired | credentials
 	HeaderError        = "Orgdispatch-Error"       // the message, never a secret
 	HeaderHTTPStatus   = "Orgdispatch-Http-Status"
+	HeaderCorrelation  = "Orgdispatch-Correlation-Id" // the platform's ININ-Correlation-Id of the last answer
 	HeaderAttempts     = "Orgdispatch-Attempts"
 	HeaderFirstAttempt = "Orgdispatch-First-Attempt" // RFC 3339
 	HeaderLastAttempt  = "Orgdispatch-Last-Attempt"  // RFC 3339

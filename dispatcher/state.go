@@ -13,14 +13,17 @@ const (
 
 // JobStatus is a job's record in the status bucket (key StatusKey(tenant, id)).
 type JobStatus struct {
-	ID         string    `json:"id"`
-	Tenant     string    `json:"tenant"`
-	Op         string    `json:"op"`
-	State      string    `json:"state"`
-	Attempts   int       `json:"attempts"`
-	HTTPStatus int       `json:"http_status,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	Updated    time.Time `json:"updated"`
+	ID         string `json:"id"`
+	Tenant     string `json:"tenant"`
+	Op         string `json:"op"`
+	State      string `json:"state"`
+	Attempts   int    `json:"attempts"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// CorrelationID is the platform's ININ-Correlation-Id of the answer this
+	// record is about (Genesys support asks for it).
+	CorrelationID string    `json:"correlation_id,omitempty"`
+	Updated       time.Time `json:"updated"`
 	// FreeDeliveries counts the job's deliveries that did not use up an
 	// attempt (handed back on a 429, during a pause, while credentials were
 	// rejected, at shutdown). The worker derives the attempt number as the
@@ -50,6 +53,9 @@ type LaneReport struct {
 	Dead        uint64    `json:"dead"`
 	RateLimited uint64    `json:"rate_limited"` // 429 answers received
 	RatePerSec  float64   `json:"rate_per_sec"` // the lane limiter's current rate
+	// RateSource says where RatePerSec comes from: "configured", or for
+	// rate: auto "limits API", "429 limit" or "legacy headers".
+	RateSource  string    `json:"rate_source,omitempty"`
 	DonePerSec  float64   `json:"done_per_sec"` // recent completions per second
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`

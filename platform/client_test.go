@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 )
 
@@ -160,5 +161,36 @@ func TestNewValidatesConfig(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New succeeded, want an error", tt.name)
 		}
+	}
+}
+
+func TestLimits(t *testing.T) {
+	fp := newFakePlatform(t)
+	fp.setAPI(func(w http.ResponseWriter, r *http.Request, n int) {
+		if r.Method != http.MethodGet || r.URL.Path != "/api/v2/organizations/limits/namespaces/platform.api" {
+			writeJSON(w, 404, `{"status":404,"code":"not.found","message":"no"}`)
+			return
+		}
+		writeJSON(w, 200, `{"entities":[{"key":"client.credentials.token.rate.per.minute","namespace":"platform.api","value":300},{"key":"","value":1}]}`)
+	})
+	var before int
+	c := newTestClient(t, fp, func(c *Config) { c.BeforeRequest = func(context.Context) error { before++; return nil } })
+	got, err := c.Limits(context.Background(), NamespacePlatformAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Limit{{Key: LimitKeyTokenRate, Namespace: NamespacePlatformAPI, Value: 300}}; !slices.Equal(got, want) {
+		t.Fatalf("Limits = %+v, want %+v", got, want)
+	}
+	if before != 1 {
+		t.Fatalf("BeforeRequest ran %d times, want 1: the limits API counts against the quota", before)
+	}
+	if _, err := c.Limits(context.Background(), "outbound"); err == nil {
+		t.Fatal("Limits of a namespace the platform does not know: no error")
+	} else if _, ok := errors.AsType[*PermanentError](err); !ok {
+		t.Fatalf("Limits = %v, want a *PermanentError", err)
+	}
+	if _, err := c.Limits(context.Background(), "../x"); err == nil {
+		t.Fatal("a namespace with a slash was accepted")
 	}
 }

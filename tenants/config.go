@@ -22,7 +22,7 @@ const (
 	DefaultBurst         = 1
 	DefaultConcurrency   = 4
 	DefaultMaxAttempts   = 10
-	DefaultQuotaScope    = ScopeOrg
+	DefaultQuotaScope    = ScopeToken
 )
 
 // Limits of the numeric settings.
@@ -34,8 +34,8 @@ const (
 
 // Values of the rate setting.
 const (
-	// RateAuto learns the quota from the platform's inin-ratelimit-* headers,
-	// starting from rate_per_minute.
+	// RateAuto learns the quota from what the platform gives — the org's
+	// limits API and each 429's limit object — starting from rate_per_minute.
 	RateAuto = "auto"
 	// RateFixed paces at rate_per_minute (the default).
 	RateFixed = "fixed"

@@ -72,7 +72,7 @@ tenants:
 		Burst:         1,
 		Concurrency:   4,
 		MaxAttempts:   10,
-		QuotaScope:    ScopeOrg,
+		QuotaScope:    ScopeToken,
 		AllowedPaths:  defaultPaths(),
 	}
 	if len(f.Tenants) != 1 || !reflect.DeepEqual(f.Tenants[0], want) {

@@ -35,9 +35,12 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), n
 
 // Quota scopes: how a tenant's rate_per_minute is shared among worker replicas.
 const (
-	// ScopeOrg: the quota is the org's (the default): live replicas share it.
+	// ScopeOrg: the quota is the org's: live replicas share it. For limits
+	// Genesys counts per org (some non-outbound services since 2026).
 	ScopeOrg = "org"
-	// ScopeToken: the quota is per token: each replica's token has all of it.
+	// ScopeToken: the quota is per token (the default): each replica's token
+	// has all of it — Genesys's client.credentials.token.rate.per.minute is
+	// counted per client-credentials token.
 	ScopeToken = "token"
 )
 
@@ -52,7 +55,7 @@ type Tenant struct {
 	TokenURL     string // e.g. https://login.mypurecloud.com/oauth/token
 
 	RatePerMinute int  // the tenant's quota (cluster-wide for ScopeOrg)
-	RateAuto      bool // learn the quota from inin-ratelimit-* headers; RatePerMinute is the starting guess
+	RateAuto      bool // learn the quota from the org's limits API and 429 bodies; RatePerMinute is the starting guess
 	Burst         int  // limiter burst; default 1 (no bursts after a pause)
 	Concurrency   int  // cluster-wide jobs in flight (the consumer's MaxAckPending)
 	MaxAttempts   int  // attempts before a transiently failing job is dead-lettered

@@ -61,6 +61,10 @@ type Config struct {
 	// DefaultRetryAfter is the pause after a 429 that says nothing about when
 	// to retry.
 	DefaultRetryAfter time.Duration
+	// LimitsRefresh is how often a rate: auto lane with work reads the org's
+	// limits again (it always reads them when it starts); 0:
+	// DefaultLimitsRefresh.
+	LimitsRefresh time.Duration
 	// MaxPause caps one pause, whatever a 429 asked for.
 	MaxPause time.Duration
 	// BackoffBase and BackoffMax bound the exponential backoff (with full
@@ -81,6 +85,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefaultRetryAfter <= 0 {
 		c.DefaultRetryAfter = DefaultRetryAfter
+	}
+	if c.LimitsRefresh <= 0 {
+		c.LimitsRefresh = DefaultLimitsRefresh
 	}
 	if c.MaxPause <= 0 {
 		c.MaxPause = DefaultMaxPause

@@ -59,6 +59,9 @@ func (p *Pool) publishDeadLetter(ctx context.Context, r *run, dl deadLetter) err
 	if dl.httpStatus != 0 {
 		h.Set(dispatcher.HeaderHTTPStatus, strconv.Itoa(dl.httpStatus))
 	}
+	if r.corr != "" {
+		h.Set(dispatcher.HeaderCorrelation, headerSafe(r.corr))
+	}
 	h.Set(dispatcher.HeaderAttempts, strconv.Itoa(dl.attempts))
 	if !dl.first.IsZero() {
 		h.Set(dispatcher.HeaderFirstAttempt, dl.first.UTC().Format(time.RFC3339Nano))
@@ -94,13 +97,15 @@ func headerSafe(s string) string {
 
 // event is the outcome event published on Names.EventSubject.
 type event struct {
-	ID         string    `json:"id"`
-	Tenant     string    `json:"tenant"`
-	Op         string    `json:"op"`
-	Outcome    string    `json:"outcome"`
-	HTTPStatus int       `json:"http_status,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	At         time.Time `json:"at"`
+	ID         string `json:"id"`
+	Tenant     string `json:"tenant"`
+	Op         string `json:"op"`
+	Outcome    string `json:"outcome"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// CorrelationID is the platform's ININ-Correlation-Id of the answer.
+	CorrelationID string    `json:"correlation_id,omitempty"`
+	At            time.Time `json:"at"`
 }
 
 // publishEvent tells upstream systems about a job's outcome (core NATS: at

@@ -238,17 +238,20 @@ func (g *gate) paused() time.Time {
 // park stops the lane for an exponentially growing time after its
 // credentials were rejected or its token endpoint failed; it returns the
 // deadline.
-func (g *gate) park(state string, base, ceiling time.Duration) time.Time {
+func (g *gate) park(state string, base, ceiling, atLeast time.Duration) time.Time {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if now.Before(g.parkedUntil) && g.parkState == state {
 		// Concurrent jobs failing for the same reason park the lane once.
+		if until := now.Add(atLeast); until.After(g.parkedUntil) {
+			g.parkedUntil = until
+		}
 		return g.parkedUntil
 	}
 	g.parkLevel++
 	g.parkState = state
-	g.parkedUntil = now.Add(backoffCeiling(g.parkLevel, base, ceiling))
+	g.parkedUntil = now.Add(max(backoffCeiling(g.parkLevel, base, ceiling), atLeast))
 	return g.parkedUntil
 }
 

@@ -64,12 +64,12 @@ func TestGateParkBacksOffExponentially(t *testing.T) {
 	g := newGate(func() time.Time { return now }, rate.Inf, 1)
 	base, maxd := time.Second, 4*time.Second
 	for i, want := range []time.Duration{1, 2, 4, 4} {
-		until := g.park(dispatcher.LaneCredentialsRejected, base, maxd)
+		until := g.park(dispatcher.LaneCredentialsRejected, base, maxd, 0)
 		if got := until.Sub(now); got != want*time.Second {
 			t.Errorf("park %d: %s, want %s", i+1, got, want*time.Second)
 		}
 		// A second job failing meanwhile does not extend it.
-		if again := g.park(dispatcher.LaneCredentialsRejected, base, maxd); !again.Equal(until) {
+		if again := g.park(dispatcher.LaneCredentialsRejected, base, maxd, 0); !again.Equal(until) {
 			t.Errorf("park %d repeated: %s, want %s", i+1, again, until)
 		}
 		var be *blockedError
@@ -85,7 +85,7 @@ func TestGateParkBacksOffExponentially(t *testing.T) {
 	if state, _ := g.parked(); state != "" {
 		t.Errorf("state after unpark: %q", state)
 	}
-	if until := g.park(dispatcher.LaneTokenUnavailable, base, maxd); until.Sub(now) != base {
+	if until := g.park(dispatcher.LaneTokenUnavailable, base, maxd, 0); until.Sub(now) != base {
 		t.Errorf("park after unpark: %s, want the base again", until.Sub(now))
 	}
 }

@@ -32,17 +32,19 @@ type lane struct {
 	sem  *semaphore
 	done *rateWindow
 
-	mu        sync.Mutex
-	tenant    tenants.Tenant
-	client    *platform.Client
-	learned   float64 // rate: auto — whole-quota requests/s learnt from headers; 0: none yet
-	pacer     autoPacer
-	lastErr   string
-	lastErrAt time.Time
-	iter      jetstream.MessagesContext
-	iterSize  int
-	restart   bool // the iterator is being drained to pull with a new size
-	ackWait   time.Duration
+	mu         sync.Mutex
+	tenant     tenants.Tenant
+	client     *platform.Client
+	headerPace float64 // rate: auto — requests/s from legacy inin-ratelimit-* headers; 0: none
+	pacer      autoPacer
+	quota      quotaLearner // rate: auto — the quota from the limits API and 429 bodies
+	rateSource string       // where the limiter's rate comes from (RateSource*)
+	lastErr    string
+	lastErrAt  time.Time
+	iter       jetstream.MessagesContext
+	iterSize   int
+	restart    bool // the iterator is being drained to pull with a new size
+	ackWait    time.Duration
 
 	inFlight    atomic.Int64
 	onWire      atomic.Int64 // API requests sent and not yet answered
@@ -120,7 +122,7 @@ func (l *lane) onResponse(status int, limit platform.RateLimit, elapsed time.Dur
 	}
 	if perSec, ok := l.pacer.observe(l.p.cfg.Now(), limit, int(others)); ok {
 		l.mu.Lock()
-		l.learned = perSec
+		l.headerPace = perSec
 		l.mu.Unlock()
 		l.applyRate()
 	}
@@ -130,12 +132,21 @@ func (l *lane) onToken() { l.p.cfg.Hooks.TokenFetched(l.id) }
 
 // applyRate sets the limiter to this replica's share of the tenant's quota.
 func (l *lane) applyRate() {
+	learnt, source := l.quota.learnt()
 	l.mu.Lock()
 	t := l.tenant
 	perSec := configuredRate(t)
-	if t.RateAuto && l.learned > 0 {
-		perSec = l.learned
+	switch {
+	case !t.RateAuto:
+		source = RateSourceConfigured
+	case l.headerPace > 0: // a platform that still sends the legacy headers
+		perSec, source = l.headerPace, RateSourceHeaders
+	case learnt > 0:
+		perSec = learnt
+	default:
+		source = RateSourceConfigured
 	}
+	l.rateSource = source
 	l.mu.Unlock()
 	live := l.p.liveReplicas()
 	r := laneRate(t, perSec, live)
@@ -170,7 +181,8 @@ func (l *lane) update(t tenants.Tenant) error {
 	l.mu.Lock()
 	l.tenant = t
 	if !t.RateAuto {
-		l.learned = 0
+		l.headerPace = 0
+		l.quota.forget()
 	}
 	it, size := l.iter, l.iterSize
 	l.mu.Unlock()
@@ -216,6 +228,7 @@ func (l *lane) setError(msg string) {
 // a slow or paused lane holds no more than it can run soon.
 func (l *lane) pull() {
 	defer close(l.pulled)
+	l.refreshLimits() // rate: auto: read the org's limits once at start
 	failures := 0
 	for !l.stopping.Load() {
 		err := l.pullOnce()
@@ -429,6 +442,7 @@ func (l *lane) report() dispatcher.LaneReport {
 		Tenant:      l.id,
 		LastError:   l.lastErr,
 		LastErrorAt: l.lastErrAt,
+		RateSource:  l.rateSource,
 	}
 	l.mu.Unlock()
 	r.InFlight = int(l.inFlight.Load())

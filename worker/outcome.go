@@ -50,6 +50,7 @@ type run struct {
 	first    time.Time // the job's first attempt (this one, or read from its record)
 	free     int       // earlier deliveries that did not count as attempts
 	attempts int       // this delivery's attempt number, if it counts
+	corr     string    // the platform's ININ-Correlation-Id of this delivery's last answer
 }
 
 func (r *run) key() (string, bool) {
@@ -61,7 +62,7 @@ func (r *run) key() (string, bool) {
 
 func (r *run) status(state string, now time.Time) dispatcher.JobStatus {
 	return dispatcher.JobStatus{
-		ID: r.job.ID, Tenant: r.tenant, Op: r.op, State: state,
+		ID: r.job.ID, Tenant: r.tenant, Op: r.op, State: state, CorrelationID: r.corr,
 		Attempts: r.attempts, Updated: now, FreeDeliveries: r.free, FirstAttempt: r.first,
 	}
 }
@@ -128,8 +129,14 @@ func (l *lane) handle(msg jetstream.Msg) {
 		return
 	}
 
+	l.refreshLimits() // rate: auto: read the org's limits when a read is due
 	p.status.put(r.status(dispatcher.StateRunning, now))
 	res, err := l.call(r)
+	if res != nil {
+		r.corr = res.CorrelationID
+	} else {
+		r.corr = platform.CorrelationID(err)
+	}
 	l.settle(r, res, err)
 }
 
@@ -201,7 +208,7 @@ func (l *lane) settle(r *run, res *platform.Result, err error) {
 		l.rateLimitedBy(r, limited)
 
 	case errors.As(err, &authErr):
-		until := l.gate.park(dispatcher.LaneCredentialsRejected, p.cfg.BackoffBase, p.cfg.BackoffMax)
+		until := l.gate.park(dispatcher.LaneCredentialsRejected, p.cfg.BackoffBase, p.cfg.BackoffMax, 0)
 		l.parked(r, until, dispatcher.LaneCredentialsRejected, authErr.Error(), authErr.Status)
 
 	case errors.As(err, &tokenErr):
@@ -209,8 +216,10 @@ func (l *lane) settle(r *run, res *platform.Result, err error) {
 		if tokenErr.Rejected {
 			state = dispatcher.LaneCredentialsRejected
 		}
-		until := l.gate.park(state, p.cfg.BackoffBase, p.cfg.BackoffMax)
-		l.parked(r, until, state, tokenErr.Error(), 0)
+		// A 429 (or 503) from the token endpoint with Retry-After: park at
+		// least that long.
+		until := l.gate.park(state, p.cfg.BackoffBase, p.cfg.BackoffMax, tokenErr.RetryAfter)
+		l.parked(r, until, state, tokenErr.Error(), tokenErr.Status)
 
 	case errors.As(err, &permErr):
 		reason := permErr.Error()
@@ -223,12 +232,12 @@ func (l *lane) settle(r *run, res *platform.Result, err error) {
 		l.giveUp(r, deadLetter{class: ClassInvalid, reason: invalid.Error()})
 
 	case errors.As(err, &transient):
-		l.retry(r, err.Error(), transient.Status)
+		l.retry(r, err.Error(), transient.Status, transient.RetryAfter)
 
 	default:
 		// Not classified by the platform client (a bug or a new failure):
 		// retrying within the budget is the safe choice.
-		l.retry(r, err.Error(), 0)
+		l.retry(r, err.Error(), 0, 0)
 	}
 }
 
@@ -255,13 +264,27 @@ func (l *lane) succeed(r *run, res *platform.Result) {
 	st := r.status(dispatcher.StateSucceeded, now)
 	st.HTTPStatus = res.Status
 	p.status.put(st)
-	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateSucceeded, HTTPStatus: res.Status, At: now})
+	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateSucceeded, HTTPStatus: res.Status, CorrelationID: r.corr, At: now})
 	p.log.Debug("job succeeded", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", res.Status)
 }
 
 // rateLimitedBy pauses the tenant on every replica and hands the job back
 // until the pause ends; the delivery does not count as an attempt.
 func (l *lane) rateLimitedBy(r *run, e *platform.RateLimitError) {
+	now := l.p.cfg.Now()
+	until, reason := l.rateLimited429(e, r.job.ID)
+	delay := until.Sub(now)
+	if paused := l.gate.paused(); paused.After(until) {
+		delay = paused.Sub(now)
+	}
+	l.handBack(r, delay, reason, 429, OutcomeRateLimited)
+}
+
+// rateLimited429 acts on a 429 (to a job or to the lane's own limits read):
+// it counts it, lets rate: auto learn from the body's limit, and pauses the
+// tenant on every replica until now + Retry-After. It returns the pause's
+// end and the reason recorded for it.
+func (l *lane) rateLimited429(e *platform.RateLimitError, jobID string) (time.Time, string) {
 	p := l.p
 	wait := e.RetryAfter
 	if wait <= 0 {
@@ -273,21 +296,42 @@ func (l *lane) rateLimitedBy(r *run, e *platform.RateLimitError) {
 	l.rateLimited.Add(1)
 	p.cfg.Hooks.RateLimited(l.id, wait)
 	reason := fmt.Sprintf("429 from platform, Retry-After %s", wait.Round(time.Second))
+	if e.Limit != nil && e.Limit.Key != "" {
+		reason += fmt.Sprintf(", limit %s = %d", e.Limit.Key, e.Limit.Value)
+	}
+	l.learnFrom429(e)
 	l.setError(reason)
 	if l.gate.pause(until, pauseSlack) {
 		p.cfg.Hooks.PauseChanged(l.id, until)
-		p.log.Info("tenant paused", "tenant", l.id, "job_id", r.job.ID, "status", 429, "until", until.UTC().Format(time.RFC3339), "reason", reason)
+		p.log.Info("tenant paused", "tenant", l.id, "job_id", jobID, "status", 429, "until", until.UTC().Format(time.RFC3339),
+			"reason", reason, "correlation_id", e.CorrelationID)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
 		if _, err := dispatcher.ExtendPause(ctx, p.cfg.JS, p.cfg.Names, l.id, until, reason, p.cfg.ReplicaID); err != nil {
 			p.log.Warn("pause tenant on the server; other replicas learn of the 429 on their own", "tenant", l.id, "error", err)
 		}
 		cancel()
 	}
-	delay := wait
-	if paused := l.gate.paused(); paused.After(until) {
-		delay = paused.Sub(now)
+	return until, reason
+}
+
+// learnFrom429 lets rate: auto take the quota from a 429 body's limit when it
+// names the paced limit. A 429 of another limit (an endpoint family's) only
+// pauses the tenant: it must not lower the whole tenant's pace for good.
+func (l *lane) learnFrom429(e *platform.RateLimitError) {
+	l.mu.Lock()
+	auto := l.tenant.RateAuto
+	l.mu.Unlock()
+	if !auto || e.Limit == nil {
+		return
 	}
-	l.handBack(r, delay, reason, 429, OutcomeRateLimited)
+	if !isPacedLimit(e.Limit) {
+		l.p.log.Debug("429 names another limit than the paced one: pausing only", "tenant", l.id, "limit", e.Limit.Key, "namespace", e.Limit.Namespace)
+		return
+	}
+	if l.quota.learn(e.Limit.Value, RateSource429) {
+		l.p.log.Info("rate: auto learnt the quota", "tenant", l.id, "source", RateSource429, "limit", e.Limit.Key, "per_minute", e.Limit.Value)
+		l.applyRate()
+	}
 }
 
 // parked hands the job back while the lane waits for working credentials or
@@ -295,13 +339,14 @@ func (l *lane) rateLimitedBy(r *run, e *platform.RateLimitError) {
 func (l *lane) parked(r *run, until time.Time, state, reason string, status int) {
 	p := l.p
 	l.setError(state + ": " + reason)
-	p.log.Warn("tenant lane parked", "tenant", l.id, "job_id", r.job.ID, "status", status, "state", state, "until", until.UTC().Format(time.RFC3339), "error", reason)
+	p.log.Warn("tenant lane parked", "tenant", l.id, "job_id", r.job.ID, "status", status, "state", state, "until", until.UTC().Format(time.RFC3339), "error", reason, "correlation_id", r.corr)
 	l.handBack(r, until.Sub(p.cfg.Now()), state+": "+reason, status, OutcomeHandedBack)
 }
 
 // retry ends a counted attempt that failed transiently: another delivery
-// after a backoff with full jitter, or a dead letter when the budget is spent.
-func (l *lane) retry(r *run, reason string, status int) {
+// after a backoff with full jitter (never sooner than the answer's
+// Retry-After, when it had one), or a dead letter when the budget is spent.
+func (l *lane) retry(r *run, reason string, status int, retryAfter time.Duration) {
 	p := l.p
 	l.setError(reason)
 	budget := l.maxAttempts()
@@ -309,7 +354,7 @@ func (l *lane) retry(r *run, reason string, status int) {
 		l.giveUp(r, deadLetter{class: ClassExhausted, reason: fmt.Sprintf("attempt %d of %d: %s", r.attempts, budget, reason), httpStatus: status})
 		return
 	}
-	delay := fullJitter(backoffCeiling(r.attempts, p.cfg.BackoffBase, p.cfg.BackoffMax), nil)
+	delay := max(fullJitter(backoffCeiling(r.attempts, p.cfg.BackoffBase, p.cfg.BackoffMax), nil), min(retryAfter, p.cfg.BackoffMax))
 	now := p.cfg.Now()
 	l.retried.Add(1)
 	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeRetried, now.Sub(r.start))
@@ -323,8 +368,8 @@ func (l *lane) retry(r *run, reason string, status int) {
 	if err := r.msg.NakWithDelay(delay); err != nil {
 		p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
 	}
-	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateRetrying, HTTPStatus: status, Error: reason, At: now})
-	p.log.Info("job will be retried", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "delay", delay, "error", reason)
+	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateRetrying, HTTPStatus: status, Error: reason, CorrelationID: r.corr, At: now})
+	p.log.Info("job will be retried", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "delay", delay, "error", reason, "correlation_id", r.corr)
 }
 
 // handBack returns the job to the queue without using up an attempt: it
@@ -409,6 +454,6 @@ func (l *lane) giveUp(r *run, dl deadLetter) {
 		st.Error, st.HTTPStatus = dl.class+": "+dl.reason, dl.httpStatus
 		p.status.put(st)
 	}
-	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateDead, HTTPStatus: dl.httpStatus, Error: dl.class + ": " + dl.reason, At: now})
-	p.log.Warn("job dead-lettered", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", dl.httpStatus, "class", dl.class, "attempts", dl.attempts, "error", dl.reason)
+	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateDead, HTTPStatus: dl.httpStatus, Error: dl.class + ": " + dl.reason, CorrelationID: r.corr, At: now})
+	p.log.Warn("job dead-lettered", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", dl.httpStatus, "class", dl.class, "attempts", dl.attempts, "error", dl.reason, "correlation_id", r.corr)
 }
