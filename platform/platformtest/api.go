@@ -59,6 +59,9 @@ func (s *Simulator) route(r *http.Request, now time.Time, o *org) answer {
 		}
 		return s.notFound(p)
 	}
+	if p == limitsPath || strings.HasPrefix(p, limitsPath+"/") {
+		return s.serveLimits(r, p)
+	}
 	if rest, ok := strings.CutPrefix(p, contactListsPath); ok {
 		id, action, _ := strings.Cut(rest, "/")
 		if id == "" || action != "contacts" {

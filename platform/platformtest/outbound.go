@@ -98,8 +98,9 @@ type contactEntry struct {
 
 // org is one org's outbound state.
 type org struct {
-	id     string
-	bucket *bucket // the org's window under ScopeOrg
+	id        string
+	buckets   *buckets      // the org's windows under ScopeOrg
+	stopDelay time.Duration // stopping → off (or forced_stopping → forced_off) after this
 
 	mu        sync.Mutex
 	campaigns map[string]*campaignState
@@ -107,12 +108,13 @@ type org struct {
 	rng       *rand.Rand // contact ids
 }
 
-func newOrg(id string, seed int64) *org {
+func newOrg(id string, seed int64, endpointLimits int, stopDelay time.Duration) *org {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(id))
 	return &org{
 		id:        id,
-		bucket:    new(bucket),
+		buckets:   newBuckets(endpointLimits),
+		stopDelay: stopDelay,
 		campaigns: make(map[string]*campaignState),
 		lists:     make(map[string]*contactList),
 		rng:       rand.New(rand.NewPCG(uint64(seed), h.Sum64())),
