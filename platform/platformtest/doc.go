@@ -49,7 +49,8 @@
 //     any is full.
 //  4. The endpoint: 413 for a body over MaxBodyBytes, 404 for an unknown
 //     path or id (unless Config.AutoCreate), 405 for a wrong method, 400 for
-//     an invalid body or query, 409 for a stale campaign version.
+//     an invalid body or query, 409 for a stale campaign version, 400 for a
+//     refused campaign status transition.
 //
 // Every answer, API or not and whatever its status, carries a fresh
 // UUID-shaped ININ-Correlation-Id header; it is recorded as
@@ -111,14 +112,30 @@
 // # Outbound model
 //
 // Each org has campaigns and contact lists. A campaign names a contact list
-// (by default the one with its own id). Start turns a campaign "on"; stop
-// turns an "on" campaign "stopping", and it is "off" one second (of the
-// simulator's clock) later; PUT may request "on" or "off" only. PUT always
-// bumps the version, start and stop when they change the status; the
-// stopping→off transition does not. An "on" campaign dials one callable
-// contact per second of the simulator's clock, which is what progress
-// (numberOfContactsCalled of totalNumberOfContacts) and stats (three in five
-// dialed contacts connect) report.
+// (by default the one with its own id). Start (POST …/start) turns a
+// campaign "on"; stop (POST …/stop) turns an "on" campaign "stopping", and
+// it is "off" Config.StopDelay (2 s by default, on the simulator's clock)
+// later; both answer 204 without a body. PUT may request "on" or "off"
+// only, with the same effect (a PUT of "off" on an "on" campaign goes
+// through "stopping" too), and accepts the query useMaxCallsPerAgentDecimal
+// that Genesys's Terraform provider sends.
+//
+// Status changes follow the transitions that provider relies on: "off"
+// only from "on"; "on" only from "off", "complete", "invalid" or
+// "forced_off". Whether the platform refuses others is not documented, so
+// by default the simulator is strict: anything else — a PUT or start of an
+// "on" campaign, a stop of a "stopping" or "off" one, any change of a
+// "stopping" one — is 400 bad.request naming both statuses.
+// Config.LenientStatusTransitions accepts any requested status (start or
+// stop of a campaign already there is then a no-op).
+//
+// PUT always bumps the version, start and stop when they change the
+// status; the stopping→off transition does not. An "on" campaign dials one
+// callable contact per second of the simulator's clock, which is what
+// progress (numberOfContactsCalled of totalNumberOfContacts) and stats
+// (three in five dialed contacts connect) report. Contact data maps column
+// names to strings, as on the platform: any other JSON value is 400 naming
+// the contact and the column.
 //
 // # Time
 //

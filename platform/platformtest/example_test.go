@@ -54,6 +54,6 @@ func Example() {
 	fmt.Println(c.CampaignStatus, c.Version)
 	// Output:
 	// token 200 86400
-	// start 200 correlation id true legacy headers false
+	// start 204 correlation id true legacy headers false
 	// on 2
 }

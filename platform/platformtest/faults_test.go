@@ -71,7 +71,7 @@ func TestFailNext(t *testing.T) {
 	if c, _ := h.srv.Campaign("org_1", "c1"); c.CampaignStatus == CampaignOn {
 		t.Fatal("a failed start changed the campaign")
 	}
-	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil), http.StatusOK)
+	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil), http.StatusNoContent)
 
 	// 429 without Retry-After, with the older code, uncounted.
 	h.srv.FailNext("client_org1", 1, http.StatusTooManyRequests)

@@ -124,7 +124,7 @@ func TestConcurrentClients(t *testing.T) {
 		wg.Go(func() {
 			for j := range perClient {
 				req, _ := http.NewRequest("POST", h.srv.URL+"/api/v2/outbound/contactlists/l/contacts",
-					strings.NewReader(fmt.Sprintf(`[{"data":{"n":%d}}]`, j)))
+					strings.NewReader(fmt.Sprintf(`[{"data":{"n":"%d"}}]`, j)))
 				req.Header.Set("Authorization", "Bearer "+tok)
 				resp, err := h.http.Do(req)
 				if err != nil {
