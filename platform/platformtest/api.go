@@ -3,6 +3,7 @@ package platformtest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,7 +21,8 @@ const malformed = "The request could not be understood by the server due to malf
 
 // route answers an authenticated, admitted API request from org o's state.
 // Checks run in this order: 413 (body too large), 404 (unknown path or
-// id), 405, 400 (invalid body or query), 409 (version conflict).
+// id), 405, 400 (invalid body or query), 409 (version conflict), 400
+// (refused status transition).
 func (s *Simulator) route(r *http.Request, now time.Time, o *org) answer {
 	if r.ContentLength > MaxBodyBytes {
 		_, a := s.readBody(r)
@@ -58,6 +60,9 @@ func (s *Simulator) route(r *http.Request, now time.Time, o *org) answer {
 			return s.campaignReport(now, o, id, action == "stats")
 		}
 		return s.notFound(p)
+	}
+	if p == limitsPath || strings.HasPrefix(p, limitsPath+"/") {
+		return s.serveLimits(r, p)
 	}
 	if rest, ok := strings.CutPrefix(p, contactListsPath); ok {
 		id, action, _ := strings.Cut(rest, "/")
@@ -145,7 +150,11 @@ func (u *campaignUpdate) check(id string) string {
 }
 
 // putCampaign is PUT /api/v2/outbound/campaigns/{id}: a full replacement of
-// the modeled fields, accepted only with the current version.
+// the modeled fields, accepted only with the current version and, unless
+// Config.LenientStatusTransitions, a permitted status transition (checked
+// after the version). The query parameter useMaxCallsPerAgentDecimal (which
+// Genesys's Terraform provider always sends) must be a boolean if present;
+// the simulator does not model maxCallsPerAgent.
 func (s *Simulator) putCampaign(r *http.Request, now time.Time, o *org, id string) answer {
 	body, fail := s.readBody(r)
 	if fail != nil {
@@ -159,6 +168,9 @@ func (s *Simulator) putCampaign(r *http.Request, now time.Time, o *org, id strin
 	cs := o.campaign(id, now, s.cfg.AutoCreate)
 	if cs == nil {
 		return s.entityNotFound("Campaign", id)
+	}
+	if a, bad := s.checkBoolQuery(r, "useMaxCallsPerAgentDecimal"); bad {
+		return a
 	}
 	if decodeErr != nil {
 		return s.badRequest(malformed)
@@ -177,8 +189,8 @@ func (s *Simulator) putCampaign(r *http.Request, now time.Time, o *org, id strin
 	if o.list(u.ContactList.ID, s.cfg.AutoCreate) == nil {
 		return s.badRequest(fmt.Sprintf("contact list %s not found", u.ContactList.ID))
 	}
-	if u.CampaignStatus == CampaignOn && cs.c.CampaignStatus == CampaignInvalid {
-		return s.badRequest("The campaign is invalid and cannot be turned on")
+	if a, refused := s.checkTransition(cs, u.CampaignStatus); refused {
+		return a
 	}
 	c := &cs.c
 	c.Name = u.Name
@@ -195,7 +207,7 @@ func (s *Simulator) putCampaign(r *http.Request, now time.Time, o *org, id strin
 	if u.CampaignStatus == CampaignOn {
 		cs.turnOn(now)
 	} else {
-		cs.turnOff(now)
+		cs.turnOff(now, o.stopDelay)
 	}
 	c.Version++
 	c.DateModified = now
@@ -203,11 +215,15 @@ func (s *Simulator) putCampaign(r *http.Request, now time.Time, o *org, id strin
 	return s.ok(cs.view())
 }
 
-// startStop is POST /api/v2/outbound/campaigns/{id}/start and /stop. Start
-// turns the campaign "on" (an "invalid" campaign is refused with 400); stop
-// moves an "on" campaign to "stopping", which is "off" a second later.
-// Either is a no-op when the campaign is already there. A status change
-// bumps the version. The answer is 200 without a body.
+// startStop is POST /api/v2/outbound/campaigns/{id}/start and /stop, the
+// same status changes as a PUT of "on" and "off": start turns the campaign
+// "on"; stop turns an "on" campaign "stopping", which is "off"
+// Config.StopDelay later. Unless Config.LenientStatusTransitions, both
+// follow the PUT's rule — start only an "off", "complete", "invalid" or
+// "forced_off" campaign, stop only an "on" one — and refuse anything else
+// (starting an "on" campaign, stopping a "stopping" or "off" one) with 400;
+// lenient, either is a no-op when the campaign is already there. A status
+// change bumps the version. The answer is 204 without a body.
 func (s *Simulator) startStop(now time.Time, o *org, id string, start bool) answer {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -215,20 +231,44 @@ func (s *Simulator) startStop(now time.Time, o *org, id string, start bool) answ
 	if cs == nil {
 		return s.entityNotFound("Campaign", id)
 	}
+	to := CampaignOff
+	if start {
+		to = CampaignOn
+	}
+	if a, refused := s.checkTransition(cs, to); refused {
+		return a
+	}
 	var changed bool
 	if start {
-		if cs.c.CampaignStatus == CampaignInvalid {
-			return s.badRequest("The campaign is invalid and cannot be started")
-		}
 		changed = cs.turnOn(now)
 	} else {
-		changed = cs.turnOff(now)
+		changed = cs.turnOff(now, o.stopDelay)
 	}
 	if changed {
 		cs.c.Version++
 		cs.c.DateModified = now
 	}
-	return s.ok(nil)
+	return noContent()
+}
+
+// checkTransition refuses setting cs to status to with 400, unless
+// Config.LenientStatusTransitions or canTurn allows it.
+func (s *Simulator) checkTransition(cs *campaignState, to string) (answer, bool) {
+	if from := cs.c.CampaignStatus; !s.cfg.LenientStatusTransitions && !canTurn(from, to) {
+		return s.badRequest(fmt.Sprintf("The status of campaign %s cannot be changed from %s to %s", cs.c.ID, from, to)), true
+	}
+	return answer{}, false
+}
+
+// checkBoolQuery refuses with 400 a query parameter name that is present
+// but not a boolean.
+func (s *Simulator) checkBoolQuery(r *http.Request, name string) (answer, bool) {
+	if q := r.URL.Query(); q.Has(name) {
+		if _, err := strconv.ParseBool(q.Get(name)); err != nil {
+			return s.badRequest(fmt.Sprintf("query parameter %s must be true or false", name)), true
+		}
+	}
+	return answer{}, false
 }
 
 // campaignReport is GET …/campaigns/{id}/progress and …/stats.
@@ -288,7 +328,9 @@ type contactIn struct {
 }
 
 // addContacts is POST /api/v2/outbound/contactlists/{id}/contacts: 1 to
-// MaxContactsPerRequest contacts, each with a data object; a contact whose
+// MaxContactsPerRequest contacts, each with a data object whose values are
+// all strings (the platform's map of string to string; a number, boolean,
+// null, object or array is 400 naming the contact and column); a contact whose
 // id exists is replaced; callable defaults to true. The query parameters
 // priority, clearSystemData and doNotQueue must be booleans if present (the
 // simulator does not model their effect). Answers the stored contacts.
@@ -306,12 +348,9 @@ func (s *Simulator) addContacts(r *http.Request, now time.Time, o *org, listID s
 	if l == nil {
 		return s.entityNotFound("Contact list", listID)
 	}
-	q := r.URL.Query()
 	for _, name := range []string{"priority", "clearSystemData", "doNotQueue"} {
-		if q.Has(name) {
-			if _, err := strconv.ParseBool(q.Get(name)); err != nil {
-				return s.badRequest(fmt.Sprintf("query parameter %s must be true or false", name))
-			}
+		if a, bad := s.checkBoolQuery(r, name); bad {
+			return a
 		}
 	}
 	switch {
@@ -322,6 +361,7 @@ func (s *Simulator) addContacts(r *http.Request, now time.Time, o *org, listID s
 	case len(in) > MaxContactsPerRequest:
 		return s.badRequest(fmt.Sprintf("At most %d contacts may be added per request, got %d", MaxContactsPerRequest, len(in)))
 	}
+	data := make([]map[string]string, len(in))
 	for i, c := range in {
 		switch {
 		case c.Data == nil:
@@ -329,13 +369,38 @@ func (s *Simulator) addContacts(r *http.Request, now time.Time, o *org, listID s
 		case c.ContactListID != "" && c.ContactListID != listID:
 			return s.badRequest(fmt.Sprintf("contact %d names contact list %s, not %s", i, c.ContactListID, listID))
 		}
+		data[i] = make(map[string]string, len(c.Data))
+		for _, col := range slices.Sorted(maps.Keys(c.Data)) {
+			v, ok := c.Data[col].(string)
+			if !ok {
+				return s.badRequest(fmt.Sprintf("contact %d: the value of data column %q must be a string, not %s", i, col, jsonKind(c.Data[col])))
+			}
+			data[i][col] = v
+		}
 	}
 	out := make([]Contact, len(in))
 	for i, c := range in {
 		callable := c.Callable == nil || *c.Callable
-		out[i] = o.upsert(l, Contact{ID: c.ID, ContactListID: listID, Data: c.Data, Callable: callable})
+		out[i] = o.upsert(l, Contact{ID: c.ID, ContactListID: listID, Data: data[i], Callable: callable})
 	}
 	return s.ok(out)
+}
+
+// jsonKind names the JSON type of a decoded value.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	}
+	return "an object"
 }
 
 // removeContacts is DELETE /api/v2/outbound/contactlists/{id}/contacts

@@ -3,6 +3,7 @@ package platformtest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,6 +24,9 @@ const (
 	DefaultWindow      = 60 * time.Second
 	DefaultTokenTTL    = 86400 * time.Second
 	DefaultMaxRecorded = 100_000
+	// DefaultStopDelay is how long a stopped campaign stays "stopping"
+	// before it is "off" (Config.StopDelay).
+	DefaultStopDelay = 2 * time.Second
 	// MaxBodyBytes is the platform's request.bytes.max: a larger API request
 	// body is answered 413.
 	MaxBodyBytes = 512_000
@@ -45,13 +49,28 @@ type Config struct {
 	Clients []ClientCred
 
 	// Limit is the number of API requests allowed per window per bucket;
-	// 0 means unlimited (and no inin-ratelimit-* headers are sent).
+	// 0 means unlimited. The limits API and 429 bodies name it as
+	// TokenRateLimitKey in PlatformAPINamespace, with the value expressed per
+	// minute: round(Limit × 60 s / Window).
 	Limit int
 	// Window is the length of a fixed rate-limit window; default 60s.
 	Window time.Duration
 	// Scope is what a bucket belongs to: ScopeToken (default), ScopeClient or
 	// ScopeOrg.
 	Scope string
+	// EndpointLimits are optional per-endpoint-family limits: each is a
+	// second window, with the same scope as the main one, for the requests
+	// whose path starts with its PathPrefix. A request must be admitted by
+	// the main window and by every endpoint limit it falls under.
+	EndpointLimits []EndpointLimit
+	// LegacyRateLimitHeaders sends Inin-Ratelimit-Allowed, -Count and -Reset
+	// (the main window) on every API answer past authentication while
+	// Limit > 0, as the platform did until 2021. Off by default: today's
+	// platform sends none.
+	LegacyRateLimitHeaders bool
+	// OmitLimitInBody leaves the limit object out of 429 bodies (the
+	// platform does not guarantee it), to test a client without it.
+	OmitLimitInBody bool
 	// SharedBuckets maps client ids to a bucket name: clients mapped to the
 	// same name share one budget whatever Scope says — the aggregation of the
 	// original report, where one busy org starves the others.
@@ -74,6 +93,20 @@ type Config struct {
 	// Now is the simulator's clock for rate-limit windows, token expiry,
 	// campaign state and Request.At; nil means time.Now.
 	Now func() time.Time
+
+	// StopDelay is how long a stopped campaign (POST …/stop, or PUT "off"
+	// on an "on" campaign) stays "stopping" before it is "off", by Now;
+	// 0 means DefaultStopDelay. A test that wants it (nearly) immediate sets
+	// 1ns.
+	StopDelay time.Duration
+	// LenientStatusTransitions turns off the campaign status check: by
+	// default a PUT may set "off" only on an "on" campaign and "on" only on
+	// an "off", "complete", "invalid" or "forced_off" one (the transitions
+	// Genesys's Terraform provider relies on), start only those, and stop
+	// only an "on" campaign; anything else is 400 bad.request. Lenient, any
+	// requested status is accepted and start or stop of a campaign already
+	// there is a no-op.
+	LenientStatusTransitions bool
 
 	// Campaigns preloads campaigns, by org id. A campaign's contact list is
 	// created (empty) if it does not exist.
@@ -99,6 +132,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TokenTTL == 0 {
 		c.TokenTTL = DefaultTokenTTL
+	}
+	c.EndpointLimits = slices.Clone(c.EndpointLimits)
+	if c.StopDelay == 0 {
+		c.StopDelay = DefaultStopDelay
 	}
 	if c.MaxRecorded == 0 {
 		c.MaxRecorded = DefaultMaxRecorded
@@ -133,6 +170,21 @@ func (c Config) Validate() error {
 	if c.ErrorRatio < 0 || c.ErrorRatio > 1 {
 		errs = append(errs, fmt.Errorf("error ratio %g is outside [0, 1]", c.ErrorRatio))
 	}
+	if c.StopDelay < 0 {
+		errs = append(errs, fmt.Errorf("stop delay %s is negative", c.StopDelay))
+	}
+	limitNames := map[[2]string]bool{{PlatformAPINamespace, TokenRateLimitKey}: true}
+	for i, e := range c.EndpointLimits {
+		if err := e.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("endpoint limit %d: %w", i, err))
+			continue
+		}
+		name := [2]string{e.Namespace, e.Key}
+		if limitNames[name] {
+			errs = append(errs, fmt.Errorf("endpoint limit %d: key %q in namespace %q is named twice", i, e.Key, e.Namespace))
+		}
+		limitNames[name] = true
+	}
 	seen := make(map[string]bool, len(c.Clients))
 	for i, cl := range c.Clients {
 		if err := cl.validate(); err != nil {
@@ -163,6 +215,42 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// EndpointLimit is a limit for one family of endpoints (Config.EndpointLimits):
+// at most Limit requests per Window for paths starting with PathPrefix, in a
+// window of the same scope as the main one. Its 429s and the limits API
+// name it by Key and Namespace, with Limit expressed per minute.
+type EndpointLimit struct {
+	// PathPrefix selects the requests counted, e.g. "/api/v2/outbound/";
+	// it must start with "/api/".
+	PathPrefix string
+	// Limit is the number of requests allowed per Window; it must be > 0.
+	Limit int
+	// Window is the window length; 0 means the main window (Config.Window,
+	// or the one SetLimit set).
+	Window time.Duration
+	// Key and Namespace name the limit, e.g. "outbound.rate.per.minute" in
+	// "outbound"; both are required, and no two limits may share both.
+	Key, Namespace string
+}
+
+func (e EndpointLimit) validate() error {
+	switch {
+	case !strings.HasPrefix(e.PathPrefix, "/api/"):
+		return fmt.Errorf("path prefix %q does not start with /api/", e.PathPrefix)
+	case e.Limit <= 0:
+		return fmt.Errorf("limit %d is not positive", e.Limit)
+	case e.Window < 0:
+		return fmt.Errorf("window %s is negative", e.Window)
+	case e.Key == "":
+		return errors.New("empty key")
+	case e.Namespace == "":
+		return errors.New("empty namespace")
+	case strings.Contains(e.Namespace, "/"):
+		return fmt.Errorf("namespace %q contains a slash", e.Namespace)
+	}
+	return nil
 }
 
 func (c ClientCred) validate() error {

@@ -47,12 +47,13 @@ func Example() {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	fmt.Println("start", resp.StatusCode, resp.Header.Get("inin-ratelimit-count"), "of", resp.Header.Get("inin-ratelimit-allowed"))
+	fmt.Println("start", resp.StatusCode, "correlation id", len(resp.Header.Get("ININ-Correlation-Id")) == 36,
+		"legacy headers", resp.Header.Get("inin-ratelimit-count") != "")
 
 	c, _ := sim.Campaign("org_1", "c1")
 	fmt.Println(c.CampaignStatus, c.Version)
 	// Output:
 	// token 200 86400
-	// start 200 1 of 300
+	// start 204 correlation id true legacy headers false
 	// on 2
 }

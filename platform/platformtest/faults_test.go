@@ -15,28 +15,44 @@ func TestThrottle(t *testing.T) {
 	h := newHarness(t, Config{Limit: 10, AutoCreate: true})
 	tok := h.token("client_org1", "secret1")
 	other := h.token("client_org2", "secret2")
-	window(t, h.api("GET", campaignPath, tok, nil), 10, 1, 60)
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
 
 	h.srv.Throttle("client_org1", 2, 1500*time.Millisecond)
 	for range 2 {
-		r := h.api("GET", campaignPath, tok, nil)
-		wantStatus(t, r, http.StatusTooManyRequests)
-		if got := headerInt(t, r, "Retry-After"); got != 2 {
-			t.Fatalf("Retry-After %d, want 2 (1.5 s rounded up)", got)
-		}
-		if e := r.apiErr(t); e.Code != "too.many.requests" || e.Message != "Rate limit exceeded the maximum [10] requests within [60] seconds" {
-			t.Fatalf("injected 429 body %+v", e)
-		}
-		window(t, r, 10, 1, 60) // injected: the window is untouched
+		// 1.5 s rounded up; the normalized body names the main limit.
+		rateLimited(t, h.api("GET", campaignPath, tok, nil), 2, mainLimit(10))
+		wantCounted(t, h, tok, 1) // injected: the window is untouched
 	}
 	wantStatus(t, h.api("GET", campaignPath, other, nil), http.StatusOK) // other clients unaffected
-	window(t, h.api("GET", campaignPath, tok, nil), 10, 2, 60)
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+	wantCounted(t, h, tok, 2)
 
 	h.srv.Throttle("client_org1", 1, 30*time.Second)
 	h.srv.Throttle("client_org1", 0, 0) // cancelled
 	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
 	if st := h.srv.Stats("client_org1"); st.RateLimited != 2 || st.Succeeded != 3 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Throttle names the main limit only when there is one, and not at all
+// with OmitLimitInBody.
+func TestThrottleLimitObject(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want *Limit
+	}{
+		{"limited", Config{Limit: 50, Window: 10 * time.Second}, mainLimit(300)},
+		{"unlimited", Config{}, nil},
+		{"omitted", Config{Limit: 50, OmitLimitInBody: true}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.cfg)
+			tok := h.token("client_org1", "secret1")
+			h.srv.Throttle("client_org1", 1, 0)
+			rateLimited(t, h.api("GET", campaignPath, tok, nil), 0, tc.want)
+		})
 	}
 }
 
@@ -47,6 +63,7 @@ func TestFailNext(t *testing.T) {
 	for range 2 {
 		r := h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil)
 		wantStatus(t, r, http.StatusBadGateway)
+		today(t, r)
 		if e := r.apiErr(t); e.Code != "bad.gateway" {
 			t.Fatalf("code %q", e.Code)
 		}
@@ -54,16 +71,19 @@ func TestFailNext(t *testing.T) {
 	if c, _ := h.srv.Campaign("org_1", "c1"); c.CampaignStatus == CampaignOn {
 		t.Fatal("a failed start changed the campaign")
 	}
-	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil), http.StatusOK)
+	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil), http.StatusNoContent)
 
-	// 429 without Retry-After, but with the window's headers.
+	// 429 without Retry-After, with the older code, uncounted.
 	h.srv.FailNext("client_org1", 1, http.StatusTooManyRequests)
 	r := h.api("GET", campaignPath, tok, nil)
 	wantStatus(t, r, http.StatusTooManyRequests)
 	if ra := r.header.Get("Retry-After"); ra != "" {
 		t.Fatalf("FailNext 429 has Retry-After %q", ra)
 	}
-	window(t, r, 10, 1, 60)
+	if e := r.apiErr(t); e.Code != "too.many.requests" || e.Limit != nil {
+		t.Fatalf("FailNext 429 body %s", r.body)
+	}
+	wantCounted(t, h, tok, 1)
 
 	// Throttle takes precedence over FailNext; both are used up in turn.
 	h.srv.FailNext("client_org1", 1, http.StatusInternalServerError)
@@ -78,11 +98,78 @@ func TestFailNext(t *testing.T) {
 	}
 }
 
+func TestFailNextRetryAfter(t *testing.T) {
+	h := newHarness(t, Config{Limit: 10, AutoCreate: true})
+	tok := h.token("client_org1", "secret1")
+	for _, tc := range []struct {
+		status     int
+		retryAfter time.Duration
+		want       int
+	}{
+		{http.StatusServiceUnavailable, 30 * time.Second, 30},
+		{http.StatusServiceUnavailable, 1100 * time.Millisecond, 2},
+		{http.StatusTooManyRequests, 0, 0},
+		{http.StatusBadGateway, -time.Second, 0},
+	} {
+		h.srv.FailNextRetryAfter("client_org1", 2, tc.status, tc.retryAfter)
+		for range 2 {
+			r := h.api("GET", campaignPath, tok, nil)
+			wantStatus(t, r, tc.status)
+			today(t, r)
+			if got := headerInt(t, r, "Retry-After"); got != tc.want {
+				t.Fatalf("%d after %s: Retry-After %d, want %d", tc.status, tc.retryAfter, got, tc.want)
+			}
+			if e := r.apiErr(t); e.Code != codeFor(tc.status) {
+				t.Fatalf("code %q", e.Code)
+			}
+		}
+		wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+	}
+	wantCounted(t, h, tok, 4)
+
+	// A plain FailNext replaces it, without Retry-After.
+	h.srv.FailNextRetryAfter("client_org1", 5, http.StatusServiceUnavailable, time.Minute)
+	h.srv.FailNext("client_org1", 1, http.StatusServiceUnavailable)
+	if r := h.api("GET", campaignPath, tok, nil); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "" {
+		t.Fatalf("FailNext after FailNextRetryAfter: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+}
+
+func TestThrottleTokens(t *testing.T) {
+	h := newHarness(t, Config{Limit: 10, AutoCreate: true})
+	h.srv.ThrottleTokens("client_org1", 2, 2500*time.Millisecond)
+	for _, secret := range []string{"secret1", "wrong"} { // before the secret is checked
+		rateLimited(t, h.tokenRequest("client_org1", secret, clientCredentials), 3, nil)
+	}
+	h.token("client_org2", "secret2") // other clients unaffected
+	tok := h.token("client_org1", "secret1")
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+
+	h.srv.ThrottleTokens("client_org1", 1, time.Minute)
+	h.srv.ThrottleTokens("client_org1", 0, 0) // cancelled
+	h.token("client_org1", "secret1")
+
+	// API requests are not affected by ThrottleTokens, token requests not by Throttle.
+	h.srv.Throttle("client_org1", 1, time.Second)
+	h.token("client_org1", "secret1")
+	if st := h.srv.Stats("client_org1"); st.TokensIssued != 3 || st.TokenErrors != 2 || st.RateLimited != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	reqs := h.srv.Requests(RequestFilter{PathPrefix: tokenPath, Status: 429})
+	if len(reqs) != 2 || reqs[0].ClientID != "client_org1" || reqs[0].CorrelationID == "" {
+		t.Fatalf("recorded %+v", reqs)
+	}
+}
+
 func TestFaultOnUnknownClientPanics(t *testing.T) {
 	h := newHarness(t, Config{})
 	for name, f := range map[string]func(){
 		"Throttle":     func() { h.srv.Throttle("nobody", 1, time.Second) },
 		"FailNext":     func() { h.srv.FailNext("nobody", 1, 500) },
+		"FailNextRA":   func() { h.srv.FailNextRetryAfter("nobody", 1, 503, time.Second) },
+		"Tokens":       func() { h.srv.ThrottleTokens("nobody", 1, time.Second) },
+		"bad status2":  func() { h.srv.FailNextRetryAfter("client_org1", 1, 600, time.Second) },
 		"ExpireTokens": func() { h.srv.ExpireTokens("nobody") },
 		"bad status":   func() { h.srv.FailNext("client_org1", 1, 42) },
 	} {
@@ -123,13 +210,7 @@ func errorRun(t *testing.T, seed int64, ratio float64, n int) []bool {
 			ok++
 		}
 	}
-	last := h.api("GET", campaignPath, tok, nil)
-	if last.status == http.StatusOK {
-		ok++
-	}
-	if got := headerInt(t, last, "inin-ratelimit-count"); got != ok {
-		t.Fatalf("window counted %d requests; %d succeeded", got, ok)
-	}
+	wantCounted(t, h, tok, ok)
 	return out
 }
 

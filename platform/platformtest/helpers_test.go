@@ -3,9 +3,11 @@ package platformtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -101,8 +103,8 @@ func (r response) apiErr(t *testing.T) apiError {
 	if e.Status != r.status {
 		t.Fatalf("error body status %d, HTTP status %d", e.Status, r.status)
 	}
-	if e.ContextID == "" {
-		t.Fatalf("error body %s has an empty contextId", r.body)
+	if id := r.header.Get("ININ-Correlation-Id"); e.ContextID == "" || e.ContextID != id {
+		t.Fatalf("error body %s: contextId is not the ININ-Correlation-Id %q", r.body, id)
 	}
 	return e
 }
@@ -202,4 +204,64 @@ func headerInt(t *testing.T, r response, name string) int {
 		t.Fatalf("%s: %q is not an integer", name, v)
 	}
 	return n
+}
+
+// counted is how many requests tok's main window has admitted, by the
+// simulator's clock (0 once the window has ended): what the legacy
+// inin-ratelimit-count header reports, read from the simulator's state.
+func (h *harness) counted(tok string) int {
+	h.t.Helper()
+	v, ok := h.srv.tokens.Load(tok)
+	if !ok {
+		h.t.Fatalf("counted: unknown token")
+	}
+	return v.(*token).buckets.main.peek(h.clock.Now(), *h.srv.limits.Load()).count
+}
+
+// correlationRE matches an ININ-Correlation-Id: UUID-shaped (version 4).
+var correlationRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// today checks what every answer of today's platform has: an
+// ININ-Correlation-Id (repeated as contextId in an API error body) and no
+// inin-ratelimit-* header. It returns the correlation id.
+func today(t *testing.T, r response) string {
+	t.Helper()
+	id := r.header.Get("ININ-Correlation-Id")
+	if !correlationRE.MatchString(id) {
+		t.Fatalf("ININ-Correlation-Id %q is not UUID-shaped (headers %v)", id, r.header)
+	}
+	for name := range r.header {
+		if strings.HasPrefix(strings.ToLower(name), "inin-ratelimit-") {
+			t.Fatalf("answer has legacy header %s (headers %v)", name, r.header)
+		}
+	}
+	return id
+}
+
+// rateLimited checks that r is the platform's normalized 429 with
+// Retry-After retryAfter (also in the message) and the limit object want
+// (nil: none), and that it has today's headers.
+func rateLimited(t *testing.T, r response, retryAfter int, want *Limit) {
+	t.Helper()
+	wantStatus(t, r, http.StatusTooManyRequests)
+	id := today(t, r)
+	if got := headerInt(t, r, "Retry-After"); got != retryAfter {
+		t.Fatalf("Retry-After %d, want %d", got, retryAfter)
+	}
+	e := r.apiErr(t)
+	wantMsg := fmt.Sprintf("Rate limit exceeded the maximum. Retry the request in [%d] seconds", retryAfter)
+	if e.Code != "too.many.requests.retry.after" || e.Message != wantMsg || e.ContextID != id {
+		t.Fatalf("429 body %s (correlation id %s)", r.body, id)
+	}
+	switch {
+	case want == nil && e.Limit != nil:
+		t.Fatalf("429 body names a limit: %s", r.body)
+	case want != nil && (e.Limit == nil || *e.Limit != *want):
+		t.Fatalf("429 body %s, want limit %+v", r.body, *want)
+	}
+}
+
+// mainLimit is the main limit object for limit requests per window.
+func mainLimit(perMinute int) *Limit {
+	return &Limit{Key: TokenRateLimitKey, Namespace: PlatformAPINamespace, Value: perMinute}
 }

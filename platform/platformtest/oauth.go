@@ -59,6 +59,11 @@ func (s *Simulator) token(r *http.Request, rec *Request) (answer, *client) {
 			rec.ClientID, rec.Org = cl.id, cl.org.id
 		}
 	}
+	if cl != nil {
+		if secs, ok := cl.takeTokenThrottle(); ok {
+			return s.tooManyRequests(secs, nil), cl
+		}
+	}
 	if s.outage.Load() {
 		return tokenFail(http.StatusServiceUnavailable, "temporarily_unavailable", "the token service is temporarily unavailable"), cl
 	}
@@ -107,9 +112,9 @@ func readForm(r *http.Request) (url.Values, error) {
 
 // issue creates a token for cl, forgetting cl's expired tokens.
 func (s *Simulator) issue(cl *client, now time.Time) *token {
-	t := &token{value: rand.Text() + rand.Text(), client: cl, bucket: cl.bucket}
-	if t.bucket == nil {
-		t.bucket = new(bucket)
+	t := &token{value: rand.Text() + rand.Text(), client: cl, buckets: cl.buckets}
+	if t.buckets == nil {
+		t.buckets = newBuckets(len(s.cfg.EndpointLimits))
 	}
 	t.expires.Store(now.Add(s.cfg.TokenTTL).UnixNano())
 	cl.mu.Lock()
@@ -126,4 +131,16 @@ func (s *Simulator) issue(cl *client, now time.Time) *token {
 	cl.mu.Unlock()
 	s.tokens.Store(t.value, t)
 	return t
+}
+
+// takeTokenThrottle consumes one pending ThrottleTokens answer of cl and
+// returns its Retry-After seconds.
+func (cl *client) takeTokenThrottle() (int, bool) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.tokenThrottleN <= 0 {
+		return 0, false
+	}
+	cl.tokenThrottleN--
+	return cl.tokenThrottleS, true
 }

@@ -194,7 +194,7 @@ func TestAddClientRotatesSecret(t *testing.T) {
 
 	h.srv.AddClient(ClientCred{ID: "client_new", Secret: "s", Org: "org_9"})
 	tok := h.token("client_new", "s")
-	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c9/start", tok, nil), http.StatusOK)
+	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c9/start", tok, nil), http.StatusNoContent)
 	if c, ok := h.srv.Campaign("org_9", "c9"); !ok || c.CampaignStatus != CampaignOn {
 		t.Fatalf("campaign in org_9: %+v %v", c, ok)
 	}

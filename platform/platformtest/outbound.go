@@ -25,14 +25,9 @@ const (
 // DialingModes lists the dialingMode values a campaign may have.
 var DialingModes = []string{"agentless", "preview", "power", "predictive", "progressive", "external"}
 
-const (
-	// dialInterval is how often a campaign that is "on" dials its next
-	// callable contact, by the simulator's clock.
-	dialInterval = time.Second
-	// stoppingFor is how long a stopped campaign stays "stopping" before it
-	// is "off".
-	stoppingFor = time.Second
-)
+// dialInterval is how often a campaign that is "on" dials its next
+// callable contact, by the simulator's clock.
+const dialInterval = time.Second
 
 // Ref is a reference to another entity, as the platform writes one.
 type Ref struct {
@@ -68,12 +63,13 @@ type Campaign struct {
 	SelfURI           string        `json:"selfUri,omitempty"`
 }
 
-// Contact is one contact of a contact list.
+// Contact is one contact of a contact list. Data maps column names to
+// values, all strings, as on the platform.
 type Contact struct {
-	ID            string         `json:"id"`
-	ContactListID string         `json:"contactListId"`
-	Data          map[string]any `json:"data"`
-	Callable      bool           `json:"callable"`
+	ID            string            `json:"id"`
+	ContactListID string            `json:"contactListId"`
+	Data          map[string]string `json:"data"`
+	Callable      bool              `json:"callable"`
 }
 
 // campaignState is a campaign plus its dialing progress.
@@ -98,8 +94,9 @@ type contactEntry struct {
 
 // org is one org's outbound state.
 type org struct {
-	id     string
-	bucket *bucket // the org's window under ScopeOrg
+	id        string
+	buckets   *buckets      // the org's windows under ScopeOrg
+	stopDelay time.Duration // stopping → off (or forced_stopping → forced_off) after this
 
 	mu        sync.Mutex
 	campaigns map[string]*campaignState
@@ -107,12 +104,13 @@ type org struct {
 	rng       *rand.Rand // contact ids
 }
 
-func newOrg(id string, seed int64) *org {
+func newOrg(id string, seed int64, endpointLimits int, stopDelay time.Duration) *org {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(id))
 	return &org{
 		id:        id,
-		bucket:    new(bucket),
+		buckets:   newBuckets(endpointLimits),
+		stopDelay: stopDelay,
 		campaigns: make(map[string]*campaignState),
 		lists:     make(map[string]*contactList),
 		rng:       rand.New(rand.NewPCG(uint64(seed), h.Sum64())),
@@ -218,7 +216,7 @@ func (o *org) putCampaign(c Campaign, now time.Time) *campaignState {
 	o.list(c.ContactList.ID, true)
 	cs := &campaignState{c: c, dialFrom: now}
 	if c.CampaignStatus == CampaignStopping || c.CampaignStatus == CampaignForcedStopping {
-		cs.stoppingUntil = now.Add(stoppingFor)
+		cs.stoppingUntil = now.Add(o.stopDelay)
 	}
 	o.campaigns[c.ID] = cs
 	return cs
@@ -249,7 +247,8 @@ func (o *org) list(id string, create bool) *contactList {
 }
 
 // settle advances cs to now: an "on" campaign dials one callable contact per
-// dialInterval; a stopping one turns "off" after stoppingFor. o.mu is held.
+// dialInterval; a stopping one turns "off" (a forced_stopping one
+// "forced_off") after o.stopDelay. o.mu is held.
 func (o *org) settle(cs *campaignState, now time.Time) {
 	switch cs.c.CampaignStatus {
 	case CampaignOn:
@@ -283,15 +282,32 @@ func (cs *campaignState) turnOn(now time.Time) bool {
 	return true
 }
 
-// turnOff moves an "on" campaign to "stopping" (other statuses stay); it
-// reports whether the status changed.
-func (cs *campaignState) turnOff(now time.Time) bool {
+// turnOff moves an "on" campaign to "stopping" for stopDelay (other
+// statuses stay); it reports whether the status changed.
+func (cs *campaignState) turnOff(now time.Time, stopDelay time.Duration) bool {
 	if cs.c.CampaignStatus != CampaignOn {
 		return false
 	}
 	cs.c.CampaignStatus = CampaignStopping
-	cs.stoppingUntil = now.Add(stoppingFor)
+	cs.stoppingUntil = now.Add(stopDelay)
 	return true
+}
+
+// canTurn reports whether the strict status rule lets a campaign in status
+// from be set to to: "off" only from "on"; "on" only from "off",
+// "complete", "invalid" or "forced_off" — the transitions Genesys's
+// Terraform provider relies on.
+func canTurn(from, to string) bool {
+	switch to {
+	case CampaignOff:
+		return from == CampaignOn
+	case CampaignOn:
+		switch from {
+		case CampaignOff, CampaignComplete, CampaignInvalid, CampaignForcedOff:
+			return true
+		}
+	}
+	return false
 }
 
 // view is the campaign as the API shows it.

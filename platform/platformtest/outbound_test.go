@@ -80,16 +80,19 @@ func putBody(t *testing.T, c Campaign, change func(m map[string]any)) []byte {
 }
 
 func TestPutCampaign(t *testing.T) {
-	h, tok, _ := outboundHarness(t, Config{})
+	h, tok, _ := outboundHarness(t, Config{StopDelay: 5 * time.Second})
 	const path = "/api/v2/outbound/campaigns/c1"
 	c := getCampaign(t, h, tok, "c1")
 	h.clock.Advance(time.Minute)
 
-	r := h.api("PUT", path, tok, putBody(t, c, func(m map[string]any) {
+	r := h.api("PUT", path+"?useMaxCallsPerAgentDecimal=true", tok, putBody(t, c, func(m map[string]any) {
 		m["campaignStatus"] = "on"
 		m["name"] = "Spring sale 2"
 	}))
 	wantStatus(t, r, http.StatusOK)
+	if reqs := h.srv.Requests(RequestFilter{Method: "PUT"}); len(reqs) != 1 || reqs[0].Query != "useMaxCallsPerAgentDecimal=true" {
+		t.Fatalf("recorded %+v", reqs)
+	}
 	var got Campaign
 	r.json(t, &got)
 	if got.Version != 2 || got.CampaignStatus != CampaignOn || got.Name != "Spring sale 2" || !got.DateModified.Equal(h.clock.Now()) {
@@ -114,16 +117,20 @@ func TestPutCampaign(t *testing.T) {
 		t.Fatalf("a refused PUT changed the campaign: %+v", sc)
 	}
 
-	// Turning an "on" campaign off goes through "stopping".
+	// Turning an "on" campaign off goes through "stopping" for StopDelay.
 	r = h.api("PUT", path, tok, putBody(t, got, func(m map[string]any) { m["campaignStatus"] = "off" }))
 	wantStatus(t, r, http.StatusOK)
 	r.json(t, &got)
 	if got.CampaignStatus != CampaignStopping || got.Version != 3 {
 		t.Fatalf("after PUT off: %+v", got)
 	}
-	h.clock.Advance(time.Second)
+	h.clock.Advance(5*time.Second - time.Nanosecond)
+	if c := getCampaign(t, h, tok, "c1"); c.CampaignStatus != CampaignStopping {
+		t.Fatalf("stopping ended before StopDelay: %+v", c)
+	}
+	h.clock.Advance(time.Nanosecond)
 	if c := getCampaign(t, h, tok, "c1"); c.CampaignStatus != CampaignOff || c.Version != 3 {
-		t.Fatalf("a second after PUT off: %+v", c)
+		t.Fatalf("StopDelay after PUT off: %+v", c)
 	}
 }
 
@@ -141,24 +148,27 @@ func TestPutCampaignInvalid(t *testing.T) {
 		})
 	}
 	cases := []struct {
-		name string
-		body []byte
+		name  string
+		body  []byte
+		query string
 	}{
-		{"malformed JSON", []byte(`{"version":1,`)},
-		{"array", []byte(`[]`)},
-		{"status complete", set("campaignStatus", "complete")},
-		{"status bogus", set("campaignStatus", "running")},
-		{"status missing", set("campaignStatus", nil)},
-		{"name missing", set("name", nil)},
-		{"contact list missing", set("contactList", nil)},
-		{"dialing mode unknown", set("dialingMode", "telepathic")},
-		{"id mismatch", set("id", "c9")},
-		{"version not an integer", set("version", 1.5)},
-		{"unknown contact list", set("contactList", map[string]any{"id": "nope"})},
+		{"malformed JSON", []byte(`{"version":1,`), ""},
+		{"array", []byte(`[]`), ""},
+		{"status complete", set("campaignStatus", "complete"), ""},
+		{"status bogus", set("campaignStatus", "running"), ""},
+		{"status missing", set("campaignStatus", nil), ""},
+		{"name missing", set("name", nil), ""},
+		{"contact list missing", set("contactList", nil), ""},
+		{"dialing mode unknown", set("dialingMode", "telepathic"), ""},
+		{"id mismatch", set("id", "c9"), ""},
+		{"version not an integer", set("version", 1.5), ""},
+		{"unknown contact list", set("contactList", map[string]any{"id": "nope"}), ""},
+		{"off when off", set("campaignStatus", "off"), ""},
+		{"useMaxCallsPerAgentDecimal not a bool", set("campaignStatus", "on"), "?useMaxCallsPerAgentDecimal=yes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := h.api("PUT", path, tok, tc.body)
+			r := h.api("PUT", path+tc.query, tok, tc.body)
 			wantStatus(t, r, http.StatusBadRequest)
 			if e := r.apiErr(t); e.Code != "bad.request" {
 				t.Fatalf("code %q", e.Code)
@@ -176,31 +186,47 @@ func TestStartStop(t *testing.T) {
 	start, stop := "/api/v2/outbound/campaigns/c1/start", "/api/v2/outbound/campaigns/c1/stop"
 
 	r := h.api("POST", start, tok, nil)
-	wantStatus(t, r, http.StatusOK)
-	if len(r.body) != 0 {
-		t.Errorf("start answered a body: %s", r.body)
+	wantStatus(t, r, http.StatusNoContent)
+	today(t, r)
+	if len(r.body) != 0 || r.header.Get("Content-Type") != "" {
+		t.Errorf("start answered a body: %q (Content-Type %q)", r.body, r.header.Get("Content-Type"))
 	}
 	if c := getCampaign(t, h, tok, "c1"); c.CampaignStatus != CampaignOn || c.Version != 2 {
 		t.Fatalf("after start: %+v", c)
 	}
-	wantStatus(t, h.api("POST", start, tok, nil), http.StatusOK)
+	// Starting an "on" campaign is refused, naming both statuses.
+	r = h.api("POST", start, tok, nil)
+	wantStatus(t, r, http.StatusBadRequest)
+	if e := r.apiErr(t); e.Code != "bad.request" || !strings.Contains(e.Message, "from on to on") {
+		t.Fatalf("start when on: %s", r.body)
+	}
 	if c := getCampaign(t, h, tok, "c1"); c.Version != 2 {
-		t.Fatalf("starting an on campaign bumped its version: %+v", c)
+		t.Fatalf("a refused start bumped the version: %+v", c)
 	}
 
-	wantStatus(t, h.api("POST", stop, tok, nil), http.StatusOK)
+	r = h.api("POST", stop, tok, nil)
+	wantStatus(t, r, http.StatusNoContent)
+	if len(r.body) != 0 {
+		t.Errorf("stop answered a body: %s", r.body)
+	}
 	if c := getCampaign(t, h, tok, "c1"); c.CampaignStatus != CampaignStopping || c.Version != 3 {
 		t.Fatalf("after stop: %+v", c)
 	}
-	h.clock.Advance(999 * time.Millisecond)
+	// Stopping is asynchronous: DefaultStopDelay on the simulator's clock.
+	h.clock.Advance(DefaultStopDelay - time.Millisecond)
 	if c := getCampaign(t, h, tok, "c1"); c.CampaignStatus != CampaignStopping {
 		t.Fatalf("stopping ended early: %+v", c)
 	}
+	r = h.api("POST", stop, tok, nil) // stopping → off: refused
+	wantStatus(t, r, http.StatusBadRequest)
+	if e := r.apiErr(t); !strings.Contains(e.Message, "from stopping to off") {
+		t.Fatalf("stop when stopping: %s", r.body)
+	}
 	h.clock.Advance(time.Millisecond)
 	if c := getCampaign(t, h, tok, "c1"); c.CampaignStatus != CampaignOff || c.Version != 3 {
-		t.Fatalf("a second after stop: %+v", c)
+		t.Fatalf("DefaultStopDelay after stop: %+v", c)
 	}
-	wantStatus(t, h.api("POST", stop, tok, nil), http.StatusOK)
+	wantStatus(t, h.api("POST", stop, tok, nil), http.StatusBadRequest)
 	if c := getCampaign(t, h, tok, "c1"); c.Version != 3 {
 		t.Fatalf("stopping an off campaign bumped its version: %+v", c)
 	}
@@ -212,11 +238,113 @@ func TestStartStop(t *testing.T) {
 	if r.header.Get("Allow") != "POST" {
 		t.Errorf("Allow %q", r.header.Get("Allow"))
 	}
+}
 
-	h.srv.AddCampaign("org_1", Campaign{ID: "broken", CampaignStatus: CampaignInvalid})
-	r = h.api("POST", "/api/v2/outbound/campaigns/broken/start", tok, nil)
-	wantStatus(t, r, http.StatusBadRequest)
-	r.apiErr(t)
+func TestStopDelay(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		want  time.Duration // stopping for exactly this long
+	}{
+		{"default", 0, DefaultStopDelay},
+		{"nearly immediate", time.Nanosecond, time.Nanosecond},
+		{"long", 3 * time.Minute, 3 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, tok, _ := outboundHarness(t, Config{StopDelay: tc.delay})
+			h.srv.AddCampaign("org_1", Campaign{ID: "preloaded", CampaignStatus: CampaignForcedStopping})
+			wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil), http.StatusNoContent)
+			wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/stop", tok, nil), http.StatusNoContent)
+			h.clock.Advance(tc.want - time.Nanosecond)
+			if c := getCampaign(t, h, tok, "c1"); c.CampaignStatus != CampaignStopping {
+				t.Fatalf("%s after stop: %s", tc.want-time.Nanosecond, c.CampaignStatus)
+			}
+			if c := getCampaign(t, h, tok, "preloaded"); c.CampaignStatus != CampaignForcedStopping {
+				t.Fatalf("preloaded forced_stopping: %s", c.CampaignStatus)
+			}
+			h.clock.Advance(time.Nanosecond)
+			if c := getCampaign(t, h, tok, "c1"); c.CampaignStatus != CampaignOff {
+				t.Fatalf("%s after stop: %s", tc.want, c.CampaignStatus)
+			}
+			if c := getCampaign(t, h, tok, "preloaded"); c.CampaignStatus != CampaignForcedOff {
+				t.Fatalf("preloaded forced_stopping after the delay: %s", c.CampaignStatus)
+			}
+		})
+	}
+}
+
+// Every status × every way to change it, strict (default) and lenient.
+func TestStatusTransitions(t *testing.T) {
+	statuses := []string{CampaignOn, CampaignStopping, CampaignOff, CampaignComplete, CampaignInvalid, CampaignForcedOff, CampaignForcedStopping}
+	startable := map[string]bool{CampaignOff: true, CampaignComplete: true, CampaignInvalid: true, CampaignForcedOff: true}
+	type op struct {
+		name   string
+		to     string
+		put    bool // PUT campaignStatus to, else POST start/stop
+		status int  // success status
+	}
+	ops := []op{
+		{"PUT on", CampaignOn, true, http.StatusOK},
+		{"PUT off", CampaignOff, true, http.StatusOK},
+		{"start", CampaignOn, false, http.StatusNoContent},
+		{"stop", CampaignOff, false, http.StatusNoContent},
+	}
+	for _, lenient := range []bool{false, true} {
+		for _, from := range statuses {
+			for _, o := range ops {
+				allowed := (o.to == CampaignOn && startable[from]) || (o.to == CampaignOff && from == CampaignOn)
+				// Lenient: "on" from anywhere; "off" stops an "on"
+				// campaign and leaves any other as it is.
+				want := from
+				switch {
+				case o.to == CampaignOn && (allowed || lenient):
+					want = CampaignOn
+				case o.to == CampaignOff && from == CampaignOn:
+					want = CampaignStopping
+				}
+				name := fmt.Sprintf("strict/%s/%s", from, o.name)
+				if lenient {
+					name = fmt.Sprintf("lenient/%s/%s", from, o.name)
+				}
+				t.Run(name, func(t *testing.T) {
+					h := newHarness(t, Config{StopDelay: time.Hour, LenientStatusTransitions: lenient})
+					tok := h.token("client_org1", "secret1")
+					h.srv.AddCampaign("org_1", Campaign{ID: "c1", CampaignStatus: from})
+					var r response
+					if o.put {
+						c, _ := h.srv.Campaign("org_1", "c1")
+						r = h.api("PUT", campaignPath+"?useMaxCallsPerAgentDecimal=true", tok,
+							putBody(t, c, func(m map[string]any) { m["campaignStatus"] = o.to }))
+					} else {
+						action := "/start"
+						if o.to == CampaignOff {
+							action = "/stop"
+						}
+						r = h.api("POST", campaignPath+action, tok, nil)
+					}
+					if !allowed && !lenient {
+						wantStatus(t, r, http.StatusBadRequest)
+						e := r.apiErr(t)
+						if msg := fmt.Sprintf("from %s to %s", from, o.to); e.Code != "bad.request" || !strings.Contains(e.Message, msg) {
+							t.Fatalf("refusal %s, want code bad.request and a message with %q", r.body, msg)
+						}
+					} else {
+						wantStatus(t, r, o.status)
+					}
+					c, _ := h.srv.Campaign("org_1", "c1")
+					if c.CampaignStatus != want {
+						t.Fatalf("status %s, want %s", c.CampaignStatus, want)
+					}
+					// A PUT bumps the version when it is accepted; start and
+					// stop when they change the status.
+					bumped := (o.put && (allowed || lenient)) || (!o.put && want != from)
+					if wantVersion := map[bool]int{false: 1, true: 2}[bumped]; c.Version != wantVersion {
+						t.Fatalf("version %d, want %d", c.Version, wantVersion)
+					}
+				})
+			}
+		}
+	}
 }
 
 // addContacts posts contacts to list id and returns the stored ones.
@@ -269,7 +397,7 @@ func TestProgressAndStats(t *testing.T) {
 	if p := progress(); p.NumberOfContactsCalled != 0 {
 		t.Fatalf("an off campaign dialed: %+v", p)
 	}
-	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil), http.StatusOK)
+	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/start", tok, nil), http.StatusNoContent)
 	h.clock.Advance(2500 * time.Millisecond)
 	if p := progress(); p.NumberOfContactsCalled != 2 || p.Percentage != 40 {
 		t.Fatalf("progress 2.5 s after start %+v", p)
@@ -285,7 +413,7 @@ func TestProgressAndStats(t *testing.T) {
 	if s := stats(); s.ContactRate.Attempts != 4 || s.OutstandingCalls != 0 {
 		t.Fatalf("stats after a minute %+v", s)
 	}
-	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/stop", tok, nil), http.StatusOK)
+	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/c1/stop", tok, nil), http.StatusNoContent)
 	if s := stats(); s.IdleAgents != 0 || s.ContactRate.Attempts != 4 {
 		t.Fatalf("stats after stop %+v", s)
 	}
@@ -345,7 +473,7 @@ func TestAddContacts(t *testing.T) {
 	// Exactly the maximum is fine.
 	full := make([]map[string]any, MaxContactsPerRequest)
 	for i := range full {
-		full[i] = map[string]any{"data": map[string]any{"n": i}}
+		full[i] = map[string]any{"data": map[string]any{"n": fmt.Sprint(i)}}
 	}
 	if got := addContacts(t, h, tok, "cl1", full); len(got) != MaxContactsPerRequest {
 		t.Fatalf("%d contacts answered", len(got))
@@ -383,6 +511,40 @@ func TestAddContacts(t *testing.T) {
 	wantStatus(t, h.api("PUT", path, tok, []map[string]any{{"data": map[string]any{}}}), http.StatusMethodNotAllowed)
 }
 
+// Contact data is a map of string to string: any other value is refused
+// with the platform's error body naming the contact and the column, and
+// nothing of the request is stored.
+func TestAddContactsDataMustBeStrings(t *testing.T) {
+	h, tok, _ := outboundHarness(t, Config{})
+	const path = "/api/v2/outbound/contactlists/cl1/contacts"
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"number", `[{"data":{"phone":"1"}},{"data":{"phone":"2","age":42}}]`, `contact 1: the value of data column "age" must be a string, not a number`},
+		{"boolean", `[{"data":{"vip":true,"phone":"1"}}]`, `contact 0: the value of data column "vip" must be a string, not a boolean`},
+		{"null", `[{"data":{"phone":null}}]`, `contact 0: the value of data column "phone" must be a string, not null`},
+		{"object", `[{"data":{"phone":{"n":"1"}}}]`, `contact 0: the value of data column "phone" must be a string, not an object`},
+		{"array", `[{"data":{"phone":["1"]}}]`, `contact 0: the value of data column "phone" must be a string, not an array`},
+		{"first bad column by name", `[{"data":{"z":1,"a":2}}]`, `contact 0: the value of data column "a" must be a string, not a number`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.api("POST", path, tok, []byte(tc.body))
+			wantStatus(t, r, http.StatusBadRequest)
+			if e := r.apiErr(t); e.Code != "bad.request" || e.Message != tc.want {
+				t.Fatalf("error %s, want message %q", r.body, tc.want)
+			}
+		})
+	}
+	if n := len(h.srv.Contacts("org_1", "cl1")); n != 0 {
+		t.Fatalf("%d contacts stored from refused requests", n)
+	}
+	// Strings, empty ones included, are fine.
+	got := addContacts(t, h, tok, "cl1", []map[string]any{{"data": map[string]any{"phone": "+1555", "note": ""}}})
+	if len(got) != 1 || got[0].Data["phone"] != "+1555" || got[0].Data["note"] != "" || len(got[0].Data) != 2 {
+		t.Fatalf("stored %+v", got)
+	}
+}
+
 func TestBodyTooLarge(t *testing.T) {
 	h, tok, _ := outboundHarness(t, Config{Limit: 10})
 	big := []map[string]any{{"data": map[string]any{"blob": strings.Repeat("x", MaxBodyBytes)}}}
@@ -391,7 +553,7 @@ func TestBodyTooLarge(t *testing.T) {
 	if e := r.apiErr(t); e.Code != "request.entity.too.large" {
 		t.Fatalf("code %q", e.Code)
 	}
-	window(t, r, 10, 1, 60) // an admitted request, counted
+	wantCounted(t, h, tok, 1) // an admitted request, counted
 	// Exactly MaxBodyBytes is accepted: pad a valid body with spaces.
 	body := []byte(`[{"data":{"a":"b"}}]`)
 	body = append(body, []byte(strings.Repeat(" ", MaxBodyBytes-len(body)))...)
@@ -429,7 +591,7 @@ func TestAutoCreate(t *testing.T) {
 	}
 	addContacts(t, h, tok, "fresh", []map[string]any{{"data": map[string]any{"phone": "1"}}})
 	addContacts(t, h, tok, "elsewhere", []map[string]any{{"data": map[string]any{"phone": "2"}}})
-	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/other/start", tok, nil), http.StatusOK)
+	wantStatus(t, h.api("POST", "/api/v2/outbound/campaigns/other/start", tok, nil), http.StatusNoContent)
 	if c, ok := h.srv.Campaign("org_1", "other"); !ok || c.CampaignStatus != CampaignOn {
 		t.Fatalf("auto-created by start: %+v %v", c, ok)
 	}

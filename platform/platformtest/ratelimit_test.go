@@ -8,7 +8,7 @@ import (
 
 const campaignPath = "/api/v2/outbound/campaigns/c1"
 
-// window checks the inin-ratelimit-* headers of r.
+// window checks the legacy inin-ratelimit-* headers of r.
 func window(t *testing.T, r response, allowed, count, reset int) {
 	t.Helper()
 	a, c, s := headerInt(t, r, "inin-ratelimit-allowed"), headerInt(t, r, "inin-ratelimit-count"), headerInt(t, r, "inin-ratelimit-reset")
@@ -17,16 +17,92 @@ func window(t *testing.T, r response, allowed, count, reset int) {
 	}
 }
 
+// wantCounted fails unless tok's main window has admitted want requests.
+func wantCounted(t *testing.T, h *harness, tok string, want int) {
+	t.Helper()
+	if got := h.counted(tok); got != want {
+		t.Fatalf("window counted %d requests, want %d", got, want)
+	}
+}
+
+// By default (today's platform): no inin-ratelimit-* headers, a
+// correlation id on every answer, and the normalized 429 naming the limit
+// per minute.
 func TestWindow(t *testing.T) {
 	h := newHarness(t, Config{Limit: 3, Window: 60 * time.Second, AutoCreate: true})
 	tok := h.token("client_org1", "secret1")
 
 	r := h.api("GET", campaignPath, tok, nil)
 	wantStatus(t, r, http.StatusOK)
-	window(t, r, 3, 1, 60)
+	today(t, r)
 	if r.header.Get("Retry-After") != "" {
 		t.Error("a 200 carries Retry-After")
 	}
+	h.clock.Advance(2 * time.Second)
+	today(t, h.api("GET", campaignPath, tok, nil))
+	today(t, h.api("GET", campaignPath, tok, nil))
+	wantCounted(t, h, tok, 3)
+
+	h.clock.Advance(17*time.Second + 250*time.Millisecond) // 40.75 s left
+	r = h.api("GET", campaignPath, tok, nil)
+	rateLimited(t, r, 41, mainLimit(3))
+
+	// A refused request does not use up budget: still 3 counted.
+	wantCounted(t, h, tok, 3)
+
+	// Just before the reset: still limited, Retry-After at least 1.
+	h.clock.Advance(40*time.Second + 700*time.Millisecond)
+	rateLimited(t, h.api("GET", campaignPath, tok, nil), 1, mainLimit(3))
+
+	// At the reset a new window opens with this request.
+	h.clock.Advance(50 * time.Millisecond)
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+	wantCounted(t, h, tok, 1)
+
+	st := h.srv.Stats("client_org1")
+	if st.Requests != 6 || st.Succeeded != 4 || st.RateLimited != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	if n := len(h.srv.Requests(RequestFilter{Status: 429})); n != 2 {
+		t.Fatalf("%d recorded 429s, want 2", n)
+	}
+}
+
+// The limit value is per minute whatever the window: round(Limit × 60 s /
+// Window); OmitLimitInBody drops the object.
+func TestLimitValuePerMinute(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limit  int
+		window time.Duration
+		omit   bool
+		want   *Limit
+	}{
+		{"300 per minute", 300, time.Minute, false, mainLimit(300)},
+		{"compressed 50 per 10s", 50, 10 * time.Second, false, mainLimit(300)},
+		{"8.57 rounds up", 1, 7 * time.Second, false, mainLimit(9)},
+		{"5.45 rounds down", 1, 11 * time.Second, false, mainLimit(5)},
+		{"2 per 2 minutes", 2, 2 * time.Minute, false, mainLimit(1)},
+		{"omitted", 1, time.Minute, true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{Limit: tc.limit, Window: tc.window, OmitLimitInBody: tc.omit, AutoCreate: true})
+			tok := h.token("client_org1", "secret1")
+			exhaust(t, h, tok, tc.limit)
+			rateLimited(t, h.api("GET", campaignPath, tok, nil), ceilSeconds(tc.window), tc.want)
+		})
+	}
+}
+
+// LegacyRateLimitHeaders brings back the inin-ratelimit-* headers as the
+// platform sent them before 2021; the 429 body stays normalized.
+func TestLegacyRateLimitHeaders(t *testing.T) {
+	h := newHarness(t, Config{Limit: 3, Window: 60 * time.Second, AutoCreate: true, LegacyRateLimitHeaders: true})
+	tok := h.token("client_org1", "secret1")
+
+	r := h.api("GET", campaignPath, tok, nil)
+	wantStatus(t, r, http.StatusOK)
+	window(t, r, 3, 1, 60)
 
 	h.clock.Advance(1500 * time.Millisecond) // 58.5 s left: reset rounds up
 	window(t, h.api("GET", campaignPath, tok, nil), 3, 2, 59)
@@ -35,39 +111,39 @@ func TestWindow(t *testing.T) {
 
 	h.clock.Advance(17*time.Second + 250*time.Millisecond) // 40.75 s left
 	r = h.api("GET", campaignPath, tok, nil)
-	wantStatus(t, r, http.StatusTooManyRequests)
+	window(t, r, 3, 3, 41)
 	if got := headerInt(t, r, "Retry-After"); got != 41 {
 		t.Fatalf("Retry-After %d, want 41", got)
 	}
-	window(t, r, 3, 3, 41)
-	e := r.apiErr(t)
-	if e.Code != "too.many.requests" || e.Message != "Rate limit exceeded the maximum [3] requests within [60] seconds" {
-		t.Fatalf("429 body %+v", e)
+	if e := r.apiErr(t); e.Code != "too.many.requests.retry.after" || e.Limit == nil || *e.Limit != *mainLimit(3) {
+		t.Fatalf("429 body %s", r.body)
 	}
-
-	// A refused request does not use up budget: still 3 counted.
 	window(t, h.api("GET", campaignPath, tok, nil), 3, 3, 41)
 
-	// Just before the reset: still limited, Retry-After at least 1.
-	h.clock.Advance(40*time.Second + 700*time.Millisecond)
-	r = h.api("GET", campaignPath, tok, nil)
-	wantStatus(t, r, http.StatusTooManyRequests)
-	if got := headerInt(t, r, "Retry-After"); got != 1 {
-		t.Fatalf("Retry-After %d just before reset, want 1", got)
+	// Injected answers carry the window too, untouched.
+	h.srv.Throttle("client_org1", 1, time.Second)
+	window(t, h.api("GET", campaignPath, tok, nil), 3, 3, 41)
+	h.srv.FailNext("client_org1", 1, http.StatusBadGateway)
+	window(t, h.api("GET", campaignPath, tok, nil), 3, 3, 41)
+
+	// 401s carry none.
+	if r := h.api("GET", campaignPath, "nope", nil); r.header.Get("inin-ratelimit-allowed") != "" {
+		t.Fatalf("401 with rate-limit headers %v", r.header)
 	}
 
-	// At the reset a new window opens with this request.
-	h.clock.Advance(50 * time.Millisecond)
-	r = h.api("GET", campaignPath, tok, nil)
-	wantStatus(t, r, http.StatusOK)
-	window(t, r, 3, 1, 60)
+	h.clock.Advance(41 * time.Second)
+	window(t, h.api("GET", campaignPath, tok, nil), 3, 1, 60)
 
-	st := h.srv.Stats("client_org1")
-	if st.Requests != 7 || st.Succeeded != 4 || st.RateLimited != 3 {
-		t.Fatalf("stats %+v", st)
-	}
-	if n := len(h.srv.Requests(RequestFilter{Status: 429})); n != 3 {
-		t.Fatalf("%d recorded 429s, want 3", n)
+	// A higher limit applies to the open window at once; a new window
+	// length from the next window on; unlimited sends no headers.
+	h.srv.SetLimit(4, 0)
+	window(t, h.api("GET", campaignPath, tok, nil), 4, 2, 60)
+	h.srv.SetLimit(4, 10*time.Second)
+	h.clock.Advance(60 * time.Second)
+	window(t, h.api("GET", campaignPath, tok, nil), 4, 1, 10)
+	h.srv.SetLimit(0, 0)
+	if r := h.api("GET", campaignPath, tok, nil); r.header.Get("inin-ratelimit-allowed") != "" {
+		t.Fatal("unlimited after SetLimit(0) still sends rate-limit headers")
 	}
 }
 
@@ -75,20 +151,20 @@ func TestWindow(t *testing.T) {
 func TestWindowCountsErrorsAfterAdmission(t *testing.T) {
 	h := newHarness(t, Config{Limit: 2})
 	tok := h.token("client_org1", "secret1")
-	window(t, h.api("GET", "/api/v2/outbound/campaigns/nope", tok, nil), 2, 1, 60)
-	window(t, h.api("GET", "/api/v2/no/such/path", tok, nil), 2, 2, 60)
+	wantStatus(t, h.api("GET", "/api/v2/outbound/campaigns/nope", tok, nil), http.StatusNotFound)
+	wantCounted(t, h, tok, 1)
+	wantStatus(t, h.api("GET", "/api/v2/no/such/path", tok, nil), http.StatusNotFound)
+	wantCounted(t, h, tok, 2)
 	wantStatus(t, h.api("GET", "/api/v2/outbound/campaigns/nope", tok, nil), http.StatusTooManyRequests)
 }
 
 func TestUnlimitedSendsNoHeaders(t *testing.T) {
-	h := newHarness(t, Config{AutoCreate: true})
+	h := newHarness(t, Config{AutoCreate: true, LegacyRateLimitHeaders: true})
 	tok := h.token("client_org1", "secret1")
 	for range 50 {
 		r := h.api("GET", campaignPath, tok, nil)
 		wantStatus(t, r, http.StatusOK)
-		if r.header.Get("inin-ratelimit-allowed") != "" {
-			t.Fatalf("unlimited answer has rate-limit headers %v", r.header)
-		}
+		today(t, r)
 	}
 }
 
@@ -152,9 +228,8 @@ func TestSeparateClientsAreIsolated(t *testing.T) {
 		wantStatus(t, h.api("GET", campaignPath, busy, nil), http.StatusTooManyRequests)
 	}
 	for i := range 5 {
-		r := h.api("GET", campaignPath, quiet, nil)
-		wantStatus(t, r, http.StatusOK)
-		window(t, r, 5, i+1, 60)
+		wantStatus(t, h.api("GET", campaignPath, quiet, nil), http.StatusOK)
+		wantCounted(t, h, quiet, i+1)
 	}
 	if st := h.srv.Stats("client_org2"); st.RateLimited != 0 || st.Succeeded != 5 {
 		t.Fatalf("quiet client stats %+v", st)
@@ -173,17 +248,12 @@ func TestSharedBucketStarvesOtherOrg(t *testing.T) {
 	busy := h.token("client_org1", "secret1")
 	quiet := h.token("client_org2", "secret2")
 	h.clock.Advance(10 * time.Second)
-	window(t, h.api("GET", campaignPath, busy, nil), 5, 1, 60)
-	for range 4 {
+	for range 5 {
 		wantStatus(t, h.api("GET", campaignPath, busy, nil), http.StatusOK)
 	}
 	h.clock.Advance(30 * time.Second)
-	r := h.api("GET", campaignPath, quiet, nil)
-	wantStatus(t, r, http.StatusTooManyRequests)
-	if got := headerInt(t, r, "Retry-After"); got != 30 {
-		t.Fatalf("quiet org's Retry-After %d, want 30", got)
-	}
-	window(t, r, 5, 5, 30)
+	rateLimited(t, h.api("GET", campaignPath, quiet, nil), 30, mainLimit(5))
+	wantCounted(t, h, quiet, 5)
 	if st := h.srv.Stats("client_org2"); st.RateLimited != 1 || st.Succeeded != 0 {
 		t.Fatalf("quiet client stats %+v", st)
 	}
@@ -196,16 +266,18 @@ func TestSetLimit(t *testing.T) {
 	h := newHarness(t, Config{Limit: 2, AutoCreate: true})
 	tok := h.token("client_org1", "secret1")
 	exhaust(t, h, tok, 2)
-	// A higher limit applies to the open window at once.
+	// A higher limit applies to the open window at once, and 429s name it.
 	h.srv.SetLimit(4, 0)
-	window(t, h.api("GET", campaignPath, tok, nil), 4, 3, 60)
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+	wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
+	rateLimited(t, h.api("GET", campaignPath, tok, nil), 60, mainLimit(4))
 	// A new window length applies from the next window on.
 	h.srv.SetLimit(4, 10*time.Second)
 	h.clock.Advance(60 * time.Second)
-	window(t, h.api("GET", campaignPath, tok, nil), 4, 1, 10)
-	window(t, h.api("GET", campaignPath, tok, nil), 4, 2, 10)
+	exhaust(t, h, tok, 4)
+	rateLimited(t, h.api("GET", campaignPath, tok, nil), 10, mainLimit(24))
 	h.srv.SetLimit(0, 0)
-	if r := h.api("GET", campaignPath, tok, nil); r.header.Get("inin-ratelimit-allowed") != "" {
-		t.Fatal("unlimited after SetLimit(0) still sends rate-limit headers")
+	for range 10 {
+		wantStatus(t, h.api("GET", campaignPath, tok, nil), http.StatusOK)
 	}
 }

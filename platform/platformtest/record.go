@@ -20,6 +20,12 @@ type Request struct {
 	// test data: never log it.
 	Token        string
 	Method, Path string
+	// Query is the raw query string (without "?"), e.g.
+	// "useMaxCallsPerAgentDecimal=true".
+	Query string
+	// CorrelationID is the id sent in the ININ-Correlation-Id header of the
+	// answer (and as contextId in its error body, if any).
+	CorrelationID string
 	// Status is the HTTP status answered; 0 when the caller went away (its
 	// context was cancelled) before the answer was ready.
 	Status int

@@ -124,7 +124,7 @@ func TestConcurrentClients(t *testing.T) {
 		wg.Go(func() {
 			for j := range perClient {
 				req, _ := http.NewRequest("POST", h.srv.URL+"/api/v2/outbound/contactlists/l/contacts",
-					strings.NewReader(fmt.Sprintf(`[{"data":{"n":%d}}]`, j)))
+					strings.NewReader(fmt.Sprintf(`[{"data":{"n":"%d"}}]`, j)))
 				req.Header.Set("Authorization", "Bearer "+tok)
 				resp, err := h.http.Do(req)
 				if err != nil {
@@ -183,6 +183,16 @@ func TestConfigValidate(t *testing.T) {
 		{"no org", Config{Clients: []ClientCred{{ID: "a", Secret: "s"}}}, "org"},
 		{"shared unknown", Config{Clients: []ClientCred{good}, SharedBuckets: map[string]string{"b": "x"}}, "unknown client"},
 		{"campaign without id", Config{Campaigns: map[string][]Campaign{"o": {{Name: "x"}}}}, "no id"},
+		{"stop delay", Config{StopDelay: -1}, "stop delay"},
+		{"endpoint limit", Config{EndpointLimits: []EndpointLimit{outboundLimit}}, ""},
+		{"endpoint prefix", Config{EndpointLimits: []EndpointLimit{{PathPrefix: "outbound", Limit: 1, Key: "k", Namespace: "n"}}}, "/api/"},
+		{"endpoint limit 0", Config{EndpointLimits: []EndpointLimit{{PathPrefix: "/api/", Key: "k", Namespace: "n"}}}, "not positive"},
+		{"endpoint window", Config{EndpointLimits: []EndpointLimit{{PathPrefix: "/api/", Limit: 1, Window: -1, Key: "k", Namespace: "n"}}}, "window"},
+		{"endpoint key", Config{EndpointLimits: []EndpointLimit{{PathPrefix: "/api/", Limit: 1, Namespace: "n"}}}, "empty key"},
+		{"endpoint namespace", Config{EndpointLimits: []EndpointLimit{{PathPrefix: "/api/", Limit: 1, Key: "k"}}}, "empty namespace"},
+		{"endpoint namespace slash", Config{EndpointLimits: []EndpointLimit{{PathPrefix: "/api/", Limit: 1, Key: "k", Namespace: "a/b"}}}, "slash"},
+		{"endpoint names the main limit", Config{EndpointLimits: []EndpointLimit{{PathPrefix: "/api/", Limit: 1, Key: TokenRateLimitKey, Namespace: PlatformAPINamespace}}}, "twice"},
+		{"endpoint limits share a name", Config{EndpointLimits: []EndpointLimit{outboundLimit, outboundLimit}}, "twice"},
 	} {
 		err := tc.cfg.Validate()
 		switch {
@@ -198,4 +208,61 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}()
 	New(Config{Limit: -1})
+}
+
+// Every answer — API, token endpoint, 401, 404, 405, 429 — carries a fresh
+// ININ-Correlation-Id, repeated as contextId in an error body and recorded
+// with the request, and no inin-ratelimit-* header.
+func TestCorrelationID(t *testing.T) {
+	h := newHarness(t, Config{Limit: 1, AutoCreate: true})
+	tok := h.token("client_org1", "secret1")
+	answers := []struct {
+		name    string
+		r       response
+		want    int
+		errBody bool // the platform's error body (not the OAuth one)
+	}{
+		{"API 200", h.api("GET", campaignPath+"?x=1", tok, nil), http.StatusOK, false},
+		{"API 429", h.api("GET", campaignPath, tok, nil), http.StatusTooManyRequests, true},
+		{"API 401 no token", h.api("GET", campaignPath, "", nil), http.StatusUnauthorized, true},
+		{"API 401 bad token", h.api("GET", campaignPath, "nope", nil), http.StatusUnauthorized, true},
+		{"404 outside /api/", h.api("GET", "/index.html", "", nil), http.StatusNotFound, true},
+		{"token 200", h.tokenRequest("client_org1", "secret1", clientCredentials), http.StatusOK, false},
+		{"token 401", h.tokenRequest("client_org1", "wrong", clientCredentials), http.StatusUnauthorized, false},
+		{"token 405", h.send(mustRequest(t, "GET", h.srv.TokenURL())), http.StatusMethodNotAllowed, false},
+	}
+	seen := map[string]string{}
+	for _, a := range answers {
+		wantStatus(t, a.r, a.want)
+		id := today(t, a.r)
+		if prev, dup := seen[id]; dup {
+			t.Fatalf("%s and %s share correlation id %s", prev, a.name, id)
+		}
+		seen[id] = a.name
+		if a.errBody {
+			a.r.apiErr(t) // contextId == ININ-Correlation-Id
+		}
+	}
+	recorded := h.srv.Requests(RequestFilter{})
+	if len(recorded) != len(answers)+1 { // + the first token request
+		t.Fatalf("%d recorded", len(recorded))
+	}
+	for i, a := range answers {
+		rec := recorded[i+1]
+		if id := a.r.header.Get("ININ-Correlation-Id"); rec.CorrelationID != id {
+			t.Errorf("%s: recorded correlation id %q, answered %q", a.name, rec.CorrelationID, id)
+		}
+	}
+	if q := recorded[1].Query; q != "x=1" {
+		t.Errorf("recorded query %q, want x=1", q)
+	}
+}
+
+func mustRequest(t *testing.T, method, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }

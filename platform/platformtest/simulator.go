@@ -38,7 +38,7 @@ type Simulator struct {
 	mu      sync.RWMutex
 	clients map[string]*client
 	orgs    map[string]*org
-	shared  map[string]*bucket // by SharedBuckets name
+	shared  map[string]*buckets // by SharedBuckets name
 
 	tokens sync.Map // access token -> *token
 
@@ -51,27 +51,33 @@ type Simulator struct {
 
 // client is one configured OAuth client.
 type client struct {
-	id     string
-	org    *org
-	bucket *bucket // the client's window unless every token has its own
-	stats  clientCounters
+	id      string
+	org     *org
+	buckets *buckets // the client's windows unless every token has its own
+	stats   clientCounters
 
 	faulty atomic.Bool // throttleN > 0 || failN > 0, read without the lock
 
-	mu           sync.Mutex
-	secret       string
-	tokens       []*token
-	throttleN    int
-	throttleSecs int
-	failN        int
-	failStatus   int
+	mu             sync.Mutex
+	secret         string
+	tokens         []*token
+	throttleN      int
+	throttleSecs   int
+	failN          int
+	failStatus     int
+	failRetryAfter int // seconds; < 0 for no Retry-After header
+	tokenThrottleN int // ThrottleTokens: token requests still to refuse
+	tokenThrottleS int
 }
+
+// refreshFaulty updates cl.faulty; cl.mu is held.
+func (cl *client) refreshFaulty() { cl.faulty.Store(cl.throttleN > 0 || cl.failN > 0) }
 
 // token is one issued access token.
 type token struct {
 	value   string
 	client  *client
-	bucket  *bucket
+	buckets *buckets
 	expires atomic.Int64 // UnixNano
 }
 
@@ -91,7 +97,7 @@ func New(cfg Config) *Simulator {
 		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
 		clients: make(map[string]*client),
 		orgs:    make(map[string]*org),
-		shared:  make(map[string]*bucket),
+		shared:  make(map[string]*buckets),
 		log:     requestLog{max: cfg.MaxRecorded},
 		ctxBase: binary.LittleEndian.Uint64(b[:]),
 	}
@@ -124,7 +130,7 @@ func (s *Simulator) org(id string) *org {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o = s.orgs[id]; o == nil {
-		o = newOrg(id, s.cfg.Seed)
+		o = newOrg(id, s.cfg.Seed, len(s.cfg.EndpointLimits), s.cfg.StopDelay)
 		s.orgs[id] = o
 	}
 	return o
@@ -160,13 +166,13 @@ func (s *Simulator) AddClient(c ClientCred) {
 	switch name, ok := s.cfg.SharedBuckets[c.ID]; {
 	case ok:
 		if s.shared[name] == nil {
-			s.shared[name] = new(bucket)
+			s.shared[name] = newBuckets(len(s.cfg.EndpointLimits))
 		}
-		cl.bucket = s.shared[name]
+		cl.buckets = s.shared[name]
 	case s.cfg.Scope == ScopeClient:
-		cl.bucket = new(bucket)
+		cl.buckets = newBuckets(len(s.cfg.EndpointLimits))
 	case s.cfg.Scope == ScopeOrg:
-		cl.bucket = o.bucket
+		cl.buckets = o.buckets
 	}
 	s.clients[c.ID] = cl
 }
@@ -188,33 +194,63 @@ func (s *Simulator) mustClient(method, id string) *client {
 	return cl
 }
 
-// Throttle answers the next n API requests of clientID with 429 and
-// Retry-After: retryAfter rounded up to whole seconds (negative: 0). These
-// answers do not use up the window. n <= 0 cancels a pending Throttle.
-// Throttle is checked before FailNext.
+// Throttle answers the next n API requests of clientID with the normalized
+// 429 (see the package documentation) and Retry-After: retryAfter rounded
+// up to whole seconds (negative: 0). Its limit object names the main limit
+// (TokenRateLimitKey); with Limit 0 (unlimited) there is none to name and
+// the body has no limit object. These answers do not use up the window.
+// n <= 0 cancels a pending Throttle. Throttle is checked before FailNext.
 func (s *Simulator) Throttle(clientID string, n int, retryAfter time.Duration) {
 	cl := s.mustClient("Throttle", clientID)
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.throttleN = max(n, 0)
 	cl.throttleSecs = ceilSeconds(retryAfter)
-	cl.faulty.Store(cl.throttleN > 0 || cl.failN > 0)
+	cl.refreshFaulty()
 }
 
 // FailNext answers the next n API requests of clientID with status and the
-// standard error body (429 without Retry-After, for instance, to test a
-// client's fallback). These answers do not use up the window. n <= 0
-// cancels a pending FailNext.
+// standard error body, without Retry-After (429 without Retry-After, for
+// instance, with the older code too.many.requests, to test a client's
+// fallback). These answers do not use up the window. n <= 0 cancels a
+// pending FailNext or FailNextRetryAfter.
 func (s *Simulator) FailNext(clientID string, n int, status int) {
+	s.failNext("FailNext", clientID, n, status, -1)
+}
+
+// FailNextRetryAfter is FailNext with a Retry-After header: retryAfter
+// rounded up to whole seconds (negative: 0) — a 503 with Retry-After, for
+// instance. It replaces a pending FailNext.
+func (s *Simulator) FailNextRetryAfter(clientID string, n, status int, retryAfter time.Duration) {
+	s.failNext("FailNextRetryAfter", clientID, n, status, ceilSeconds(retryAfter))
+}
+
+func (s *Simulator) failNext(method, clientID string, n, status, retryAfter int) {
 	if status < 100 || status > 599 {
-		panic(fmt.Sprintf("platformtest: FailNext: status %d is not an HTTP status", status))
+		panic(fmt.Sprintf("platformtest: %s: status %d is not an HTTP status", method, status))
 	}
-	cl := s.mustClient("FailNext", clientID)
+	cl := s.mustClient(method, clientID)
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.failN = max(n, 0)
 	cl.failStatus = status
-	cl.faulty.Store(cl.throttleN > 0 || cl.failN > 0)
+	cl.failRetryAfter = retryAfter
+	cl.refreshFaulty()
+}
+
+// ThrottleTokens answers the next n token requests of clientID (as named
+// by their HTTP Basic user, whatever the secret) with 429 and Retry-After:
+// retryAfter rounded up to whole seconds (negative: 0). The body is the
+// platform's normalized 429 body (not an OAuth error body) without a limit
+// object: the token endpoint's own limit has no documented key. No token is
+// issued. n <= 0 cancels a pending ThrottleTokens. It is checked before
+// SetTokenOutage.
+func (s *Simulator) ThrottleTokens(clientID string, n int, retryAfter time.Duration) {
+	cl := s.mustClient("ThrottleTokens", clientID)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.tokenThrottleN = max(n, 0)
+	cl.tokenThrottleS = ceilSeconds(retryAfter)
 }
 
 // SetTokenOutage makes the token endpoint answer every request 503 while on.
@@ -278,10 +314,12 @@ func (s *Simulator) Stats(clientID string) ClientStats {
 func (s *Simulator) OnRequest(fn func(Request)) { s.observers.add(fn) }
 
 // ServeHTTP answers one request: POST /oauth/token, the outbound API under
-// /api/v2/outbound/, and 404 for anything else.
+// /api/v2/outbound/, the organization limits API, and 404 for anything
+// else. Every answer carries a fresh ININ-Correlation-Id.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
-	rec := Request{At: now, Method: r.Method, Path: r.URL.Path}
+	rec := Request{At: now, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+		CorrelationID: s.correlationID()}
 	switch {
 	case r.URL.Path == tokenPath:
 		s.serveToken(w, r, rec)
@@ -321,67 +359,75 @@ func (s *Simulator) badCredentials() answer {
 }
 
 // decide produces the answer to an authenticated API request: an injected
-// fault, a 503 by ErrorRatio, a 429 from the window, or the endpoint's.
+// fault, a 503 by ErrorRatio, a 429 from a window, or the endpoint's.
 // Injected answers do not use up the window.
 func (s *Simulator) decide(r *http.Request, now time.Time, t *token) answer {
 	l := *s.limits.Load()
 	cl := t.client
-	if cl.faulty.Load() {
-		if a, ok := s.injected(cl, l); ok {
-			if l.limit > 0 {
-				ws := t.bucket.peek(now, l)
-				a.window = &ws
-			}
-			return a
-		}
-	}
-	if ratio := math.Float64frombits(s.errorRatio.Load()); ratio > 0 && s.roll(ratio) {
-		a := s.fail(http.StatusServiceUnavailable, "service.unavailable", "The service is temporarily unavailable.")
-		if l.limit > 0 {
-			ws := t.bucket.peek(now, l)
+	// legacy: the answer reports the main window in inin-ratelimit-* headers.
+	legacy := s.cfg.LegacyRateLimitHeaders && l.limit > 0
+	peeked := func(a answer) answer {
+		if legacy {
+			ws := t.buckets.main.peek(now, l)
 			a.window = &ws
 		}
 		return a
 	}
-	if l.limit == 0 {
-		return s.route(r, now, cl.org)
+	if cl.faulty.Load() {
+		if a, ok := s.injected(cl, l); ok {
+			return peeked(a)
+		}
 	}
-	ok, ws := t.bucket.take(now, l)
-	if !ok {
-		a := s.fail(http.StatusTooManyRequests, "too.many.requests", rateLimitMessage(l))
-		a.retryAfter = max(ceilSeconds(ws.reset), 1)
+	if ratio := math.Float64frombits(s.errorRatio.Load()); ratio > 0 && s.roll(ratio) {
+		return peeked(s.fail(http.StatusServiceUnavailable, "service.unavailable", "The service is temporarily unavailable."))
+	}
+	ws, refused := t.buckets.admit(now, l, s.cfg.EndpointLimits, r.URL.Path)
+	var a answer
+	if refused != nil {
+		a = s.tooManyRequests(max(ceilSeconds(refused.reset), 1), &refused.limit)
+	} else {
+		a = s.route(r, now, cl.org)
+	}
+	if legacy {
 		a.window = &ws
-		return a
 	}
-	a := s.route(r, now, cl.org)
-	a.window = &ws
 	return a
-}
-
-// rateLimitMessage is the platform's 429 message for the limits in force.
-func rateLimitMessage(l limits) string {
-	if l.limit == 0 {
-		return "Rate limit exceeded"
-	}
-	return fmt.Sprintf("Rate limit exceeded the maximum [%d] requests within [%d] seconds", l.limit, ceilSeconds(l.window))
 }
 
 // injected consumes one pending Throttle or FailNext answer of cl.
 func (s *Simulator) injected(cl *client, l limits) (answer, bool) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	defer func() { cl.faulty.Store(cl.throttleN > 0 || cl.failN > 0) }()
+	defer cl.refreshFaulty()
 	switch {
 	case cl.throttleN > 0:
 		cl.throttleN--
-		a := s.fail(http.StatusTooManyRequests, "too.many.requests", rateLimitMessage(l))
-		a.retryAfter = cl.throttleSecs
-		return a, true
+		var lim *Limit
+		if l.limit > 0 {
+			lim = &Limit{Key: TokenRateLimitKey, Namespace: PlatformAPINamespace, Value: perMinute(l.limit, l.window)}
+		}
+		return s.tooManyRequests(cl.throttleSecs, lim), true
 	case cl.failN > 0:
 		cl.failN--
-		return s.fail(cl.failStatus, codeFor(cl.failStatus), "Injected by platformtest FailNext"), true
+		a := s.fail(cl.failStatus, codeFor(cl.failStatus), "Injected by platformtest FailNext")
+		a.retryAfter = cl.failRetryAfter
+		return a, true
 	}
 	return answer{}, false
+}
+
+// tooManyRequests is the platform's normalized 429: Retry-After
+// retryAfter and the error body with code too.many.requests.retry.after,
+// naming lim unless it is nil or Config.OmitLimitInBody is set.
+func (s *Simulator) tooManyRequests(retryAfter int, lim *Limit) answer {
+	a := s.fail(http.StatusTooManyRequests, "too.many.requests.retry.after",
+		fmt.Sprintf("Rate limit exceeded the maximum. Retry the request in [%d] seconds", retryAfter))
+	if lim != nil && !s.cfg.OmitLimitInBody {
+		l := *lim
+		a.errBody.Limit = &l
+	}
+	a.retryAfter = retryAfter
+	return a
 }
 
 func (s *Simulator) roll(ratio float64) bool {
@@ -434,13 +480,14 @@ func bearer(h string) (string, bool) {
 // answer is a response decided but not yet written.
 type answer struct {
 	status     int
-	body       []byte // JSON, or nil for none
-	retryAfter int    // seconds; < 0 for no Retry-After header
+	body       []byte    // JSON, or nil for none
+	errBody    *apiError // instead of body: finish sets its contextId and encodes it
+	retryAfter int       // seconds; < 0 for no Retry-After header
 	window     *windowState
 	header     [][2]string // extra headers
 }
 
-// apiError is the platform's standard error body.
+// apiError is the platform's standard error body (ErrorBody).
 type apiError struct {
 	Status    int    `json:"status"`
 	Code      string `json:"code"`
@@ -448,14 +495,18 @@ type apiError struct {
 	ContextID string `json:"contextId"`
 	Details   []any  `json:"details"`
 	Errors    []any  `json:"errors"`
+	Limit     *Limit `json:"limit,omitempty"`
 }
 
-// fail builds an error answer with the standard error body.
+// fail builds an error answer with the standard error body; its contextId
+// is the request's correlation id, filled in by finish.
 func (s *Simulator) fail(status int, code, msg string) answer {
-	body, _ := json.Marshal(apiError{Status: status, Code: code, Message: msg,
-		ContextID: s.contextID(), Details: []any{}, Errors: []any{}})
-	return answer{status: status, body: body, retryAfter: -1}
+	return answer{status: status, retryAfter: -1,
+		errBody: &apiError{Status: status, Code: code, Message: msg, Details: []any{}, Errors: []any{}}}
 }
+
+// noContent is a 204 answer without a body.
+func noContent() answer { return answer{status: http.StatusNoContent, retryAfter: -1} }
 
 // ok builds a success answer with v as its JSON body (nil v: no body).
 func (s *Simulator) ok(v any) answer {
@@ -469,10 +520,13 @@ func (s *Simulator) ok(v any) answer {
 	return answer{status: http.StatusOK, body: body, retryAfter: -1}
 }
 
-// contextID returns a unique UUID-shaped id for an error body.
-func (s *Simulator) contextID() string {
+// correlationID returns a fresh id for one answer, shaped like a version 4
+// UUID: a random per-simulator base and a sequence number, so ids never
+// repeat within a simulator.
+func (s *Simulator) correlationID() string {
 	hi, lo := s.ctxBase, s.ctxSeq.Add(1)
-	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", hi>>32, (hi>>16)&0xffff, hi&0xffff, lo>>48, lo&0xffffffffffff)
+	return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", hi>>32, (hi>>16)&0xffff, hi&0x0fff,
+		0x8000|(lo>>48)&0x3fff, lo&0xffffffffffff)
 }
 
 // requestKind says which statistics a request counts in.
@@ -503,7 +557,12 @@ func (s *Simulator) finish(w http.ResponseWriter, r *http.Request, rec Request, 
 	rec.Status = a.status
 	s.account(rec, cl, kind)
 
+	if a.errBody != nil {
+		a.errBody.ContextID = rec.CorrelationID
+		a.body, _ = json.Marshal(a.errBody)
+	}
 	h := w.Header()
+	h["Inin-Correlation-Id"] = []string{rec.CorrelationID}
 	if a.body != nil {
 		h["Content-Type"] = []string{"application/json"}
 	}
