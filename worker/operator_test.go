@@ -77,12 +77,13 @@ func TestQuotaSharedByLiveReplicas(t *testing.T) {
 	eventually(t, "the remaining replica at the whole quota", 5*time.Second, func() bool { return rate(p1) == 10 })
 }
 
-// rate: auto paces by the platform's inin-ratelimit-* headers: a tenant
-// configured far above its real quota learns it from the first answer and
-// then sees no 429.
-func TestAutoRateLearnsQuota(t *testing.T) {
+// rate: auto still paces by the legacy inin-ratelimit-* headers where a
+// platform sends them (Genesys Cloud removed them in 2021; the simulator's
+// legacy mode): a tenant configured far above its real quota learns it from
+// the first answer and then sees no 429.
+func TestAutoRateLearnsQuotaFromLegacyHeaders(t *testing.T) {
 	const jobs = 20
-	e := newEnv(t, platformtest.Config{Limit: 20, Window: 2 * time.Second}, "a") // 10/s
+	e := newEnv(t, platformtest.Config{Limit: 21, Window: 2 * time.Second, LegacyRateLimitHeaders: true}, "a") // ≈ 10/s; one request is the limits read
 	ta := e.tenant("a", func(t *tenants.Tenant) { t.RateAuto = true; t.RatePerMinute = 6000; t.Concurrency = 1 })
 	e.provision(ta)
 	hooks := newRecHooks()
@@ -97,15 +98,15 @@ func TestAutoRateLearnsQuota(t *testing.T) {
 	}
 	// Configured at 100/s, the 20 requests would take ≈ 0.2 s; paced to the
 	// learnt 10/s (20 per 2 s window) they spread over most of the window.
-	rs := e.sim.Requests(platformtest.RequestFilter{ClientID: "client_a", PathPrefix: "/api/"})
+	rs := e.outboundRequests("a")
 	if len(rs) != jobs {
 		t.Fatalf("%d API requests, want %d", len(rs), jobs)
 	}
 	if span := rs[len(rs)-1].At.Sub(rs[0].At); span < time.Second {
 		t.Errorf("%d requests within %s: not paced to the learnt 10/s quota", jobs, span)
 	}
-	if r := p.Lanes()[0].RatePerSec; r >= 100 {
-		t.Errorf("lane rate %g/s: still the configured 100/s", r)
+	if r := p.Lanes()[0]; r.RatePerSec >= 100 || r.RateSource != RateSourceHeaders {
+		t.Errorf("lane rate %g/s from %q: still the configured 100/s, or not from the headers", r.RatePerSec, r.RateSource)
 	}
 }
 
