@@ -52,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	profileDir := fs.String("profile-dir", "", "write the CPU profiles of overhead and scale phases to this directory")
 	dir := fs.String("dir", "", "parent of the temporary JetStream store directories (default: the system's)")
 	consumerStorage := fs.String("consumer-storage", "file", "tenant consumers' storage in the scale scenario: file or memory (as ORGDISPATCH_CONSUMER_STORAGE)")
+	legacyHeaders := fs.Bool("legacy-headers", false, "utilization scenario: the simulator also sends the inin-ratelimit-* headers Genesys Cloud removed in 2021 (for comparison)")
 
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if err := fs.Parse(args); err != nil {
@@ -89,7 +90,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: --consumer-storage: only the scale scenario takes it", errUsage)
 	}
 	fmt.Fprintf(stderr, "orgdispatch bench %s: running (started %s)…\n", name, time.Now().Format(time.TimeOnly))
-	rep, err := bench.Run(ctx, name, bench.Options{Duration: *duration, Dir: *dir, ProfileDir: *profileDir, ConsumerStorage: storage})
+	if *legacyHeaders && name != "utilization" {
+		return fmt.Errorf("%w: --legacy-headers: only the utilization scenario takes it", errUsage)
+	}
+	rep, err := bench.Run(ctx, name, bench.Options{Duration: *duration, Dir: *dir, ProfileDir: *profileDir, ConsumerStorage: storage, LegacyHeaders: *legacyHeaders})
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,10 @@ type Options struct {
 	// the worker's run and its baseline alike; the other scenarios use the
 	// default, file storage.
 	ConsumerStorage jetstream.StorageType
+	// LegacyHeaders makes the utilization scenario's simulator also send the
+	// inin-ratelimit-* headers that Genesys Cloud removed in 2021, to compare
+	// rate: auto's legacy header pacing with what today's platform gives.
+	LegacyHeaders bool
 }
 
 func (o Options) duration(def time.Duration) time.Duration {

@@ -82,8 +82,12 @@ type UtilizationRun struct {
 	GoodputOfQ    float64 `json:"goodput_over_q"`       // whole run
 	LateOfQ       float64 `json:"goodput_over_q_after"` // from two windows on
 	RateLimited   int     `json:"rate_limited"`
-	Converged     bool    `json:"converged"`
-	ConvergeSec   float64 `json:"converge_sec"` // time until the moving goodput stays within tolerance of Q
+	// LearntFrom is where the lane's pace came from at the end of the run
+	// (worker.RateSource*), LimitsReads how often it read the limits API.
+	LearntFrom  string  `json:"learnt_from"`
+	LimitsReads int     `json:"limits_reads"`
+	Converged   bool    `json:"converged"`
+	ConvergeSec float64 `json:"converge_sec"` // time until the moving goodput stays within tolerance of Q
 	// GoodputSeries is the goodput per second in 1 s buckets.
 	GoodputSeries []float64 `json:"goodput_series"`
 }
@@ -102,7 +106,12 @@ func RunUtilization(ctx context.Context, cfg UtilizationConfig) (*Report, error)
 	q := float64(cfg.Limit) / cfg.Window.Seconds()
 	r.set("quota Q", "%d requests per %s per OAuth client, simulator fixed window = %.0f/min, %.1f/s (time-compressed; real: 300 per 60 s)", cfg.Limit, cfg.Window, q*60, q)
 	r.set("load", "1 tenant offering %.3g×Q = %.1f jobs/s for %s per run (open loop), concurrency %d, simulator latency %s", cfg.Offered, cfg.Offered*q, cfg.Duration, cfg.Concurrency, cfg.Latency)
-	r.set("runs", "configured: rate_per_minute %.0f (= Q); auto: rate: auto with rate_per_minute set to a wrong starting guess, learned from inin-ratelimit-* headers", q*60)
+	platformModel := "today's platform: no inin-ratelimit-* headers, normalized 429s with a limit object, the organization limits API"
+	if cfg.LegacyHeaders {
+		platformModel = "legacy: also the inin-ratelimit-* headers Genesys Cloud removed in June 2021 (for comparison)"
+	}
+	r.set("platform", "%s", platformModel)
+	r.set("runs", "configured: rate_per_minute %.0f (= Q); auto: rate: auto with rate_per_minute set to a wrong starting guess", q*60)
 	r.set("convergence", "the first time after which the %s moving goodput stays within %.0f%% of Q to the end of the run", cfg.MovingWindow, cfg.Tolerance*100)
 	figs := UtilizationFigures{QPerSec: q}
 	type spec struct {
@@ -126,13 +135,13 @@ func RunUtilization(ctx context.Context, cfg UtilizationConfig) (*Report, error)
 		figs.Runs = append(figs.Runs, *run)
 	}
 	r.Figures = figs
-	t := r.table("per run", "run", "rate_per_minute", "offered/s", "goodput÷Q (run)", fmt.Sprintf("goodput÷Q after %s", 2*cfg.Window), "429s", "converged after")
+	t := r.table("per run", "run", "rate_per_minute", "offered/s", "goodput÷Q (run)", fmt.Sprintf("goodput÷Q after %s", 2*cfg.Window), "429s", "converged after", "pace learnt from", "limits reads")
 	for _, u := range figs.Runs {
 		conv := "never"
 		if u.Converged {
 			conv = fmt.Sprintf("%.1f s", u.ConvergeSec)
 		}
-		t.row(u.Name, fmt.Sprint(u.StartPerMin), fmt.Sprintf("%.1f", u.OfferedPerSec), fmtRatio(u.GoodputOfQ), fmtRatio(u.LateOfQ), fmt.Sprint(u.RateLimited), conv)
+		t.row(u.Name, fmt.Sprint(u.StartPerMin), fmt.Sprintf("%.1f", u.OfferedPerSec), fmtRatio(u.GoodputOfQ), fmtRatio(u.LateOfQ), fmt.Sprint(u.RateLimited), conv, u.LearntFrom, fmt.Sprint(u.LimitsReads))
 	}
 	for _, u := range figs.Runs {
 		if !u.Auto {
@@ -157,7 +166,7 @@ func runUtilization(ctx context.Context, cfg UtilizationConfig, name string, aut
 	tids := ids(1)
 	e, err := newEnv(ctx, cfg.Dir, platformtest.Config{
 		Clients: simClients(tids), Limit: cfg.Limit, Window: cfg.Window, Scope: platformtest.ScopeClient,
-		Latency: cfg.Latency, AutoCreate: true,
+		Latency: cfg.Latency, AutoCreate: true, LegacyRateLimitHeaders: cfg.LegacyHeaders,
 	}, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -191,6 +200,11 @@ func runUtilization(ctx context.Context, cfg UtilizationConfig, name string, aut
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	u := &UtilizationRun{Name: name, Auto: auto, StartPerMin: perMin}
+	if lanes := w.pool.Lanes(); len(lanes) == 1 {
+		u.LearntFrom = lanes[0].RateSource
+	}
+	u.LimitsReads = len(e.sim.Requests(platformtest.RequestFilter{PathPrefix: "/api/v2/organizations/limits/"}))
 	err = w.stop()
 	w = nil
 	if err != nil {
@@ -199,7 +213,6 @@ func runUtilization(ctx context.Context, cfg UtilizationConfig, name string, aut
 	if gen.Failed > 0 {
 		return nil, fmt.Errorf("bench: %d publishes failed, first: %s", gen.Failed, gen.FirstErr)
 	}
-	u := &UtilizationRun{Name: name, Auto: auto, StartPerMin: perMin}
 	u.OfferedPerSec = float64(rec.count(0, 0, d, countPublished)) / d.Seconds()
 	u.GoodputOfQ = float64(rec.count(0, 0, d, countOK)) / d.Seconds() / q
 	late := 2 * cfg.Window
