@@ -204,6 +204,9 @@ func TestPublishInvalid(t *testing.T) {
 		{"unknown op", dispatcher.Job{ID: "j", Tenant: "org_1", Op: "campaign.delete"}, "unknown op"},
 		{"bad params", dispatcher.Job{ID: "j", Tenant: "org_1", Op: "campaign.start", Params: json.RawMessage(`{"campaign":"c"}`)}, "campaign.start params"},
 		{"too large", dispatcher.Job{ID: "j", Tenant: "org_1", Op: "api.request", Params: big}, "invalid job"},
+		{"non-string contact data", dispatcher.Job{ID: "j", Tenant: "org_1", Op: "contacts.add",
+			Params: json.RawMessage(`{"contact_list_id":"l1","contacts":[{"data":{"phone":"+1555"}},{"data":{"phone":"+1556","age":42}}]}`)},
+			`contacts[1].data["age"]: want a string, got a number`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.pub.Publish(t.Context(), tc.job)
