@@ -138,6 +138,10 @@ func TestSimUsageErrors(t *testing.T) {
 		{"--shared", "client_org1"},
 		{"--shared", "client_org1,nobody"},
 		{"--shared", "client_org1,client_org2", "--shared", "client_org2,client_org1"},
+		{"--stop-delay", "-1s"},
+		{"--endpoint-limit", "/api/v2/outbound/=5"},
+		{"--endpoint-limit", "/api/=1,key=k,namespace=n", "--endpoint-limit", "/api/v2/=2,key=k,namespace=n"},
+		{"--endpoint-limit", "/api/=1,key=client.credentials.token.rate.per.minute,namespace=platform.api"},
 		{"extra"},
 	} {
 		if args[0] != "--clients" {
@@ -163,5 +167,105 @@ func TestParseSimClients(t *testing.T) {
 	def, err := parseSimClients(defaultSimClients)
 	if err != nil || len(def) != 3 || def[2] != (platformtest.ClientCred{ID: "client_org3", Secret: "secret3", Org: "org_3"}) {
 		t.Fatalf("defaults: %+v %v", def, err)
+	}
+}
+
+func TestSimFlags(t *testing.T) {
+	outbound := platformtest.EndpointLimit{PathPrefix: "/api/v2/outbound/", Limit: 100, Window: time.Minute,
+		Key: "outbound.rate.per.minute", Namespace: "outbound"}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, cfg platformtest.Config)
+	}{
+		{"defaults: today's platform", nil, func(t *testing.T, cfg platformtest.Config) {
+			if cfg.LegacyRateLimitHeaders || cfg.OmitLimitInBody || cfg.LenientStatusTransitions ||
+				cfg.StopDelay != platformtest.DefaultStopDelay || cfg.EndpointLimits != nil || cfg.Limit != 300 {
+				t.Errorf("defaults %+v", cfg)
+			}
+		}},
+		{"legacy and lenient", []string{"--legacy-headers", "--omit-limit-body", "--lenient-status", "--stop-delay", "1ns"}, func(t *testing.T, cfg platformtest.Config) {
+			if !cfg.LegacyRateLimitHeaders || !cfg.OmitLimitInBody || !cfg.LenientStatusTransitions || cfg.StopDelay != time.Nanosecond {
+				t.Errorf("config %+v", cfg)
+			}
+		}},
+		{"endpoint limits", []string{
+			"--endpoint-limit", "/api/v2/outbound/=100/1m,key=outbound.rate.per.minute,namespace=outbound",
+			"--endpoint-limit", "/api/v2/users/=5,namespace=platform.api,key=users.rate.per.minute",
+		}, func(t *testing.T, cfg platformtest.Config) {
+			want := []platformtest.EndpointLimit{outbound,
+				{PathPrefix: "/api/v2/users/", Limit: 5, Key: "users.rate.per.minute", Namespace: "platform.api"}}
+			if !reflect.DeepEqual(cfg.EndpointLimits, want) {
+				t.Errorf("endpoint limits %+v", cfg.EndpointLimits)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := parseSimArgs(tc.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, set.cfg)
+		})
+	}
+}
+
+func TestParseEndpointLimit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want platformtest.EndpointLimit
+		err  string // substring; "" for none
+	}{
+		{"/api/v2/outbound/=100/1m,key=k,namespace=n", platformtest.EndpointLimit{PathPrefix: "/api/v2/outbound/", Limit: 100, Window: time.Minute, Key: "k", Namespace: "n"}, ""},
+		{" /api/v2/x = 7 / 10s , namespace = n , key = k ", platformtest.EndpointLimit{PathPrefix: "/api/v2/x", Limit: 7, Window: 10 * time.Second, Key: "k", Namespace: "n"}, ""},
+		{"/api/a=b=3,key=k,namespace=n", platformtest.EndpointLimit{PathPrefix: "/api/a=b", Limit: 3, Key: "k", Namespace: "n"}, ""},
+		{"/api/v2/outbound/", platformtest.EndpointLimit{}, "want PREFIX"},
+		{"/api/v2/outbound/=0,key=k,namespace=n", platformtest.EndpointLimit{}, "positive integer"},
+		{"/api/v2/outbound/=x,key=k,namespace=n", platformtest.EndpointLimit{}, "positive integer"},
+		{"/api/v2/outbound/=5/0s,key=k,namespace=n", platformtest.EndpointLimit{}, "positive duration"},
+		{"/api/v2/outbound/=5/soon,key=k,namespace=n", platformtest.EndpointLimit{}, "positive duration"},
+		{"/api/v2/outbound/=5,key=k", platformtest.EndpointLimit{}, "empty namespace"},
+		{"/api/v2/outbound/=5,namespace=n", platformtest.EndpointLimit{}, "empty key"},
+		{"/api/v2/outbound/=5,key=k,key=j,namespace=n", platformtest.EndpointLimit{}, "twice"},
+		{"/api/v2/outbound/=5,key=k,namespace=n,window=1m", platformtest.EndpointLimit{}, "unknown setting"},
+		{"outbound=5,key=k,namespace=n", platformtest.EndpointLimit{}, "/api/"},
+	} {
+		got, err := parseEndpointLimit(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("%q: %+v, %v; want %+v", tc.in, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: error %v, want one mentioning %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+// Whatever the input, parseEndpointLimit either fails or returns a limit
+// the simulator accepts.
+func FuzzParseEndpointLimit(f *testing.F) {
+	f.Add("/api/v2/outbound/=100/1m,key=k,namespace=n")
+	f.Add("/api/=1,key=,namespace=n")
+	f.Add("=,=,")
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := parseEndpointLimit(s)
+		if err != nil {
+			return
+		}
+		if err := (platformtest.Config{EndpointLimits: []platformtest.EndpointLimit{e}}).Validate(); err != nil {
+			t.Fatalf("%q parsed to %+v, which the simulator refuses: %v", s, e, err)
+		}
+	})
+}
+
+func TestSimHelpNamesEveryFlag(t *testing.T) {
+	code, out, _ := runCLI(t, "help", "sim")
+	if code != 0 {
+		t.Fatalf("help sim: exit %d", code)
+	}
+	for _, want := range []string{"-legacy-headers", "-omit-limit-body", "-stop-delay", "-lenient-status", "-endpoint-limit",
+		"PREFIX=LIMIT[/WINDOW],key=KEY,namespace=NAMESPACE", "204 No Content", "Inin-Correlation-Id"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("help sim does not mention %q", want)
+		}
 	}
 }

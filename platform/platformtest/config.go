@@ -175,7 +175,7 @@ func (c Config) Validate() error {
 	}
 	limitNames := map[[2]string]bool{{PlatformAPINamespace, TokenRateLimitKey}: true}
 	for i, e := range c.EndpointLimits {
-		if err := e.validate(); err != nil {
+		if err := e.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("endpoint limit %d: %w", i, err))
 			continue
 		}
@@ -235,7 +235,9 @@ type EndpointLimit struct {
 	Key, Namespace string
 }
 
-func (e EndpointLimit) validate() error {
+// Validate reports the first problem with e, if any; Config.Validate
+// checks every entry with it (and that no two limits share a name).
+func (e EndpointLimit) Validate() error {
 	switch {
 	case !strings.HasPrefix(e.PathPrefix, "/api/"):
 		return fmt.Errorf("path prefix %q does not start with /api/", e.PathPrefix)

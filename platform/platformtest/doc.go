@@ -9,7 +9,9 @@
 // demand. By default it behaves like today's platform: no
 // inin-ratelimit-* headers (removed in 2021; Config.LegacyRateLimitHeaders
 // brings them back), the normalized 429, and an ININ-Correlation-Id on
-// every answer. NewServer runs it on 127.0.0.1 for one test; New returns the bare
+// every answer.
+//
+// NewServer runs it on 127.0.0.1 for one test; New returns the bare
 // http.Handler (for an in-memory RoundTripper inside a testing/synctest
 // bubble, or a real listener). It does not import the platform client, so
 // it stays an independent statement of how the platform behaves.

@@ -158,6 +158,7 @@ func TestWindowCountsErrorsAfterAdmission(t *testing.T) {
 	wantStatus(t, h.api("GET", "/api/v2/outbound/campaigns/nope", tok, nil), http.StatusTooManyRequests)
 }
 
+// Unlimited, not even LegacyRateLimitHeaders sends the legacy headers.
 func TestUnlimitedSendsNoHeaders(t *testing.T) {
 	h := newHarness(t, Config{AutoCreate: true, LegacyRateLimitHeaders: true})
 	tok := h.token("client_org1", "secret1")

@@ -259,7 +259,9 @@ func (s *Simulator) SetTokenOutage(on bool) { s.outage.Store(on) }
 
 // SetLimit changes the requests allowed per window and the window length
 // (window <= 0 keeps the current length). A window already open keeps its
-// end; the new limit applies to it at once.
+// end; the new limit applies to it at once, and the limits API and 429
+// bodies report it (per minute) from now on. Endpoint limits with a zero
+// Window follow the new window length.
 func (s *Simulator) SetLimit(limit int, window time.Duration) {
 	if limit < 0 {
 		panic(fmt.Sprintf("platformtest: SetLimit: negative limit %d", limit))
