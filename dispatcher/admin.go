@@ -55,14 +55,17 @@ type TenantStatus struct {
 	InFlight             int       `json:"in_flight"`   // delivered, not yet acked (NumAckPending)
 	Concurrency          int       `json:"concurrency"` // cluster-wide limit (MaxAckPending)
 	RatePerSec           float64   `json:"rate_per_sec"`
-	DonePerSec           float64   `json:"done_per_sec"`
-	Succeeded            uint64    `json:"succeeded"`
-	Retried              uint64    `json:"retried"`
-	Dead                 uint64    `json:"dead"`
-	RateLimited          uint64    `json:"rate_limited"` // 429 answers
-	LastError            string    `json:"last_error,omitempty"`
-	LastErrorAt          time.Time `json:"last_error_at,omitzero"`
-	Replicas             int       `json:"replicas"` // live replicas running a lane for it
+	// RateSources are where the lanes' rates come from (LaneReport.RateSource),
+	// each once, sorted.
+	RateSources []string  `json:"rate_sources,omitempty"`
+	DonePerSec  float64   `json:"done_per_sec"`
+	Succeeded   uint64    `json:"succeeded"`
+	Retried     uint64    `json:"retried"`
+	Dead        uint64    `json:"dead"`
+	RateLimited uint64    `json:"rate_limited"` // 429 answers
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	Replicas    int       `json:"replicas"` // live replicas running a lane for it
 }
 
 // DeadLetter is one message of the dead-letter stream: the original job body
@@ -432,6 +435,9 @@ func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, re
 	worst := ""
 	for _, l := range lanes {
 		ts.RatePerSec += l.RatePerSec
+		if l.RateSource != "" && !slices.Contains(ts.RateSources, l.RateSource) {
+			ts.RateSources = append(ts.RateSources, l.RateSource)
+		}
 		ts.DonePerSec += l.DonePerSec
 		ts.Succeeded += l.Succeeded
 		ts.Retried += l.Retried
@@ -444,6 +450,7 @@ func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, re
 			worst = l.State
 		}
 	}
+	slices.Sort(ts.RateSources)
 	switch {
 	case ts.Paused && laneState(worst) < laneState(LanePaused):
 		ts.State = LanePaused

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -86,11 +87,11 @@ func TestAdminTenantsCombinesConsumersPausesAndHeartbeats(t *testing.T) {
 	now := time.Now()
 	t1, t2 := now.Add(-3*time.Second), now.Add(-time.Second)
 	env.put(t, env.names.ReplicasBucket(), "r1", dispatcher.Heartbeat{Replica: "r1", At: now, Lanes: []dispatcher.LaneReport{
-		{Tenant: "org_a", State: dispatcher.LaneRunning, Succeeded: 5, Retried: 1, RateLimited: 2, RatePerSec: 2.5, DonePerSec: 1.5, LastError: "older", LastErrorAt: t1},
+		{Tenant: "org_a", State: dispatcher.LaneRunning, Succeeded: 5, Retried: 1, RateLimited: 2, RatePerSec: 2.5, RateSource: "limits API", DonePerSec: 1.5, LastError: "older", LastErrorAt: t1},
 		{Tenant: "org_c", State: dispatcher.LaneRunning},
 	}})
 	env.put(t, env.names.ReplicasBucket(), "r2", dispatcher.Heartbeat{Replica: "r2", At: now, Lanes: []dispatcher.LaneReport{
-		{Tenant: "org_a", State: dispatcher.LaneCredentialsRejected, Succeeded: 3, Dead: 4, RateLimited: 1, RatePerSec: 2.5, DonePerSec: 0.5, LastError: "newer", LastErrorAt: t2},
+		{Tenant: "org_a", State: dispatcher.LaneCredentialsRejected, Succeeded: 3, Dead: 4, RateLimited: 1, RatePerSec: 2.5, RateSource: "configured", DonePerSec: 0.5, LastError: "newer", LastErrorAt: t2},
 	}})
 
 	admin := dispatcher.NewAdmin(env.js, env.names)
@@ -113,14 +114,14 @@ func TestAdminTenantsCombinesConsumersPausesAndHeartbeats(t *testing.T) {
 	a := list[0]
 	want := dispatcher.TenantStatus{
 		ID: "org_a", State: dispatcher.LaneCredentialsRejected, Backlog: 2, Concurrency: 2,
-		RatePerSec: 5, DonePerSec: 2, Succeeded: 8, Retried: 1, Dead: 4, RateLimited: 3,
+		RatePerSec: 5, RateSources: []string{"configured", "limits API"}, DonePerSec: 2, Succeeded: 8, Retried: 1, Dead: 4, RateLimited: 3,
 		LastError: "newer", LastErrorAt: t2.UTC(), Replicas: 2,
 	}
 	if !a.LastErrorAt.Equal(want.LastErrorAt) {
 		t.Errorf("org_a last_error_at = %v, want %v", a.LastErrorAt, want.LastErrorAt)
 	}
 	a.LastErrorAt = want.LastErrorAt
-	if a != want {
+	if !reflect.DeepEqual(a, want) {
 		t.Errorf("org_a =\n%+v\nwant\n%+v", a, want)
 	}
 
