@@ -162,7 +162,9 @@ func RunPause(ctx context.Context, cfg PauseConfig) (_ *Report, err error) {
 		if i == 0 {
 			per = cfg.PausedPerMin
 		}
-		ts[i] = e.benchTenant(id, laneSpec{ratePerMinute: per, concurrency: cfg.Concurrency})
+		// Org scope, so that the replicas share the paused tenant's rate as
+		// the report says (and take turns after the pause).
+		ts[i] = e.benchTenant(id, laneSpec{ratePerMinute: per, concurrency: cfg.Concurrency, scope: tenants.ScopeOrg})
 	}
 	if err := dispatcher.Provision(ctx, e.js, benchNames, dispatcher.StreamConfig{}, ts); err != nil {
 		return nil, fmt.Errorf("bench: provision: %w", err)

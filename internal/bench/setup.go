@@ -57,7 +57,7 @@ type laneSpec struct {
 	ratePerMinute int
 	auto          bool
 	concurrency   int
-	scope         string // tenants.ScopeOrg (default) or ScopeToken
+	scope         string // tenants.ScopeToken (the default, tenants.DefaultQuotaScope) or ScopeOrg
 }
 
 // benchTenant is a resolved tenant pointing at the env's simulator.
