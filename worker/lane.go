@@ -70,6 +70,8 @@ func newLane(p *Pool, t tenants.Tenant) (*lane, error) {
 		sem:    newSemaphore(t.Concurrency),
 		done:   newRateWindow(p.cfg.Now),
 		pulled: make(chan struct{}),
+
+		rateSource: RateSourceConfigured,
 	}
 	l.gate = newGate(p.cfg.Now, laneRate(t, configuredRate(t), p.liveReplicas()), burstOf(t))
 	c, err := l.newClient(t)

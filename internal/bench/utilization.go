@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
@@ -193,6 +195,12 @@ func runUtilization(ctx context.Context, cfg UtilizationConfig, name string, aut
 	const bucket = 100 * time.Millisecond
 	rec := newRecorder(start, 1, d+time.Second, bucket, 0)
 	e.observe(rec)
+	var limitsReads atomic.Int64
+	e.sim.OnRequest(func(req platformtest.Request) {
+		if strings.HasPrefix(req.Path, "/api/v2/organizations/limits/") {
+			limitsReads.Add(1)
+		}
+	})
 	var gen genResult
 	withComponent(ctx, compLoadgen, func(ctx context.Context) {
 		gen = runOpenLoop(ctx, []flow{{tenant: 0, rate: cfg.Offered * q}}, start, start.Add(d), 4, rec, e.publisher(benchNames, tids))
@@ -204,7 +212,7 @@ func runUtilization(ctx context.Context, cfg UtilizationConfig, name string, aut
 	if lanes := w.pool.Lanes(); len(lanes) == 1 {
 		u.LearntFrom = lanes[0].RateSource
 	}
-	u.LimitsReads = len(e.sim.Requests(platformtest.RequestFilter{PathPrefix: "/api/v2/organizations/limits/"}))
+	u.LimitsReads = int(limitsReads.Load())
 	err = w.stop()
 	w = nil
 	if err != nil {
