@@ -24,8 +24,8 @@ func TestTenants(t *testing.T) {
 	if list.DispatchableBacklog != 2 || time.Since(list.Now).Abs() > time.Minute {
 		t.Errorf("dispatchable backlog %d, now %v; want 2 and the server's clock", list.DispatchableBacklog, list.Now)
 	}
-	if b := list.Tenants[1]; b.Backlog != 2 || b.Concurrency != 3 || b.State != dispatcher.StateNoWorkers {
-		t.Errorf("org_b = %+v, want backlog 2, concurrency 3, no workers", b)
+	if b := list.Tenants[1]; b.Backlog != 2 || b.Concurrency != 0 || b.State != dispatcher.StateNoWorkers {
+		t.Errorf("org_b = %+v, want backlog 2, no workers (so concurrency 0)", b)
 	}
 
 	a = e.call(t, "GET", "/v1/tenants/org_b", nil)

@@ -53,7 +53,7 @@ type TenantStatus struct {
 	PausedBy             string    `json:"paused_by,omitempty"`
 	Backlog              uint64    `json:"backlog"`     // jobs waiting (NumPending)
 	InFlight             int       `json:"in_flight"`   // delivered, not yet acked (NumAckPending)
-	Concurrency          int       `json:"concurrency"` // cluster-wide limit (MaxAckPending)
+	Concurrency          int       `json:"concurrency"` // jobs the live replicas may run at once (each lane's concurrency, summed)
 	RatePerSec           float64   `json:"rate_per_sec"`
 	// RateSources are where the lanes' rates come from (LaneReport.RateSource),
 	// each once, sorted.
@@ -416,11 +416,10 @@ func laneState(s string) int {
 
 func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, rec *PauseRecord, now time.Time) TenantStatus {
 	ts := TenantStatus{
-		ID:          id,
-		Backlog:     info.NumPending,
-		InFlight:    info.NumAckPending,
-		Concurrency: info.Config.MaxAckPending,
-		Replicas:    len(lanes),
+		ID:       id,
+		Backlog:  info.NumPending,
+		InFlight: info.NumAckPending,
+		Replicas: len(lanes),
 	}
 	if info.Paused && info.Config.PauseUntil != nil && info.Config.PauseUntil.After(now) {
 		ts.Paused = true
@@ -434,6 +433,7 @@ func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, re
 	}
 	worst := ""
 	for _, l := range lanes {
+		ts.Concurrency += l.Concurrency
 		ts.RatePerSec += l.RatePerSec
 		if l.RateSource != "" && !slices.Contains(ts.RateSources, l.RateSource) {
 			ts.RateSources = append(ts.RateSources, l.RateSource)

@@ -87,11 +87,11 @@ func TestAdminTenantsCombinesConsumersPausesAndHeartbeats(t *testing.T) {
 	now := time.Now()
 	t1, t2 := now.Add(-3*time.Second), now.Add(-time.Second)
 	env.put(t, env.names.ReplicasBucket(), "r1", dispatcher.Heartbeat{Replica: "r1", At: now, Lanes: []dispatcher.LaneReport{
-		{Tenant: "org_a", State: dispatcher.LaneRunning, Succeeded: 5, Retried: 1, RateLimited: 2, RatePerSec: 2.5, RateSource: "limits API", DonePerSec: 1.5, LastError: "older", LastErrorAt: t1},
+		{Tenant: "org_a", State: dispatcher.LaneRunning, Concurrency: 1, Succeeded: 5, Retried: 1, RateLimited: 2, RatePerSec: 2.5, RateSource: "limits API", DonePerSec: 1.5, LastError: "older", LastErrorAt: t1},
 		{Tenant: "org_c", State: dispatcher.LaneRunning},
 	}})
 	env.put(t, env.names.ReplicasBucket(), "r2", dispatcher.Heartbeat{Replica: "r2", At: now, Lanes: []dispatcher.LaneReport{
-		{Tenant: "org_a", State: dispatcher.LaneCredentialsRejected, Succeeded: 3, Dead: 4, RateLimited: 1, RatePerSec: 2.5, RateSource: "configured", DonePerSec: 0.5, LastError: "newer", LastErrorAt: t2},
+		{Tenant: "org_a", State: dispatcher.LaneCredentialsRejected, Concurrency: 1, Succeeded: 3, Dead: 4, RateLimited: 1, RatePerSec: 2.5, RateSource: "configured", DonePerSec: 0.5, LastError: "newer", LastErrorAt: t2},
 	}})
 
 	admin := dispatcher.NewAdmin(env.js, env.names)
@@ -126,8 +126,8 @@ func TestAdminTenantsCombinesConsumersPausesAndHeartbeats(t *testing.T) {
 	}
 
 	b := list[1]
-	if b.State != dispatcher.StateNoWorkers || b.Replicas != 0 || b.Succeeded != 0 || b.Concurrency != 3 || b.Paused {
-		t.Errorf("org_b = %+v, want no workers, concurrency 3, not paused", b)
+	if b.State != dispatcher.StateNoWorkers || b.Replicas != 0 || b.Succeeded != 0 || b.Concurrency != 0 || b.Paused {
+		t.Errorf("org_b = %+v, want no workers (so concurrency 0), not paused", b)
 	}
 
 	c := list[2]
@@ -183,7 +183,7 @@ func TestAdminTenantAndUnknownTenants(t *testing.T) {
 	env := newAdminEnv(t, "org_a")
 	admin := dispatcher.NewAdmin(env.js, env.names)
 	ts, err := admin.Tenant(t.Context(), "org_a")
-	if err != nil || ts.ID != "org_a" || ts.State != dispatcher.StateNoWorkers || ts.Concurrency != 2 {
+	if err != nil || ts.ID != "org_a" || ts.State != dispatcher.StateNoWorkers || ts.Concurrency != 0 {
 		t.Errorf("Tenant(org_a) = %+v, %v", ts, err)
 	}
 	for _, id := range []string{"org_x", "bad id", ""} {

@@ -57,10 +57,15 @@ func TestProvisionConsumerStorage(t *testing.T) {
 				t.Errorf("re-provisioning changed the consumer:\nbefore %+v\nafter  %+v", before, after)
 			}
 
-			// A concurrency change is still an update in place.
+			// An earlier version's consumer is upgraded in place.
+			old := cfg.ConsumerConfig(names, ts[0])
+			old.MaxAckPending = 4
+			if _, err := js.UpdateConsumer(t.Context(), names.JobsStream(), old); err != nil {
+				t.Fatal(err)
+			}
 			provision(t, js, names, cfg, tenantList(6, 2))
 			info := consumerInfo(t, js, names, "org_1")
-			if info.Config.MaxAckPending != 6 || info.Config.MemoryStorage != (storage == jetstream.MemoryStorage) || info.NumAckPending != 2 || !info.Created.Equal(before.Created) {
+			if info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending || info.Config.MemoryStorage != (storage == jetstream.MemoryStorage) || info.NumAckPending != 2 || !info.Created.Equal(before.Created) {
 				t.Errorf("update: MaxAckPending %d, MemoryStorage %v, ack pending %d, created %v (was %v)",
 					info.Config.MaxAckPending, info.Config.MemoryStorage, info.NumAckPending, info.Created, before.Created)
 			}
@@ -124,7 +129,7 @@ func TestConsumerStorageChangeIsRefused(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, want)
 				}
 			}
-			if info := consumerInfo(t, js, names, "org_1"); info.Config.MaxAckPending != 4 || info.Config.MemoryStorage != (from == jetstream.MemoryStorage) {
+			if info := consumerInfo(t, js, names, "org_1"); info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending || info.Config.MemoryStorage != (from == jetstream.MemoryStorage) {
 				t.Errorf("refused provisioning changed the consumer: %+v", info.Config)
 			}
 

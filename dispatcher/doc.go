@@ -5,6 +5,8 @@
 //
 // Jobs travel on orgdispatch.jobs.<tenant>.<op> into the work-queue stream
 // ORGDISPATCH_JOBS; each tenant has one durable pull consumer that every
-// worker replica binds, so a tenant's jobs are shared among replicas and its
-// concurrency (the consumer's MaxAckPending) holds cluster-wide.
+// worker replica binds, so a tenant's jobs are shared among replicas. Each
+// replica's lane runs at most the tenant's concurrency at once; the consumer's
+// MaxAckPending (ConsumerMaxAckPending) is far above it, so jobs waiting out a
+// delay never hold the tenant's other jobs back.
 package dispatcher

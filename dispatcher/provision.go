@@ -37,6 +37,18 @@ const (
 // a crashed replica's jobs stay invisible.
 const ConsumerAckWait = 60 * time.Second
 
+// ConsumerMaxAckPending is the MaxAckPending of every tenant consumer: how
+// many of a tenant's jobs may be out (delivered, not yet acknowledged) at
+// once, cluster-wide. It is deliberately far above any lane's concurrency:
+// nats-server counts a job handed back with a delay (a retry's backoff, a
+// hand-back during a pause) and a job held by a replica that died as out
+// until it is redelivered, so a cap of the tenant's concurrency let C such
+// jobs stop the whole tenant — for a retry's backoff (minutes) or a dead
+// replica's AckWait. What bounds the calls a tenant makes to the platform is
+// each lane's own concurrency (jobs in flight per replica) and rate limiter;
+// this cap only keeps a tenant from holding unbounded state on the server.
+const ConsumerMaxAckPending = 10_000
+
 // jobHeaderRoom is what a job message may carry in headers beyond
 // MaxJobBytes of body (Nats-Msg-Id, Orgdispatch-Job-Id, tracing headers).
 const jobHeaderRoom = 16 << 10
@@ -173,7 +185,7 @@ func (c StreamConfig) ConsumerConfig(names Names, t tenants.Tenant) jetstream.Co
 		// a job's budget, so the server must never give up on a message.
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: t.Concurrency,
+		MaxAckPending: ConsumerMaxAckPending,
 		MemoryStorage: c.ConsumerStorage == jetstream.MemoryStorage,
 	}
 }
@@ -184,7 +196,7 @@ const provisionConcurrency = 16
 // Provision creates or updates everything orgdispatch needs in NATS: the jobs
 // and dead-letter streams, the status, replicas and pauses buckets, and one
 // durable consumer per tenant. It is idempotent: running it again against the
-// same setup changes nothing, a changed tenant (concurrency) is updated in
+// same setup changes nothing, a consumer of an earlier version is updated in
 // place, and a tenant's pause survives. Consumers of tenants missing from ts
 // are left alone (see RemoveConsumer).
 func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, ts []tenants.Tenant) error {

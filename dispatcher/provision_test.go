@@ -98,11 +98,11 @@ func TestProvisionCreatesLayout(t *testing.T) {
 		}
 	}
 
-	for i, conc := range []int{3, 7} {
+	for i := range 2 {
 		id := fmt.Sprintf("org_%d", i+1)
 		c := consumerInfo(t, js, names, id).Config
 		if c.Durable != "tenant_"+id || c.FilterSubject != "orgdispatch.jobs."+id+".>" ||
-			c.AckPolicy != jetstream.AckExplicitPolicy || c.MaxAckPending != conc || c.AckWait != dispatcher.ConsumerAckWait ||
+			c.AckPolicy != jetstream.AckExplicitPolicy || c.MaxAckPending != dispatcher.ConsumerMaxAckPending || c.AckWait != dispatcher.ConsumerAckWait ||
 			c.MaxDeliver != -1 || c.DeliverPolicy != jetstream.DeliverAllPolicy {
 			t.Errorf("consumer of %s: %+v", id, c)
 		}
@@ -220,27 +220,39 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestProvisionUpdatesConcurrency(t *testing.T) {
+// A consumer of an earlier version (MaxAckPending = the tenant's
+// concurrency, which let jobs waiting out a delay stop the tenant) is updated
+// in place to ConsumerMaxAckPending, keeping its delivery state; a changed
+// concurrency does not touch the consumer (it is each lane's own bound).
+func TestProvisionUpgradesEarlierConsumers(t *testing.T) {
 	_, _, js := natstest.RunServer(t)
 	names := dispatcher.MustNames("")
 	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(4, 2))
+	old := dispatcher.ConsumerConfig(names, tenantList(4)[0])
+	old.MaxAckPending = 4 // as the earlier version provisioned it
+	if _, err := js.CreateOrUpdateConsumer(t.Context(), names.JobsStream(), old); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 3 {
 		publishRaw(t, js, names, "org_1", fmt.Sprintf("j%d", i))
 	}
 	deliver(t, js, names, "org_1", 2, 1)
 	before := consumerInfo(t, js, names, "org_1")
+	if before.Config.MaxAckPending != 4 {
+		t.Fatalf("setup: MaxAckPending %d", before.Config.MaxAckPending)
+	}
 
 	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(9, 2))
 
 	after := consumerInfo(t, js, names, "org_1")
-	if after.Config.MaxAckPending != 9 {
-		t.Fatalf("MaxAckPending = %d, want 9", after.Config.MaxAckPending)
+	if after.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending {
+		t.Fatalf("MaxAckPending = %d, want %d", after.Config.MaxAckPending, dispatcher.ConsumerMaxAckPending)
 	}
 	seq := func(s jetstream.SequenceInfo) [2]uint64 { return [2]uint64{s.Consumer, s.Stream} }
 	if seq(after.Delivered) != seq(before.Delivered) || seq(after.AckFloor) != seq(before.AckFloor) || after.NumAckPending != 1 || after.NumPending != 1 || !after.Created.Equal(before.Created) {
 		t.Errorf("update lost delivery state: before %+v / %+v, after %+v / %+v", before.Delivered, before.AckFloor, after.Delivered, after.AckFloor)
 	}
-	if other := consumerInfo(t, js, names, "org_2"); other.Config.MaxAckPending != 2 {
+	if other := consumerInfo(t, js, names, "org_2"); other.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending {
 		t.Errorf("org_2 MaxAckPending %d", other.Config.MaxAckPending)
 	}
 }
@@ -257,6 +269,7 @@ func TestServerKeepsPauseOnConsumerUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := dispatcher.ConsumerConfig(names, tenantList(5)[0])
+	cfg.Description = "changed"
 	other := time.Now().Add(time.Minute)
 	for _, pause := range []*time.Time{nil, &other} {
 		cfg.PauseUntil = pause
@@ -264,7 +277,7 @@ func TestServerKeepsPauseOnConsumerUpdate(t *testing.T) {
 			t.Fatal(err)
 		}
 		info := consumerInfo(t, js, names, "org_1")
-		if info.Config.MaxAckPending != 5 {
+		if info.Config.Description != "changed" {
 			t.Fatalf("update not applied")
 		}
 		if !info.Paused || !info.Config.PauseUntil.Equal(until) {
@@ -290,9 +303,15 @@ func TestProvisionKeepsPause(t *testing.T) {
 	}
 	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(4, 4))
 	check("unchanged")
+	old := dispatcher.ConsumerConfig(names, tenantList(4)[0])
+	old.MaxAckPending = 4 // an earlier version's consumer
+	if _, err := js.UpdateConsumer(t.Context(), names.JobsStream(), old); err != nil {
+		t.Fatal(err)
+	}
+	check("setup")
 	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(6, 4))
-	check("concurrency changed")
-	if info := consumerInfo(t, js, names, "org_1"); info.Config.MaxAckPending != 6 {
+	check("earlier consumer upgraded")
+	if info := consumerInfo(t, js, names, "org_1"); info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending {
 		t.Fatalf("MaxAckPending %d", info.Config.MaxAckPending)
 	}
 	if _, err := dispatcher.EnsureConsumer(t.Context(), js, names, tenants.Tenant{ID: "org_1", Concurrency: 5}); err != nil {
@@ -313,7 +332,7 @@ func TestEnsureAndRemoveConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := c.CachedInfo(); info.Name != "tenant_late" || info.Config.MaxAckPending != 3 || info.Config.FilterSubject != "orgdispatch.jobs.late.>" {
+	if info := c.CachedInfo(); info.Name != "tenant_late" || info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending || info.Config.FilterSubject != "orgdispatch.jobs.late.>" {
 		t.Fatalf("EnsureConsumer created %+v", info.Config)
 	}
 	publishRaw(t, js, names, "late", "j1")
@@ -322,8 +341,8 @@ func TestEnsureAndRemoveConsumer(t *testing.T) {
 		t.Fatalf("EnsureConsumer again: %v", err)
 	}
 	c, err = dispatcher.EnsureConsumer(t.Context(), js, names, tenants.Tenant{ID: "late", Concurrency: 8})
-	if err != nil || c.CachedInfo().Config.MaxAckPending != 8 {
-		t.Fatalf("EnsureConsumer update: %v", err)
+	if err != nil || c.CachedInfo().Config.MaxAckPending != dispatcher.ConsumerMaxAckPending || c.CachedInfo().NumPending != 1 {
+		t.Fatalf("EnsureConsumer with another concurrency: %v", err)
 	}
 
 	if err := dispatcher.RemoveConsumer(t.Context(), js, names, "late"); err != nil {
@@ -395,7 +414,7 @@ func TestProvisionManyTenants(t *testing.T) {
 	for info := range jobs.ListConsumers(t.Context()).Info() {
 		tenant, ok := names.TenantOfConsumer(info.Name)
 		var i int
-		if _, err := fmt.Sscanf(tenant, "org_%d", &i); !ok || err != nil || info.Config.MaxAckPending != 1+i%5 {
+		if _, err := fmt.Sscanf(tenant, "org_%d", &i); !ok || err != nil || info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending {
 			t.Errorf("consumer %s: MaxAckPending %d", info.Name, info.Config.MaxAckPending)
 		}
 		n++

@@ -48,6 +48,7 @@ type LaneReport struct {
 	State       string    `json:"state"`
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	InFlight    int       `json:"in_flight"`
+	Concurrency int       `json:"concurrency"` // the lane's concurrency: jobs it runs at once
 	Succeeded   uint64    `json:"succeeded"`
 	Retried     uint64    `json:"retried"`
 	Dead        uint64    `json:"dead"`

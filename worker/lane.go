@@ -226,7 +226,7 @@ func (l *lane) setError(msg string) {
 // pull runs until the lane stops: it binds the tenant's durable consumer and
 // hands each message to a job goroutine as soon as a concurrency slot is
 // free. The iterator never buffers more than the lane's concurrency, and the
-// consumer's MaxAckPending bounds the tenant's messages out cluster-wide, so
+// lane's concurrency bounds what this replica holds of the tenant's jobs, so
 // a slow or paused lane holds no more than it can run soon.
 func (l *lane) pull() {
 	defer close(l.pulled)
@@ -448,6 +448,7 @@ func (l *lane) report() dispatcher.LaneReport {
 	}
 	l.mu.Unlock()
 	r.InFlight = int(l.inFlight.Load())
+	r.Concurrency = l.sem.capacity()
 	r.Succeeded = l.succeeded.Load()
 	r.Retried = l.retried.Load()
 	r.Dead = l.dead.Load()

@@ -57,3 +57,10 @@ func (s *semaphore) broadcastLocked() {
 	close(s.wake)
 	s.wake = make(chan struct{})
 }
+
+// capacity is the number of slots.
+func (s *semaphore) capacity() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.size
+}

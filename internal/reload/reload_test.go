@@ -266,8 +266,8 @@ func TestReloadAddsTenant(t *testing.T) {
 	if got := e.lanes(); !slices.Equal(got, []string{"org_1", "org_3"}) {
 		t.Errorf("lanes = %v", got)
 	}
-	if info := e.consumer("org_3"); info.Config.MaxAckPending != 2 {
-		t.Errorf("org_3's consumer MaxAckPending = %d, want 2", info.Config.MaxAckPending)
+	if info := e.consumer("org_3"); info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending {
+		t.Errorf("org_3's consumer MaxAckPending = %d, want %d", info.Config.MaxAckPending, dispatcher.ConsumerMaxAckPending)
 	}
 	e.publish("org_3", "j1")
 	e.waitSucceeded("org_3", "j1")
@@ -285,16 +285,13 @@ func TestReloadChangesLimits(t *testing.T) {
 	changed.extra = "concurrency: 3\nrate_per_minute: 1200"
 	e.reload(changed, tenant("org_2"))
 
-	if info := e.consumer("org_1"); info.Config.MaxAckPending != 3 {
-		t.Errorf("org_1's consumer MaxAckPending = %d after the reload, want 3", info.Config.MaxAckPending)
-	}
-	if info := e.consumer("org_2"); info.Config.MaxAckPending != 2 {
-		t.Errorf("org_2's consumer MaxAckPending = %d, want 2 (unchanged)", info.Config.MaxAckPending)
-	}
 	for _, l := range e.pool.Lanes() {
-		want := 10.0 // 600/min
+		want, conc := 10.0, 2 // 600/min
 		if l.Tenant == "org_1" {
-			want = 20 // 1200/min
+			want, conc = 20, 3 // 1200/min
+		}
+		if l.Concurrency != conc {
+			t.Errorf("lane %s concurrency %d, want %d", l.Tenant, l.Concurrency, conc)
 		}
 		if l.RatePerSec != want {
 			t.Errorf("lane %s rate %g/s, want %g", l.Tenant, l.RatePerSec, want)
