@@ -114,3 +114,32 @@ func TestJobsInBackoffDoNotHoldTheTenant(t *testing.T) {
 		}
 	}
 }
+
+// A consumer leader-elected advisory makes the tenant's lane pull anew at
+// once (a pull request dies with the leader it was sent to), and nothing is
+// lost on the way.
+func TestLeaderAdvisoryRestartsThePull(t *testing.T) {
+	e := newEnv(t, platformtest.Config{}, "a", "b")
+	ta, tb := e.tenant("a", nil), e.tenant("b", nil)
+	e.provision(ta, tb)
+	hooks := newRecHooks()
+	p, _ := e.start(e.config("r1", hooks, ta, tb))
+	iter := func(id string) any {
+		l := p.lane(id)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.iter
+	}
+	eventually(t, "both lanes pulling", 5*time.Second, func() bool { return iter("a") != nil && iter("b") != nil })
+	before, other := iter("a"), iter("b")
+	adv := fmt.Sprintf(`{"type":%q,"stream":%q,"consumer":%q,"leader":"n2"}`, leaderAdvisoryType, e.names.JobsStream(), e.names.Consumer("a"))
+	if err := e.nc.Publish("$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED."+e.names.JobsStream()+"."+e.names.Consumer("a"), []byte(adv)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "lane a to pull anew", 5*time.Second, func() bool { it := iter("a"); return it != nil && it != before })
+	if iter("b") != other {
+		t.Error("lane b pulled anew on an advisory about a's consumer")
+	}
+	e.publish("a", getJob("after", "c1"))
+	e.waitStatus("a", "after", dispatcher.StateSucceeded, 5*time.Second)
+}

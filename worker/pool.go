@@ -89,6 +89,13 @@ func (p *Pool) Run(ctx context.Context) error {
 		<-writerDone
 		return err
 	}
+	stopLeaders, err := p.watchLeaders()
+	if err != nil {
+		stopWatch()
+		stopWriter()
+		<-writerDone
+		return err
+	}
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	hbDone := make(chan struct{})
 	hbReady := make(chan struct{})
@@ -117,6 +124,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	p.shutdown()
 	stopHeartbeat()
 	<-hbDone
+	stopLeaders()
 	stopWatch()
 	stopWriter()
 	<-writerDone

@@ -1,0 +1,64 @@
+package worker
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+)
+
+// leaderAdvisoryType is the type of the server's consumer leader-elected
+// advisory (nats-server's JSConsumerLeaderElectedAdvisoryType).
+const leaderAdvisoryType = "io.nats.jetstream.advisory.v1.consumer_leader_elected"
+
+// leaderAdvisory is the part of nats-server's JSConsumerLeaderElectedAdvisory
+// (server/jetstream_events.go, v2.15) a replica needs.
+type leaderAdvisory struct {
+	Type     string `json:"type"`
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	Leader   string `json:"leader"`
+}
+
+// watchLeaders restarts a lane's pull as soon as its consumer has a new
+// leader in a cluster. A pull request lives at the consumer's leader: when
+// that node dies, the request dies with it, and the client would only notice
+// when the pull's idle heartbeats stop coming (twice the heartbeat interval,
+// 30 s by nats.go's default) — the tenant would stall that long. The
+// advisory comes the moment the new leader is elected. It returns the
+// function that stops watching.
+func (p *Pool) watchLeaders() (stop func(), err error) {
+	subject := "$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED." + p.cfg.Names.JobsStream() + ".*"
+	sub, err := p.cfg.Conn.Subscribe(subject, func(m *nats.Msg) {
+		var a leaderAdvisory
+		if err := json.Unmarshal(m.Data, &a); err != nil || a.Type != leaderAdvisoryType || a.Stream != p.cfg.Names.JobsStream() {
+			return
+		}
+		tenant, ok := p.cfg.Names.TenantOfConsumer(a.Consumer)
+		if !ok {
+			return
+		}
+		if l := p.lane(tenant); l != nil {
+			p.log.Debug("consumer has a new leader; pulling anew", "tenant", tenant, "leader", a.Leader)
+			l.repull()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: subscribe to consumer leader advisories: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// repull ends the lane's current pull (its buffered messages are still handed
+// out) so that the pull loop binds the consumer and pulls anew at once.
+func (l *lane) repull() {
+	l.mu.Lock()
+	it := l.iter
+	if it != nil {
+		l.restart = true
+	}
+	l.mu.Unlock()
+	if it != nil {
+		it.Drain()
+	}
+}
