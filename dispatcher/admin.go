@@ -117,6 +117,7 @@ type Admin struct {
 	dlq      jetstream.Stream
 	status   jetstream.KeyValue
 	replicas jetstream.KeyValue
+	lanes    jetstream.KeyValue
 	pauses   jetstream.KeyValue
 }
 
@@ -216,7 +217,7 @@ func (a *Admin) Ready(ctx context.Context) error {
 			return fmt.Errorf("admin: stream %s: %w", name, err)
 		}
 	}
-	for _, name := range []string{a.names.StatusBucket(), a.names.ReplicasBucket(), a.names.PausesBucket()} {
+	for _, name := range []string{a.names.StatusBucket(), a.names.ReplicasBucket(), a.names.LanesBucket(), a.names.PausesBucket()} {
 		if _, err := a.js.KeyValue(ctx, name); err != nil {
 			return fmt.Errorf("admin: bucket %s: %w", name, err)
 		}
@@ -226,7 +227,7 @@ func (a *Admin) Ready(ctx context.Context) error {
 
 // Tenants lists every tenant (every tenant consumer of the jobs stream),
 // sorted by id. It costs one paged consumer listing and one read of each of
-// the pauses and replicas buckets, whatever the number of tenants, and
+// the pauses, replicas and lanes buckets, whatever the number of tenants, and
 // reuses the result for the cache TTL.
 func (a *Admin) Tenants(ctx context.Context) ([]TenantStatus, error) {
 	a.listMu.Lock()
@@ -499,8 +500,16 @@ func (a *Admin) readPauses(ctx context.Context) (map[string]PauseRecord, error) 
 	return out, nil
 }
 
-// readLanes returns the lane reports of the live replicas (heard from
-// within the liveness window), by tenant.
+// Lanes returns the lane figures of every live worker replica (heard from
+// within the liveness window), by tenant: one LaneReport per replica
+// running a lane for it. It costs one read of each of the replicas and
+// lanes buckets, whatever the number of tenants.
+func (a *Admin) Lanes(ctx context.Context) (map[string][]LaneReport, error) {
+	return a.readLanes(ctx)
+}
+
+// readLanes reads the live replicas from the replicas bucket and their lane
+// figures from the lanes bucket.
 func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) {
 	kv, err := a.bucket(ctx, &a.replicas, a.names.ReplicasBucket())
 	if err != nil {
@@ -511,7 +520,7 @@ func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) 
 		return nil, fmt.Errorf("admin: read bucket %s: %w", a.names.ReplicasBucket(), err)
 	}
 	now := a.now()
-	out := map[string][]LaneReport{}
+	live := map[string]Heartbeat{}
 	for _, e := range vals {
 		// Liveness is judged by when the server stored the heartbeat, not
 		// by the replica's own clock in it.
@@ -519,11 +528,71 @@ func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) 
 		if json.Unmarshal(e.Value(), &hb) != nil || now.Sub(e.Created()) > a.liveness {
 			continue
 		}
+		live[e.Key()] = hb
+	}
+	out := map[string][]LaneReport{}
+	paged := false
+	for _, hb := range live {
+		// A replica of an earlier version wrote its lanes into its heartbeat.
 		for _, l := range hb.Lanes {
 			out[l.Tenant] = append(out[l.Tenant], l)
 		}
+		paged = paged || hb.Pages > 0
+	}
+	if !paged {
+		return out, nil
+	}
+	lkv, err := a.bucket(ctx, &a.lanes, a.names.LanesBucket())
+	if err != nil {
+		return nil, err
+	}
+	pages, err := readKV(ctx, lkv)
+	if err != nil {
+		return nil, fmt.Errorf("admin: read bucket %s: %w", a.names.LanesBucket(), err)
+	}
+	for tenant, ls := range mergePages(live, pages) {
+		out[tenant] = append(out[tenant], ls...)
 	}
 	return out, nil
+}
+
+// mergePages collects the live replicas' lane reports from their current
+// pages (those numbered below the heartbeat's Pages), by tenant. A tenant in
+// two pages of one replica counts once, from the page written last.
+func mergePages(live map[string]Heartbeat, pages map[string]jetstream.KeyValueEntry) map[string][]LaneReport {
+	type seen struct {
+		report LaneReport
+		at     time.Time
+	}
+	byReplica := map[string]map[string]seen{}
+	for _, e := range pages {
+		var pg LanePage
+		if json.Unmarshal(e.Value(), &pg) != nil {
+			continue
+		}
+		hb, ok := live[pg.Replica]
+		if !ok || pg.Page < 0 || pg.Page >= hb.Pages || e.Key() != LanePageKey(pg.Replica, pg.Page) {
+			continue
+		}
+		lanes := byReplica[pg.Replica]
+		if lanes == nil {
+			lanes = map[string]seen{}
+			byReplica[pg.Replica] = lanes
+		}
+		for _, l := range pg.Lanes {
+			if prev, dup := lanes[l.Tenant]; dup && !pg.At.After(prev.at) {
+				continue
+			}
+			lanes[l.Tenant] = seen{l, pg.At}
+		}
+	}
+	out := map[string][]LaneReport{}
+	for _, lanes := range byReplica {
+		for tenant, s := range lanes {
+			out[tenant] = append(out[tenant], s.report)
+		}
+	}
+	return out
 }
 
 // Pause pauses a tenant cluster-wide for d, recording reason and "api" as

@@ -128,7 +128,7 @@ func TestProvisionStreamConfig(t *testing.T) {
 	if err != nil || dlq.CachedInfo().Config.MaxAge != time.Hour {
 		t.Errorf("DLQ: %v", err)
 	}
-	for bucket, ttl := range map[string]time.Duration{"acme_job_status": 2 * time.Hour, "acme_replicas": 10 * time.Second} {
+	for bucket, ttl := range map[string]time.Duration{"acme_job_status": 2 * time.Hour, "acme_replicas": 10 * time.Second, "acme_lanes": 10 * time.Second} {
 		kv, err := js.KeyValue(t.Context(), bucket)
 		if err != nil {
 			t.Fatal(err)
