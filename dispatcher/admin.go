@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Errors the Admin returns for things that do not exist; the HTTP API maps
@@ -226,8 +227,8 @@ func (a *Admin) Ready(ctx context.Context) error {
 }
 
 // Tenants lists every tenant (every tenant consumer of the jobs stream),
-// sorted by id. It costs one paged consumer listing and one read of each of
-// the pauses, replicas and lanes buckets, whatever the number of tenants, and
+// sorted by id. It costs one paged consumer listing, one read of each of the
+// pauses and replicas buckets and one read per page of lane figures, and
 // reuses the result for the cache TTL.
 func (a *Admin) Tenants(ctx context.Context) ([]TenantStatus, error) {
 	a.listMu.Lock()
@@ -502,8 +503,9 @@ func (a *Admin) readPauses(ctx context.Context) (map[string]PauseRecord, error) 
 
 // Lanes returns the lane figures of every live worker replica (heard from
 // within the liveness window), by tenant: one LaneReport per replica
-// running a lane for it. It costs one read of each of the replicas and
-// lanes buckets, whatever the number of tenants.
+// running a lane for it. It costs one read of the replicas bucket and one
+// read per page of lane figures (a page holds the figures of some 70 to 250
+// lanes).
 func (a *Admin) Lanes(ctx context.Context) (map[string][]LaneReport, error) {
 	return a.readLanes(ctx)
 }
@@ -531,22 +533,24 @@ func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) 
 		live[e.Key()] = hb
 	}
 	out := map[string][]LaneReport{}
-	paged := false
-	for _, hb := range live {
+	var keys []string
+	for replica, hb := range live {
 		// A replica of an earlier version wrote its lanes into its heartbeat.
 		for _, l := range hb.Lanes {
 			out[l.Tenant] = append(out[l.Tenant], l)
 		}
-		paged = paged || hb.Pages > 0
+		for i := range hb.Pages {
+			keys = append(keys, LanePageKey(replica, i))
+		}
 	}
-	if !paged {
+	if len(keys) == 0 {
 		return out, nil
 	}
 	lkv, err := a.bucket(ctx, &a.lanes, a.names.LanesBucket())
 	if err != nil {
 		return nil, err
 	}
-	pages, err := readKV(ctx, lkv)
+	pages, err := getKeys(ctx, lkv, keys)
 	if err != nil {
 		return nil, fmt.Errorf("admin: read bucket %s: %w", a.names.LanesBucket(), err)
 	}
@@ -556,10 +560,41 @@ func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) 
 	return out, nil
 }
 
+// pageReads bounds the page reads readLanes has in flight.
+const pageReads = 16
+
+// getKeys reads the current value of each key (a missing key is left out),
+// a few at a time. The pages are read one by one, not with a watcher: a
+// watcher counts a page rewritten while it delivers as one of the values it
+// expects, and reports the end of the current values before the last ones
+// arrive.
+func getKeys(ctx context.Context, kv jetstream.KeyValue, keys []string) ([]jetstream.KeyValueEntry, error) {
+	out := make([]jetstream.KeyValueEntry, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(pageReads)
+	for i, key := range keys {
+		g.Go(func() error {
+			e, err := kv.Get(gctx, key)
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+			case err != nil:
+				return fmt.Errorf("%s: %w", key, err)
+			default:
+				out[i] = e
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(out, func(e jetstream.KeyValueEntry) bool { return e == nil }), nil
+}
+
 // mergePages collects the live replicas' lane reports from their current
-// pages (those numbered below the heartbeat's Pages), by tenant. A tenant in
-// two pages of one replica counts once, from the page written last.
-func mergePages(live map[string]Heartbeat, pages map[string]jetstream.KeyValueEntry) map[string][]LaneReport {
+// pages, by tenant. A tenant in two pages of one replica counts once, from
+// the page written last.
+func mergePages(live map[string]Heartbeat, pages []jetstream.KeyValueEntry) map[string][]LaneReport {
 	type seen struct {
 		report LaneReport
 		at     time.Time

@@ -81,6 +81,7 @@ func TestProvisionCreatesLayout(t *testing.T) {
 	}{
 		{"orgdispatch_job_status", 7 * 24 * time.Hour, jetstream.FileStorage},
 		{"orgdispatch_replicas", 30 * time.Second, jetstream.MemoryStorage},
+		{"orgdispatch_lanes", 30 * time.Second, jetstream.MemoryStorage},
 		{"orgdispatch_pauses", 0, jetstream.FileStorage},
 	} {
 		kv, err := js.KeyValue(t.Context(), b.name)
