@@ -24,6 +24,10 @@ type Pool struct {
 	status *statusWriter
 	live   atomic.Int64
 	rank   atomic.Int64 // this replica's place among the live ones, by id
+	pages  atomic.Int64 // pages of lane figures the heartbeat announces
+	// laneReports is Lanes; tests give it many lanes' figures without
+	// running the lanes.
+	laneReports func() []dispatcher.LaneReport
 
 	mu       sync.Mutex
 	lanes    map[string]*lane
@@ -41,6 +45,7 @@ func New(cfg Config) (*Pool, error) {
 	}
 	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}}
 	p.live.Store(1)
+	p.laneReports = p.Lanes
 	for _, t := range cfg.Tenants {
 		l, err := newLane(p, t)
 		if err != nil {
@@ -74,6 +79,10 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: replicas bucket %s (provision first): %w", p.cfg.Names.ReplicasBucket(), err)
 	}
+	lanesKV, err := p.cfg.JS.KeyValue(ctx, p.cfg.Names.LanesBucket())
+	if err != nil {
+		return fmt.Errorf("worker: lanes bucket %s (provision first): %w", p.cfg.Names.LanesBucket(), err)
+	}
 	p.status = newStatusWriter(p.cfg.JS, statusKV, p.cfg.Names.StatusBucket(), p.log)
 	writerCtx, stopWriter := context.WithCancel(context.Background())
 	writerDone := make(chan struct{})
@@ -92,6 +101,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	hbDone := make(chan struct{})
 	hbReady := make(chan struct{})
+	figuresDone := make(chan struct{})
+	go func() {
+		defer close(figuresDone)
+		p.figures(hbCtx, newPageWriter(hbCtx, p.cfg.JS, lanesKV, p.cfg.Names.LanesBucket(), p.cfg.ReplicaID, p.cfg.Now, p.log))
+	}()
 	go func() {
 		defer close(hbDone)
 		p.heartbeat(hbCtx, replicasKV, hbReady)
@@ -117,6 +131,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	p.shutdown()
 	stopHeartbeat()
 	<-hbDone
+	<-figuresDone
 	stopWatch()
 	stopWriter()
 	<-writerDone
