@@ -53,7 +53,22 @@ func New(cfg Config) (*Pool, error) {
 		}
 		p.lanes[t.ID] = l
 	}
+	p.tenantsChanged()
 	return p, nil
+}
+
+// tenantsChanged tells the hooks the pool's tenants, if they want to know.
+func (p *Pool) tenantsChanged() {
+	o, ok := p.cfg.Hooks.(TenantsObserver)
+	if !ok {
+		return
+	}
+	lanes := p.laneList()
+	ids := make([]string, len(lanes))
+	for i, l := range lanes {
+		ids[i] = l.id
+	}
+	o.TenantsChanged(ids)
 }
 
 // Run runs every lane, the heartbeat and the pause watch until ctx is done,
@@ -236,6 +251,7 @@ func (p *Pool) Update(ctx context.Context, ts []tenants.Tenant) error {
 		})
 	}
 	p.mu.Unlock()
+	p.tenantsChanged()
 	for _, done := range stopped {
 		select {
 		case <-done:
