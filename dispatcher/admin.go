@@ -504,7 +504,7 @@ func (a *Admin) readPauses(ctx context.Context) (map[string]PauseRecord, error) 
 // Lanes returns the lane figures of every live worker replica (heard from
 // within the liveness window), by tenant: one LaneReport per replica
 // running a lane for it. It costs one read of the replicas bucket and one
-// read per page of lane figures (a page holds the figures of some 70 to 250
+// read per page of lane figures (a page holds the figures of some 70 to 450
 // lanes).
 func (a *Admin) Lanes(ctx context.Context) (map[string][]LaneReport, error) {
 	return a.readLanes(ctx)
