@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -277,4 +278,27 @@ func TestLaneError(t *testing.T) {
 			t.Errorf("laneError of %d bytes = %d bytes (valid %v): %q", len(in), len(got), utf8.ValidString(got), got)
 		}
 	}
+}
+
+func FuzzLaneError(f *testing.F) {
+	for _, s := range []string{"", "plain", bigErrorBody, "a\x00b\xffc\u2028d", strings.Repeat(" \n", 3000) + "tail", strings.Repeat("€", 200)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got := laneError(in)
+		if len(got) > dispatcher.MaxLaneErrorBytes || !utf8.ValidString(got) {
+			t.Fatalf("laneError(%q) = %q: %d bytes, valid UTF-8 %v", in, got, len(got), utf8.ValidString(got))
+		}
+		for _, r := range got {
+			if unicode.IsControl(r) || (unicode.IsSpace(r) && r != ' ') {
+				t.Fatalf("laneError(%q) = %q keeps %U", in, got, r)
+			}
+		}
+		if strings.HasPrefix(got, " ") || strings.Contains(got, "  ") {
+			t.Fatalf("laneError(%q) = %q: leading or doubled spaces", in, got)
+		}
+		if utf8.ValidString(in) && len(in) <= dispatcher.MaxLaneErrorBytes && strings.HasSuffix(got, "…") && !strings.HasSuffix(in, "…") {
+			t.Fatalf("laneError(%q) = %q: cut although it fits", in, got)
+		}
+	})
 }
