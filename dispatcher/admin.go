@@ -457,29 +457,88 @@ func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, re
 	return ts
 }
 
+// readKVSettle is how long readKV waits for the next entry, once the
+// watcher has reported the end of the current values without every key,
+// before it takes what it has.
+const readKVSettle = time.Second
+
 // readKV returns the current value of every key of a bucket, read with one
 // watcher (an ordered consumer), not one request per key.
+//
+// The watcher's end-of-values marker is not enough: it counts a key written
+// again while it delivers as one of the values it expects, so with keys
+// rewritten all the time (heartbeats) it can come before the last keys
+// (whose new values are on their way). So after the marker readKV asks how
+// many keys the bucket holds (with a history of 1, its messages) and reads
+// on until it has seen as many, or none arrives for readKVSettle (a key may
+// expire meanwhile). Deletes are read too, not skipped by the watcher, so
+// that every key is counted.
 func readKV(ctx context.Context, kv jetstream.KeyValue) (map[string]jetstream.KeyValueEntry, error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = w.Stop() }()
+	defer stopWatcher(w)
 	out := map[string]jetstream.KeyValueEntry{}
+	seen := map[string]bool{}
+	var want uint64
+	var settle *time.Timer
+	var settled <-chan time.Time
+	defer func() {
+		if settle != nil {
+			settle.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-settled:
+			return out, nil
 		case e, ok := <-w.Updates():
 			if !ok {
 				return nil, errors.New("watcher closed")
 			}
-			if e == nil { // all current values delivered
-				return out, nil
+			if e == nil { // the watcher's end of the current values
+				st, err := kv.Status(ctx)
+				if err != nil {
+					return nil, err
+				}
+				want = st.Values()
+				if uint64(len(seen)) >= want {
+					return out, nil
+				}
+				settle = time.NewTimer(readKVSettle)
+				settled = settle.C
+				continue
 			}
-			out[e.Key()] = e
+			seen[e.Key()] = true
+			if e.Operation() == jetstream.KeyValuePut {
+				out[e.Key()] = e
+			} else {
+				delete(out, e.Key())
+			}
+			if settle != nil {
+				if uint64(len(seen)) >= want {
+					return out, nil
+				}
+				settle.Reset(readKVSettle)
+			}
 		}
 	}
+}
+
+// stopWatcher stops a KV watcher and drains it until it closes: the
+// watcher hands each update over under its lock and closes only once it
+// can take the lock, so one stopped while updates still arrive (a bucket
+// rewritten all the time) would otherwise leave its goroutine blocked for
+// ever.
+func stopWatcher(w jetstream.KeyWatcher) {
+	_ = w.Stop()
+	go func() {
+		for range w.Updates() {
+		}
+	}()
 }
 
 func (a *Admin) readPauses(ctx context.Context) (map[string]PauseRecord, error) {

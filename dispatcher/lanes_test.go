@@ -1,8 +1,13 @@
 package dispatcher_test
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 )
@@ -56,5 +61,56 @@ func TestAdminLanesReadsPagedFigures(t *testing.T) {
 	}
 	if len(lanes) != 3 {
 		t.Errorf("lanes of %d tenants, want org_a, org_b, org_c only: %+v", len(lanes), lanes)
+	}
+}
+
+// Heartbeats rewritten while a reader reads them: the reader still gets
+// every replica. (A KV watcher counts a key written again during its
+// delivery as one of the values it expects, and so can report the end of
+// the current values before the last ones arrive.)
+func TestAdminLanesWhileHeartbeatsAreRewritten(t *testing.T) {
+	const replicas = 1000
+	env := newAdminEnv(t)
+	subject := func(i int) string { return "$KV." + env.names.ReplicasBucket() + "." + fmt.Sprintf("r%04d", i) }
+	heartbeat := func(i int) []byte {
+		data, err := json.Marshal(dispatcher.Heartbeat{Replica: fmt.Sprintf("r%04d", i), At: time.Now(), Lanes: []dispatcher.LaneReport{
+			{Tenant: "org_a", State: dispatcher.LaneRunning},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	// Every replica's heartbeat, in order, at once.
+	rewrite := func() error {
+		for i := range replicas {
+			if _, err := env.js.PublishAsync(subject(i), heartbeat(i)); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-env.js.PublishAsyncComplete():
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("heartbeats not acknowledged in 10s")
+		}
+	}
+	if err := rewrite(); err != nil {
+		t.Fatal(err)
+	}
+	admin := dispatcher.NewAdmin(env.js, env.names)
+	for read := range 8 {
+		var g errgroup.Group
+		g.Go(rewrite)
+		lanes, err := admin.Lanes(t.Context())
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(lanes["org_a"]); n != replicas {
+			t.Fatalf("read %d: the lanes of %d replicas, want %d", read, n, replicas)
+		}
 	}
 }
