@@ -302,3 +302,55 @@ func FuzzLaneError(f *testing.F) {
 		}
 	})
 }
+
+// A replica of an earlier version writes its lanes' figures into its
+// heartbeat value: during a rolling upgrade it still counts as live, and
+// readers still get its figures.
+func TestHeartbeatCountsReplicaOfEarlierVersion(t *testing.T) {
+	_, nc, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	if err := dispatcher.Provision(t.Context(), js, names, dispatcher.StreamConfig{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(t.Context(), names.ReplicasBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := json.Marshal(dispatcher.Heartbeat{Replica: "old-1", At: time.Now(), Lanes: manyLanes(500, "old-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "old-1", old); err != nil {
+		t.Fatal(err)
+	}
+	// The earlier version's heartbeat, written once, counts for 3 intervals:
+	// time enough for this replica to announce its figures.
+	p, err := New(Config{JS: js, Conn: nc, Names: names, ReplicaID: "new-1", Logger: testLogger(t), HeartbeatInterval: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.laneReports = func() []dispatcher.LaneReport { return manyLanes(500, "new-1") }
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	eventually(t, "the earlier version's replica counted, this one's figures announced", 5*time.Second, func() bool {
+		e, err := kv.Get(t.Context(), "new-1")
+		var hb dispatcher.Heartbeat
+		return p.liveReplicas() == 2 && err == nil && json.Unmarshal(e.Value(), &hb) == nil && hb.Pages > 0
+	})
+	lanes, err := dispatcher.NewAdmin(js, names).Lanes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 500 {
+		if ls := lanes[fmt.Sprintf("org_%05d", i)]; len(ls) != 2 {
+			t.Fatalf("org_%05d: figures of %d replicas, want 2 (the earlier version's and this one's)", i, len(ls))
+		}
+	}
+}
