@@ -81,7 +81,8 @@
 //	 "backlog":12, "in_flight":2, "concurrency":4,
 //	 "rate_per_sec":5, "done_per_sec":4.8,        summed over live worker replicas
 //	 "succeeded":100, "retried":3, "dead":1, "rate_limited":2,   counters since each replica started
-//	 "last_error":"...", "last_error_at":"...Z",  the latest over replicas, when any
+//	 "last_error":"...", "last_error_at":"...Z",  the latest over replicas, when any;
+//	                                    on one line, at most 512 bytes (cut with "…")
 //	 "replicas":2}                      live replicas running a lane for it
 //
 // POST /v1/tenants/{id}/pause with {"duration":"90s","reason":"maintenance"}

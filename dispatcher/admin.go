@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Errors the Admin returns for things that do not exist; the HTTP API maps
@@ -120,6 +121,7 @@ type Admin struct {
 	dlq      jetstream.Stream
 	status   jetstream.KeyValue
 	replicas jetstream.KeyValue
+	lanes    jetstream.KeyValue
 	pauses   jetstream.KeyValue
 }
 
@@ -219,7 +221,7 @@ func (a *Admin) Ready(ctx context.Context) error {
 			return fmt.Errorf("admin: stream %s: %w", name, err)
 		}
 	}
-	for _, name := range []string{a.names.StatusBucket(), a.names.ReplicasBucket(), a.names.PausesBucket()} {
+	for _, name := range []string{a.names.StatusBucket(), a.names.ReplicasBucket(), a.names.LanesBucket(), a.names.PausesBucket()} {
 		if _, err := a.js.KeyValue(ctx, name); err != nil {
 			return fmt.Errorf("admin: bucket %s: %w", name, err)
 		}
@@ -228,8 +230,8 @@ func (a *Admin) Ready(ctx context.Context) error {
 }
 
 // Tenants lists every tenant (every tenant consumer of the jobs stream),
-// sorted by id. It costs one paged consumer listing and one read of each of
-// the pauses and replicas buckets, whatever the number of tenants, and
+// sorted by id. It costs one paged consumer listing, one read of each of the
+// pauses and replicas buckets and one read per page of lane figures, and
 // reuses the result for the cache TTL.
 func (a *Admin) Tenants(ctx context.Context) ([]TenantStatus, error) {
 	a.listMu.Lock()
@@ -462,29 +464,88 @@ func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, re
 	return ts
 }
 
+// readKVSettle is how long readKV waits for the next entry, once the
+// watcher has reported the end of the current values without every key,
+// before it takes what it has.
+const readKVSettle = time.Second
+
 // readKV returns the current value of every key of a bucket, read with one
 // watcher (an ordered consumer), not one request per key.
+//
+// The watcher's end-of-values marker is not enough: it counts a key written
+// again while it delivers as one of the values it expects, so with keys
+// rewritten all the time (heartbeats) it can come before the last keys
+// (whose new values are on their way). So after the marker readKV asks how
+// many keys the bucket holds (with a history of 1, its messages) and reads
+// on until it has seen as many, or none arrives for readKVSettle (a key may
+// expire meanwhile). Deletes are read too, not skipped by the watcher, so
+// that every key is counted.
 func readKV(ctx context.Context, kv jetstream.KeyValue) (map[string]jetstream.KeyValueEntry, error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = w.Stop() }()
+	defer stopWatcher(w)
 	out := map[string]jetstream.KeyValueEntry{}
+	seen := map[string]bool{}
+	var want uint64
+	var settle *time.Timer
+	var settled <-chan time.Time
+	defer func() {
+		if settle != nil {
+			settle.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-settled:
+			return out, nil
 		case e, ok := <-w.Updates():
 			if !ok {
 				return nil, errors.New("watcher closed")
 			}
-			if e == nil { // all current values delivered
-				return out, nil
+			if e == nil { // the watcher's end of the current values
+				st, err := kv.Status(ctx)
+				if err != nil {
+					return nil, err
+				}
+				want = st.Values()
+				if uint64(len(seen)) >= want {
+					return out, nil
+				}
+				settle = time.NewTimer(readKVSettle)
+				settled = settle.C
+				continue
 			}
-			out[e.Key()] = e
+			seen[e.Key()] = true
+			if e.Operation() == jetstream.KeyValuePut {
+				out[e.Key()] = e
+			} else {
+				delete(out, e.Key())
+			}
+			if settle != nil {
+				if uint64(len(seen)) >= want {
+					return out, nil
+				}
+				settle.Reset(readKVSettle)
+			}
 		}
 	}
+}
+
+// stopWatcher stops a KV watcher and drains it until it closes: the
+// watcher hands each update over under its lock and closes only once it
+// can take the lock, so one stopped while updates still arrive (a bucket
+// rewritten all the time) would otherwise leave its goroutine blocked for
+// ever.
+func stopWatcher(w jetstream.KeyWatcher) {
+	_ = w.Stop()
+	go func() {
+		for range w.Updates() {
+		}
+	}()
 }
 
 func (a *Admin) readPauses(ctx context.Context) (map[string]PauseRecord, error) {
@@ -506,8 +567,17 @@ func (a *Admin) readPauses(ctx context.Context) (map[string]PauseRecord, error) 
 	return out, nil
 }
 
-// readLanes returns the lane reports of the live replicas (heard from
-// within the liveness window), by tenant.
+// Lanes returns the lane figures of every live worker replica (heard from
+// within the liveness window), by tenant: one LaneReport per replica
+// running a lane for it. It costs one read of the replicas bucket and one
+// read per page of lane figures (a page holds the figures of some 70 to 450
+// lanes).
+func (a *Admin) Lanes(ctx context.Context) (map[string][]LaneReport, error) {
+	return a.readLanes(ctx)
+}
+
+// readLanes reads the live replicas from the replicas bucket and their lane
+// figures from the lanes bucket.
 func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) {
 	kv, err := a.bucket(ctx, &a.replicas, a.names.ReplicasBucket())
 	if err != nil {
@@ -518,7 +588,7 @@ func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) 
 		return nil, fmt.Errorf("admin: read bucket %s: %w", a.names.ReplicasBucket(), err)
 	}
 	now := a.now()
-	out := map[string][]LaneReport{}
+	live := map[string]Heartbeat{}
 	for _, e := range vals {
 		// Liveness is judged by when the server stored the heartbeat, not
 		// by the replica's own clock in it.
@@ -526,11 +596,104 @@ func (a *Admin) readLanes(ctx context.Context) (map[string][]LaneReport, error) 
 		if json.Unmarshal(e.Value(), &hb) != nil || now.Sub(e.Created()) > a.liveness {
 			continue
 		}
+		live[e.Key()] = hb
+	}
+	out := map[string][]LaneReport{}
+	var keys []string
+	for replica, hb := range live {
+		// A replica of an earlier version wrote its lanes into its heartbeat.
 		for _, l := range hb.Lanes {
 			out[l.Tenant] = append(out[l.Tenant], l)
 		}
+		for i := range hb.Pages {
+			keys = append(keys, LanePageKey(replica, i))
+		}
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	lkv, err := a.bucket(ctx, &a.lanes, a.names.LanesBucket())
+	if err != nil {
+		return nil, err
+	}
+	pages, err := getKeys(ctx, lkv, keys)
+	if err != nil {
+		return nil, fmt.Errorf("admin: read bucket %s: %w", a.names.LanesBucket(), err)
+	}
+	for tenant, ls := range mergePages(live, pages) {
+		out[tenant] = append(out[tenant], ls...)
 	}
 	return out, nil
+}
+
+// pageReads bounds the page reads readLanes has in flight.
+const pageReads = 16
+
+// getKeys reads the current value of each key (a missing key is left out),
+// a few at a time. The pages are read one by one, not with a watcher: a
+// watcher counts a page rewritten while it delivers as one of the values it
+// expects, and reports the end of the current values before the last ones
+// arrive.
+func getKeys(ctx context.Context, kv jetstream.KeyValue, keys []string) ([]jetstream.KeyValueEntry, error) {
+	out := make([]jetstream.KeyValueEntry, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(pageReads)
+	for i, key := range keys {
+		g.Go(func() error {
+			e, err := kv.Get(gctx, key)
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+			case err != nil:
+				return fmt.Errorf("%s: %w", key, err)
+			default:
+				out[i] = e
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(out, func(e jetstream.KeyValueEntry) bool { return e == nil }), nil
+}
+
+// mergePages collects the live replicas' lane reports from their current
+// pages, by tenant. A tenant in two pages of one replica counts once, from
+// the page written last.
+func mergePages(live map[string]Heartbeat, pages []jetstream.KeyValueEntry) map[string][]LaneReport {
+	type seen struct {
+		report LaneReport
+		at     time.Time
+	}
+	byReplica := map[string]map[string]seen{}
+	for _, e := range pages {
+		var pg LanePage
+		if json.Unmarshal(e.Value(), &pg) != nil {
+			continue
+		}
+		hb, ok := live[pg.Replica]
+		if !ok || pg.Page < 0 || pg.Page >= hb.Pages || e.Key() != LanePageKey(pg.Replica, pg.Page) {
+			continue
+		}
+		lanes := byReplica[pg.Replica]
+		if lanes == nil {
+			lanes = map[string]seen{}
+			byReplica[pg.Replica] = lanes
+		}
+		for _, l := range pg.Lanes {
+			if prev, dup := lanes[l.Tenant]; dup && !pg.At.After(prev.at) {
+				continue
+			}
+			lanes[l.Tenant] = seen{l, pg.At}
+		}
+	}
+	out := map[string][]LaneReport{}
+	for _, lanes := range byReplica {
+		for tenant, s := range lanes {
+			out[tenant] = append(out[tenant], s.report)
+		}
+	}
+	return out
 }
 
 // Pause pauses a tenant cluster-wide for d, recording reason and "api" as

@@ -99,9 +99,13 @@ func (n Names) TenantOfConsumer(consumer string) (tenant string, ok bool) {
 // StatusBucket is the KV bucket of job states, keyed <tenant>.<job id>.
 func (n Names) StatusBucket() string { return n.prefix + "_job_status" }
 
-// ReplicasBucket is the KV bucket where worker replicas heartbeat (and publish
-// their lanes' figures), keyed by replica id.
+// ReplicasBucket is the KV bucket where worker replicas heartbeat, keyed by
+// replica id: one small liveness record each (Heartbeat).
 func (n Names) ReplicasBucket() string { return n.prefix + "_replicas" }
+
+// LanesBucket is the KV bucket where worker replicas publish their lanes'
+// figures, in pages of bounded size (LanePage), keyed LanePageKey.
+func (n Names) LanesBucket() string { return n.prefix + "_lanes" }
 
 // PausesBucket is the KV bucket holding why and by whom a tenant was paused,
 // keyed by tenant. The pause itself is the consumer's; this is its reason.

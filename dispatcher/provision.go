@@ -71,7 +71,8 @@ type StreamConfig struct {
 	DLQMaxAge time.Duration
 	// StatusTTL is how long job status records are kept. Default 7 days.
 	StatusTTL time.Duration
-	// ReplicasTTL is how long a replica heartbeat is kept. Default 30 s.
+	// ReplicasTTL is how long a replica heartbeat (and a page of its lane
+	// figures) is kept. Default 30 s.
 	ReplicasTTL time.Duration
 	// MaxBytes and MaxMsgs bound the jobs stream; when either is reached,
 	// publishing fails with *FullError rather than dropping queued jobs.
@@ -194,7 +195,7 @@ func (c StreamConfig) ConsumerConfig(names Names, t tenants.Tenant) jetstream.Co
 const provisionConcurrency = 16
 
 // Provision creates or updates everything orgdispatch needs in NATS: the jobs
-// and dead-letter streams, the status, replicas and pauses buckets, and one
+// and dead-letter streams, the status, replicas, lanes and pauses buckets, and one
 // durable consumer per tenant. It is idempotent: running it again against the
 // same setup changes nothing, a consumer of an earlier version is updated in
 // place, and a tenant's pause survives. Consumers of tenants missing from ts
@@ -229,6 +230,16 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 			History:     1,
 			TTL:         cfg.ReplicasTTL,
 			// Rewritten every heartbeat and worthless after a restart.
+			Storage:  jetstream.MemoryStorage,
+			Replicas: cfg.Replicas,
+		},
+		{
+			Bucket:      names.LanesBucket(),
+			Description: "orgdispatch worker replicas' lane figures, in pages keyed <replica>.<page>",
+			History:     1,
+			// A page is rewritten when it changes, and at least every third
+			// of the TTL (see worker), so it lives as long as a heartbeat.
+			TTL:      cfg.ReplicasTTL,
 			Storage:  jetstream.MemoryStorage,
 			Replicas: cfg.Replicas,
 		},

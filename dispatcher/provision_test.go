@@ -81,6 +81,7 @@ func TestProvisionCreatesLayout(t *testing.T) {
 	}{
 		{"orgdispatch_job_status", 7 * 24 * time.Hour, jetstream.FileStorage},
 		{"orgdispatch_replicas", 30 * time.Second, jetstream.MemoryStorage},
+		{"orgdispatch_lanes", 30 * time.Second, jetstream.MemoryStorage},
 		{"orgdispatch_pauses", 0, jetstream.FileStorage},
 	} {
 		kv, err := js.KeyValue(t.Context(), b.name)
@@ -128,7 +129,7 @@ func TestProvisionStreamConfig(t *testing.T) {
 	if err != nil || dlq.CachedInfo().Config.MaxAge != time.Hour {
 		t.Errorf("DLQ: %v", err)
 	}
-	for bucket, ttl := range map[string]time.Duration{"acme_job_status": 2 * time.Hour, "acme_replicas": 10 * time.Second} {
+	for bucket, ttl := range map[string]time.Duration{"acme_job_status": 2 * time.Hour, "acme_replicas": 10 * time.Second, "acme_lanes": 10 * time.Second} {
 		kv, err := js.KeyValue(t.Context(), bucket)
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,9 @@
 package dispatcher
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Job states kept in the status bucket.
 const (
@@ -62,14 +65,48 @@ type LaneReport struct {
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
-// Heartbeat is what a worker replica writes to the replicas bucket (key: its
-// replica id) every heartbeat interval. Replicas learn from it how many peers
-// share an org-scoped quota; the API and dashboard read lane figures from it.
+// Heartbeat is a worker replica's liveness record in the replicas bucket
+// (key: its replica id), rewritten every heartbeat interval. Replicas count
+// each other from it to share org-scoped quotas, so it stays small whatever
+// the number of tenants: the lanes' figures go to the lanes bucket, in
+// LanePages (Pages of them, keys LanePageKey(replica, 0…Pages-1)).
 type Heartbeat struct {
+	Replica string    `json:"replica"`
+	At      time.Time `json:"at"`
+	// Pages is how many LanePages hold this replica's lane figures now.
+	// Pages of a higher number, left from when it had more tenants, are
+	// stale.
+	Pages int `json:"pages,omitempty"`
+	// Lanes is set only by replicas of earlier versions, which wrote every
+	// lane's figures into this one value (and failed past the server's
+	// message size limit). Readers still take them from here.
+	Lanes []LaneReport `json:"lanes,omitempty"`
+}
+
+// LanePage is one page of a replica's lane figures in the lanes bucket (key
+// LanePageKey(replica, page)). A page holds as many lanes as fit in
+// MaxLanePageBytes, in tenant order; a page whose figures have not changed
+// is not rewritten every heartbeat, so At is when this page was last
+// written. A tenant found in two pages of one replica (its lanes moved from
+// one page to the next between two writes) counts once, from the page
+// written last.
+type LanePage struct {
 	Replica string       `json:"replica"`
+	Page    int          `json:"page"`
 	At      time.Time    `json:"at"`
 	Lanes   []LaneReport `json:"lanes"`
 }
+
+// MaxLanePageBytes bounds one encoded LanePage, far below the server's
+// default message size limit (1 MiB), whatever the number of tenants.
+const MaxLanePageBytes = 64 << 10
+
+// MaxLaneErrorBytes caps a LaneReport's LastError: an error body quoted in
+// full would make one lane's figures as large as the platform's answer.
+const MaxLaneErrorBytes = 512
+
+// LanePageKey is the lanes bucket key of one page of a replica's figures.
+func LanePageKey(replica string, page int) string { return replica + "." + strconv.Itoa(page) }
 
 // PauseRecord is why a tenant's consumer is paused (key: tenant, in the pauses
 // bucket). The pause itself is the consumer's PauseUntil; this adds the reason.

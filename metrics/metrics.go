@@ -24,6 +24,21 @@
 //	orgdispatch_tenant_in_flight{tenant}                     gauge    jobs delivered, not yet acknowledged
 //	orgdispatch_dispatchable_backlog                         gauge    sum of the backlog of tenants that are not paused
 //
+// Label values are bounded, whatever arrives on the jobs subjects:
+//
+//   - op is one of platform.Ops(), or "unknown" for anything else (a job
+//     published on a subject naming no known operation is dead-lettered as
+//     invalid and counted as op="unknown").
+//   - tenant, on the hook metrics, is one of the worker pool's tenants: the
+//     pool tells Metrics its tenants (worker.TenantsObserver) when it starts
+//     and on every reload. Events of any other tenant (a removed tenant's
+//     last jobs, still draining) count under tenant="(unknown)", which is
+//     not a valid tenant id; the series of a removed tenant are deleted.
+//     Until it is told, Metrics takes every tenant as it comes.
+//   - tenant, on the TenantCollector's gauges, is a tenant consumer of the
+//     jobs stream: created by provisioning for configured tenants only, and
+//     at most the stream's MaxConsumers.
+//
 // orgdispatch_dispatchable_backlog is the signal to scale worker replicas on
 // (e.g. a KEDA ScaledObject with a Prometheus trigger): jobs of a paused
 // tenant cannot run whatever the number of workers, so counting them would
@@ -32,10 +47,26 @@
 package metrics
 
 import (
+	"maps"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/orgdispatch/orgdispatch/platform"
+)
+
+// Label values that stand for anything unexpected.
+const (
+	// UnknownOp is the op label of a job whose subject names no known
+	// operation.
+	UnknownOp = "unknown"
+	// UnknownTenant is the tenant label of events of a tenant the worker
+	// pool does not run (parentheses: it can be no tenant's id).
+	UnknownTenant = "(unknown)"
 )
 
 // Metrics records the worker pool's events as Prometheus metrics. It
@@ -47,6 +78,12 @@ type Metrics struct {
 	requestDurations *prometheus.HistogramVec
 	rateLimited      *prometheus.CounterVec
 	tokenFetches     *prometheus.CounterVec
+
+	// mu is held for reading while an event is counted, and for writing
+	// while the tenants change, so that no event re-creates the series of
+	// a tenant just removed.
+	mu      sync.RWMutex
+	tenants map[string]bool // nil: not told yet, every tenant counts as is
 }
 
 // RequestDurationBuckets are the platform request latency histogram's
@@ -104,21 +141,95 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.tokenFetches.Collect(ch)
 }
 
+// TenantsChanged makes ids the tenants whose events count under their own
+// tenant label (it implements worker.TenantsObserver): others count under
+// UnknownTenant, and the series of tenants no longer among them are
+// deleted.
+func (m *Metrics) TenantsChanged(ids []string) {
+	next := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		next[id] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var removed []string
+	for _, id := range m.tenantsSeen() {
+		if !next[id] && id != UnknownTenant {
+			removed = append(removed, id)
+		}
+	}
+	for _, id := range removed {
+		l := prometheus.Labels{"tenant": id}
+		m.jobs.DeletePartialMatch(l)
+		m.requests.DeletePartialMatch(l)
+		m.requestDurations.DeletePartialMatch(l)
+		m.rateLimited.DeletePartialMatch(l)
+		m.tokenFetches.DeletePartialMatch(l)
+	}
+	m.tenants = next
+}
+
+// tenantsSeen lists the tenant labels of the hook metrics' series.
+func (m *Metrics) tenantsSeen() []string {
+	ch := make(chan prometheus.Metric, 64)
+	go func() {
+		m.Collect(ch)
+		close(ch)
+	}()
+	seen := map[string]bool{}
+	for metric := range ch {
+		var pb dto.Metric
+		if metric.Write(&pb) != nil {
+			continue
+		}
+		for _, lp := range pb.GetLabel() {
+			if lp.GetName() == "tenant" {
+				seen[lp.GetValue()] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// tenant is the tenant label of an event of tenant id; call it with mu held.
+func (m *Metrics) tenant(id string) string {
+	if m.tenants == nil || m.tenants[id] {
+		return id
+	}
+	return UnknownTenant
+}
+
+// OpLabel is the op label of an operation: op itself if it is one of
+// platform.Ops(), else UnknownOp.
+func OpLabel(op string) string {
+	if platform.KnownOp(op) {
+		return op
+	}
+	return UnknownOp
+}
+
 // JobFinished counts one delivery's outcome.
 func (m *Metrics) JobFinished(tenant, op, outcome string, elapsed time.Duration) {
-	m.jobs.WithLabelValues(tenant, op, outcome).Inc()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	m.jobs.WithLabelValues(m.tenant(tenant), OpLabel(op), outcome).Inc()
 }
 
 // PlatformResponse counts a platform answer by status class and observes its
 // latency. Status 0 (no answer) is class "error".
 func (m *Metrics) PlatformResponse(tenant string, status int, elapsed time.Duration) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	tenant = m.tenant(tenant)
 	m.requests.WithLabelValues(tenant, StatusClass(status)).Inc()
 	m.requestDurations.WithLabelValues(tenant).Observe(elapsed.Seconds())
 }
 
 // RateLimited counts a 429.
 func (m *Metrics) RateLimited(tenant string, retryAfter time.Duration) {
-	m.rateLimited.WithLabelValues(tenant).Inc()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	m.rateLimited.WithLabelValues(m.tenant(tenant)).Inc()
 }
 
 // PauseChanged does nothing: pauses are cluster-wide, so
@@ -128,7 +239,9 @@ func (m *Metrics) PauseChanged(tenant string, until time.Time) {}
 
 // TokenFetched counts an access token fetch.
 func (m *Metrics) TokenFetched(tenant string) {
-	m.tokenFetches.WithLabelValues(tenant).Inc()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	m.tokenFetches.WithLabelValues(m.tenant(tenant)).Inc()
 }
 
 // StatusClass is the status_class label of an HTTP status: "429" on its own

@@ -180,7 +180,8 @@ type Hooks interface {
 	// JobFinished reports one delivery's outcome: succeeded, retried (a
 	// counted attempt failed and the job will run again), dead, rate_limited
 	// (a 429: handed back, not counted) or handed_back (paused, credentials,
-	// shutdown: not counted).
+	// shutdown: not counted). op is what the job's subject names, before
+	// any validation: it may be no operation at all.
 	JobFinished(tenant, op, outcome string, elapsed time.Duration)
 	// PlatformResponse reports every platform API answer (status 0: none).
 	PlatformResponse(tenant string, status int, elapsed time.Duration)
@@ -191,6 +192,14 @@ type Hooks interface {
 	PauseChanged(tenant string, until time.Time)
 	// TokenFetched reports a new access token for a tenant.
 	TokenFetched(tenant string)
+}
+
+// TenantsObserver is implemented by Hooks that need to know the pool's
+// tenants, e.g. to bound metric labels to them: the pool calls
+// TenantsChanged with every lane's tenant id, sorted, in New and after each
+// Update.
+type TenantsObserver interface {
+	TenantsChanged(ids []string)
 }
 
 // NopHooks is a Hooks that does nothing; embed it to implement only some

@@ -11,12 +11,16 @@ import (
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 )
 
-// heartbeat writes this replica's heartbeat (with its lanes' figures) to the
-// replicas bucket every HeartbeatInterval, and watches the bucket to count
-// the live replicas that share org-scoped quotas. When the count changes,
-// every lane's limiter is re-sized to quota ÷ live replicas. On the way out
-// it deletes its own key, so that the others take over its share at once
-// instead of after 3 intervals.
+// heartbeat writes this replica's liveness record (dispatcher.Heartbeat: its
+// id, the time and how many pages of lane figures it has, never the figures
+// themselves) to the replicas bucket every HeartbeatInterval, and watches
+// the bucket (keys and timestamps only) to count the live replicas that
+// share org-scoped quotas. When the count changes, every lane's limiter is
+// re-sized to quota ÷ live replicas. On the way out it deletes its own key,
+// so that the others take over its share at once instead of after 3
+// intervals. The lanes' figures go to the lanes bucket on their own
+// schedule (figures), so how many tenants there are, or how long their
+// errors, never delays or breaks the liveness record.
 //
 // A peer counts as live while its last heartbeat is less than 3 intervals
 // old, measured on this replica's clock from when the update arrived (the
@@ -37,7 +41,9 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 	var updates <-chan jetstream.KeyValueEntry
 	var watcher jetstream.KeyWatcher
 	watch := func() {
-		w, err := kv.WatchAll(ctx)
+		// MetaOnly: a peer's key and time are all it takes, and a peer of
+		// an earlier version still writes every lane's figures there.
+		w, err := kv.WatchAll(ctx, jetstream.MetaOnly())
 		if err != nil {
 			p.log.Warn("watch replicas bucket", "error", err)
 			return
@@ -92,7 +98,7 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 }
 
 func (p *Pool) beat(ctx context.Context, kv jetstream.KeyValue) {
-	hb := dispatcher.Heartbeat{Replica: p.cfg.ReplicaID, At: p.cfg.Now().UTC(), Lanes: p.Lanes()}
+	hb := dispatcher.Heartbeat{Replica: p.cfg.ReplicaID, At: p.cfg.Now().UTC(), Pages: int(p.pages.Load())}
 	data, err := json.Marshal(hb)
 	if err != nil {
 		p.log.Error("encode heartbeat", "error", err)
@@ -102,6 +108,22 @@ func (p *Pool) beat(ctx context.Context, kv jetstream.KeyValue) {
 	defer cancel()
 	if _, err := kv.Put(ctx, p.cfg.ReplicaID, data); err != nil && ctx.Err() == nil {
 		p.log.Warn("write heartbeat", "error", err)
+	}
+}
+
+// figures writes the lanes' figures to the lanes bucket every
+// HeartbeatInterval (see pageWriter) until ctx is done, and keeps the page
+// count the heartbeat announces.
+func (p *Pool) figures(ctx context.Context, w *pageWriter) {
+	ticker := time.NewTicker(p.cfg.HeartbeatInterval)
+	defer ticker.Stop()
+	for {
+		p.pages.Store(int64(w.write(ctx, p.laneReports())))
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
 	}
 }
 

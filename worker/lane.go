@@ -219,7 +219,7 @@ func (l *lane) maxAttempts() int {
 func (l *lane) setError(msg string) {
 	now := l.p.cfg.Now()
 	l.mu.Lock()
-	l.lastErr, l.lastErrAt = msg, now
+	l.lastErr, l.lastErrAt = laneError(msg), now
 	l.mu.Unlock()
 }
 

@@ -24,6 +24,10 @@ type Pool struct {
 	status *statusWriter
 	live   atomic.Int64
 	rank   atomic.Int64 // this replica's place among the live ones, by id
+	pages  atomic.Int64 // pages of lane figures the heartbeat announces
+	// laneReports is Lanes; tests give it many lanes' figures without
+	// running the lanes.
+	laneReports func() []dispatcher.LaneReport
 
 	mu       sync.Mutex
 	lanes    map[string]*lane
@@ -41,6 +45,7 @@ func New(cfg Config) (*Pool, error) {
 	}
 	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}}
 	p.live.Store(1)
+	p.laneReports = p.Lanes
 	for _, t := range cfg.Tenants {
 		l, err := newLane(p, t)
 		if err != nil {
@@ -48,7 +53,22 @@ func New(cfg Config) (*Pool, error) {
 		}
 		p.lanes[t.ID] = l
 	}
+	p.tenantsChanged()
 	return p, nil
+}
+
+// tenantsChanged tells the hooks the pool's tenants, if they want to know.
+func (p *Pool) tenantsChanged() {
+	o, ok := p.cfg.Hooks.(TenantsObserver)
+	if !ok {
+		return
+	}
+	lanes := p.laneList()
+	ids := make([]string, len(lanes))
+	for i, l := range lanes {
+		ids[i] = l.id
+	}
+	o.TenantsChanged(ids)
 }
 
 // Run runs every lane, the heartbeat and the pause watch until ctx is done,
@@ -73,6 +93,10 @@ func (p *Pool) Run(ctx context.Context) error {
 	replicasKV, err := p.cfg.JS.KeyValue(ctx, p.cfg.Names.ReplicasBucket())
 	if err != nil {
 		return fmt.Errorf("worker: replicas bucket %s (provision first): %w", p.cfg.Names.ReplicasBucket(), err)
+	}
+	lanesKV, err := p.cfg.JS.KeyValue(ctx, p.cfg.Names.LanesBucket())
+	if err != nil {
+		return fmt.Errorf("worker: lanes bucket %s (provision first): %w", p.cfg.Names.LanesBucket(), err)
 	}
 	p.status = newStatusWriter(p.cfg.JS, statusKV, p.cfg.Names.StatusBucket(), p.log)
 	writerCtx, stopWriter := context.WithCancel(context.Background())
@@ -99,6 +123,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	hbDone := make(chan struct{})
 	hbReady := make(chan struct{})
+	figuresDone := make(chan struct{})
+	go func() {
+		defer close(figuresDone)
+		p.figures(hbCtx, newPageWriter(hbCtx, p.cfg.JS, lanesKV, p.cfg.Names.LanesBucket(), p.cfg.ReplicaID, p.cfg.Now, p.log))
+	}()
 	go func() {
 		defer close(hbDone)
 		p.heartbeat(hbCtx, replicasKV, hbReady)
@@ -124,6 +153,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	p.shutdown()
 	stopHeartbeat()
 	<-hbDone
+	<-figuresDone
 	stopLeaders()
 	stopWatch()
 	stopWriter()
@@ -229,6 +259,7 @@ func (p *Pool) Update(ctx context.Context, ts []tenants.Tenant) error {
 		})
 	}
 	p.mu.Unlock()
+	p.tenantsChanged()
 	for _, done := range stopped {
 		select {
 		case <-done:
