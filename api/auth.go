@@ -32,6 +32,7 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 		}
 		got := sha256.Sum256([]byte(cred))
 		if token == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			s.refused(r, "", "invalid bearer token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="orgdispatch", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "invalid bearer token")
 			return
@@ -66,4 +67,11 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 	return ip != nil && ip.IsLoopback()
+}
+
+// refused records a refused request: a bad token, a token without the
+// right, a foreign Host or a cross-site write. tokenName is "" when no
+// known token was presented.
+func (s *Server) refused(r *http.Request, tokenName, why string) {
+	s.log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "token", tokenName, "why", why)
 }

@@ -84,7 +84,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return fmt.Errorf("api client: %w", err)
 	}
-	if in != nil {
+	if in != nil || method != http.MethodGet {
+		// The server takes writes with a JSON Content-Type only (even
+		// without a body), the mark of a request no web page can forge.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")

@@ -151,6 +151,9 @@ func (e *env) callWith(t *testing.T, authorization, method, path string, body an
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // as api.Client does
+	}
 	resp, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

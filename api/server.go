@@ -39,6 +39,11 @@ type Config struct {
 	// Token, when set, is the bearer token every /v1 request must carry.
 	// Empty leaves /v1 open: Run then listens on loopback addresses only.
 	Token string
+	// Hosts are the Host names the server answers to (any port); a
+	// request for another name gets 421, so a DNS rebinding page gets
+	// nothing. Empty means DefaultHosts; IP literals are always answered;
+	// AnyHost ("*") answers every name. See guard.
+	Hosts []string
 	// AllowInsecure lets Run listen on a non-loopback address without a
 	// token. Do not set it outside a private network.
 	AllowInsecure bool
@@ -67,6 +72,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
+	hosts   hostSet
 	handler http.Handler
 }
 
@@ -99,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, hosts: newHostSet(cfg.Hosts)}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -144,7 +150,7 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Dashboard != nil {
 		mux.Handle("/", s.cfg.Dashboard)
 	}
-	return s.logRequests(jsonNotFound(mux))
+	return s.logRequests(s.guard(jsonNotFound(mux)))
 }
 
 // Handler returns the server's routes, for tests and for embedding in

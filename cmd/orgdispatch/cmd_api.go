@@ -98,7 +98,7 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	w := newWeb()
-	srv, err := w.api(nc, js, n.names, cfg.APIToken.Reveal(), logger, cfg.ShutdownTimeout)
+	srv, err := w.api(nc, js, n.names, apiSettings{token: cfg.APIToken.Reveal(), hosts: cfg.HTTPHostNames(), logger: logger, shutdown: cfg.ShutdownTimeout})
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ import (
 func init() {
 	newHTTPServer = func(n *node) (*httpServer, error) {
 		w := newWeb()
-		srv, err := w.api(n.nc, n.js, n.names, n.cfg.APIToken.Reveal(), n.logger, n.cfg.ShutdownTimeout)
+		srv, err := w.api(n.nc, n.js, n.names, apiSettings{token: n.cfg.APIToken.Reveal(), hosts: n.cfg.HTTPHostNames(), logger: n.logger, shutdown: n.cfg.ShutdownTimeout})
 		if err != nil {
 			return nil, err
 		}
@@ -43,7 +43,7 @@ func init() {
 	demoHTTP = func(addr string) (worker.Hooks, func(env demo.Env) (string, func(context.Context) error, error)) {
 		w := newWeb()
 		return w.hooks, func(env demo.Env) (string, func(context.Context) error, error) {
-			srv, err := w.api(env.Conn, env.JS, env.Names, "", env.Logger, time.Second)
+			srv, err := w.api(env.Conn, env.JS, env.Names, apiSettings{logger: env.Logger, shutdown: time.Second})
 			if err != nil {
 				return "", nil, err
 			}
@@ -69,8 +69,16 @@ func newWeb() web {
 	return web{reg: reg, hooks: metrics.New(reg)}
 }
 
+// apiSettings are the process settings the API server takes.
+type apiSettings struct {
+	token    string   // ORGDISPATCH_API_TOKEN
+	hosts    []string // Host names answered (nil: api.DefaultHosts)
+	logger   *slog.Logger
+	shutdown time.Duration
+}
+
 // api builds the API server (ingest, admin, /metrics, health, dashboard).
-func (w web) api(nc *nats.Conn, js jetstream.JetStream, names dispatcher.Names, token string, logger *slog.Logger, shutdown time.Duration) (*api.Server, error) {
+func (w web) api(nc *nats.Conn, js jetstream.JetStream, names dispatcher.Names, set apiSettings) (*api.Server, error) {
 	admin := dispatcher.NewAdmin(js, names)
 	if err := w.reg.Register(metrics.NewTenantCollector(admin)); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -79,12 +87,13 @@ func (w web) api(nc *nats.Conn, js jetstream.JetStream, names dispatcher.Names, 
 		Admin:           admin,
 		Publisher:       dispatcher.NewPublisher(js, names),
 		Names:           names,
-		Token:           token,
-		Logger:          logger,
+		Token:           set.token,
+		Hosts:           set.hosts,
+		Logger:          set.logger,
 		Gatherer:        w.reg,
 		Ready:           api.ReadyCheck(nc, admin),
 		Dashboard:       dashboard.Handler(),
-		ShutdownTimeout: shutdown,
+		ShutdownTimeout: set.shutdown,
 	})
 }
 
