@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orgdispatch/orgdispatch/api"
+	"github.com/orgdispatch/orgdispatch/internal/termtext"
 )
 
 func init() {
@@ -80,7 +81,7 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if d.HTTPStatus != 0 {
 			status = strconv.Itoa(d.HTTPStatus)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, d.Tenant, d.Op, d.JobID, d.ErrorClass,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, esc(d.Tenant), esc(d.Op), esc(d.JobID), esc(d.ErrorClass),
 			status, d.Attempts, d.DeadAt.UTC().Format(time.RFC3339), clip(d.Error, 80))
 	}
 	_ = tw.Flush()
@@ -114,7 +115,7 @@ func runDLQEach(ctx context.Context, verb string, args []string, stdout, stderr 
 	var failed int
 	for _, seq := range seqs {
 		if err := dlqOne(ctx, c, verb, seq, stdout); err != nil {
-			fmt.Fprintf(stdout, "failed %d: %v\n", seq, err)
+			fmt.Fprintf(stdout, "failed %d: %s\n", seq, termtext.Lines(err.Error()))
 			failed++
 		}
 	}
@@ -140,6 +141,6 @@ func dlqOne(ctx context.Context, c *api.Client, verb string, seq uint64, stdout 
 	if res.Duplicate {
 		dup = " (already replayed before)"
 	}
-	fmt.Fprintf(stdout, "replayed %d as %s/%s, jobs seq %d%s\n", seq, res.Tenant, res.JobID, res.JobSeq, dup)
+	fmt.Fprintf(stdout, "replayed %d as %s/%s, jobs seq %d%s\n", seq, esc(res.Tenant), esc(res.JobID), res.JobSeq, dup)
 	return nil
 }

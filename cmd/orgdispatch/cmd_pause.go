@@ -57,7 +57,7 @@ func runPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "paused %s until %s (%s): %s\n", ts.ID, ts.PausedUntil.UTC().Format(time.RFC3339), *d, ts.PauseReason)
+	fmt.Fprintf(stdout, "paused %s until %s (%s): %s\n", esc(ts.ID), ts.PausedUntil.UTC().Format(time.RFC3339), *d, esc(ts.PauseReason))
 	return nil
 }
 
@@ -78,6 +78,6 @@ func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "resumed %s (%s, %d jobs waiting)\n", ts.ID, ts.State, ts.Backlog)
+	fmt.Fprintf(stdout, "resumed %s (%s, %d jobs waiting)\n", esc(ts.ID), esc(ts.State), ts.Backlog)
 	return nil
 }
