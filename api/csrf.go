@@ -91,7 +91,7 @@ func safeMethod(m string) bool {
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.hosts.allows(r.Host) {
-			s.refused(r, "", "host not allowed")
+			s.refused(r, "", "", "host not allowed")
 			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not one this server answers to (see ORGDISPATCH_HTTP_HOSTS)", normalHost(r.Host)))
 			return
 		}
@@ -100,7 +100,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			return
 		}
 		if why := crossSite(r); why != "" {
-			s.refused(r, "", "cross-site write")
+			s.refused(r, "", "", "cross-site write")
 			writeError(w, http.StatusForbidden, "cross-site request refused: "+why)
 			return
 		}

@@ -6,15 +6,33 @@
 // Every answer is JSON (except /metrics and the dashboard). Errors are
 // {"error": "..."} (see ErrorResponse), never with a secret in them.
 //
-// # Authentication
+// # Authentication and scopes
 //
-// When Config.Token is set, every /v1 request needs
-// "Authorization: Bearer <token>"; without it, or with another token, the
-// answer is 401 with a WWW-Authenticate: Bearer challenge. When the token is
-// empty /v1 is open, and Run listens on loopback addresses only (CheckListen)
-// unless Config.AllowInsecure. /metrics, /healthz, /readyz and the dashboard
-// need no token (the dashboard asks for it and sends it with its own /v1
-// requests).
+// Config.Token (ORGDISPATCH_API_TOKEN) is one token with every right on
+// every tenant. Config.Tokens (ORGDISPATCH_API_TOKENS_FILE, see LoadTokens;
+// reloaded by a TokensWatcher) adds named tokens, each limited to some
+// tenants and some rights: publish (POST /v1/jobs), read (GET tenants, jobs,
+// dead letters, audit), pause (pause, resume), dlq (replay, delete),
+// metrics (/metrics when Config.MetricsAuth). With either set, every /v1
+// request needs "Authorization: Bearer <token>"; without it, or with an
+// unknown token, the answer is 401 with a WWW-Authenticate: Bearer
+// challenge; a token used beyond its scope gets 403 (another tenant's job
+// or dead letter by id: 404). Listings show only the token's tenants.
+// Tokens are compared in constant time; a placeholder token
+// (REPLACE-WITH…) is refused at start. With no token at all /v1 is open,
+// and Run listens on loopback addresses only (CheckListen) unless
+// Config.AllowInsecure. /healthz, /readyz and the dashboard need no token;
+// /metrics needs one only with Config.MetricsAuth.
+//
+// # Cross-site requests
+//
+// Token or not, the server answers only the Host names of Config.Hosts
+// (ORGDISPATCH_HTTP_HOSTS; loopback names by default; IP addresses always),
+// else 421, so a DNS-rebinding page gets nothing; and it takes a write (any
+// method but GET and HEAD) only with Content-Type: application/json (every
+// POST, even without a body; else 415) and, from a browser, only from its
+// own origin (Origin and Sec-Fetch-Site; else 403). It sends no CORS
+// headers.
 //
 // # Endpoints
 //

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 	"unicode/utf8"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
 )
 
 // maxSmallBody caps the bodies of the admin endpoints.
@@ -21,6 +23,14 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	sc := scopeOf(r)
+	mine := make([]dispatcher.TenantStatus, 0, len(ts))
+	for _, t := range ts {
+		if sc.tenant(t.ID) {
+			mine = append(mine, t)
+		}
+	}
+	ts = mine
 	resp := TenantsResponse{Tenants: ts, Now: time.Now().UTC()}
 	for _, t := range ts {
 		if !t.Paused {
@@ -32,6 +42,10 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 
 // getTenant is GET /v1/tenants/{id}.
 func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
+	if sc := scopeOf(r); !sc.tenant(r.PathValue("id")) {
+		s.forbidTenant(w, r, sc, r.PathValue("id"), RightRead)
+		return
+	}
 	ts, err := s.cfg.Admin.Tenant(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -42,6 +56,10 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 
 // pauseTenant is POST /v1/tenants/{id}/pause with a PauseRequest.
 func (s *Server) pauseTenant(w http.ResponseWriter, r *http.Request) {
+	if sc := scopeOf(r); !sc.tenant(r.PathValue("id")) {
+		s.forbidTenant(w, r, sc, r.PathValue("id"), RightPause)
+		return
+	}
 	var req PauseRequest
 	if status, err := decodeBody(w, r, &req); err != nil {
 		writeError(w, status, err.Error())
@@ -78,6 +96,10 @@ func (s *Server) pauseTenant(w http.ResponseWriter, r *http.Request) {
 
 // resumeTenant is POST /v1/tenants/{id}/resume.
 func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) {
+	if sc := scopeOf(r); !sc.tenant(r.PathValue("id")) {
+		s.forbidTenant(w, r, sc, r.PathValue("id"), RightPause)
+		return
+	}
 	ts, err := s.cfg.Admin.Resume(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)

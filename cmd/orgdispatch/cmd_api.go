@@ -98,11 +98,15 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	w := newWeb()
-	srv, err := w.api(nc, js, n.names, apiSettings{token: cfg.APIToken.Reveal(), hosts: cfg.HTTPHostNames(), logger: logger, shutdown: cfg.ShutdownTimeout})
+	set, err := apiSettingsFrom(cfg, logger)
 	if err != nil {
 		return err
 	}
-	ln, err := w.listen(cfg.HTTPAddr, cfg.APIToken.Reveal(), cfg.APIAllowNoAuth)
+	srv, err := w.api(nc, js, n.names, set)
+	if err != nil {
+		return err
+	}
+	ln, err := w.listen(cfg.HTTPAddr, set.authToken(), cfg.APIAllowNoAuth)
 	if err != nil {
 		return err
 	}
@@ -121,7 +125,7 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "  HTTP     http://%s\n", ln.Addr())
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, ln) })
+	g.Go(func() error { return serveAPI(gctx, srv, ln, set) })
 	if ts != nil {
 		g.Go(func() error { return watchTenants(gctx, n) })
 	}

@@ -11,10 +11,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orgdispatch/orgdispatch/api"
 	"github.com/orgdispatch/orgdispatch/dashboard"
 	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/config"
 	"github.com/orgdispatch/orgdispatch/internal/demo"
 	"github.com/orgdispatch/orgdispatch/metrics"
 	"github.com/orgdispatch/orgdispatch/worker"
@@ -25,18 +27,22 @@ import (
 func init() {
 	newHTTPServer = func(n *node) (*httpServer, error) {
 		w := newWeb()
-		srv, err := w.api(n.nc, n.js, n.names, apiSettings{token: n.cfg.APIToken.Reveal(), hosts: n.cfg.HTTPHostNames(), logger: n.logger, shutdown: n.cfg.ShutdownTimeout})
+		set, err := apiSettingsFrom(n.cfg, n.logger)
 		if err != nil {
 			return nil, err
 		}
-		ln, err := w.listen(n.cfg.HTTPAddr, n.cfg.APIToken.Reveal(), n.cfg.APIAllowNoAuth)
+		srv, err := w.api(n.nc, n.js, n.names, set)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := w.listen(n.cfg.HTTPAddr, set.authToken(), n.cfg.APIAllowNoAuth)
 		if err != nil {
 			return nil, err
 		}
 		return &httpServer{
 			hooks: w.hooks,
 			url:   "http://" + ln.Addr().String(),
-			run:   func(ctx context.Context) error { return srv.Serve(ctx, ln) },
+			run:   func(ctx context.Context) error { return serveAPI(ctx, srv, ln, set) },
 			close: func() { ln.Close() },
 		}, nil
 	}
@@ -71,10 +77,60 @@ func newWeb() web {
 
 // apiSettings are the process settings the API server takes.
 type apiSettings struct {
-	token    string   // ORGDISPATCH_API_TOKEN
-	hosts    []string // Host names answered (nil: api.DefaultHosts)
-	logger   *slog.Logger
-	shutdown time.Duration
+	token       string      // ORGDISPATCH_API_TOKEN
+	tokensFile  string      // ORGDISPATCH_API_TOKENS_FILE
+	tokens      *api.Tokens // its tokens at start (nil: no file)
+	metricsAuth bool        // ORGDISPATCH_METRICS_AUTH
+	hosts       []string    // Host names answered (nil: api.DefaultHosts)
+	logger      *slog.Logger
+	shutdown    time.Duration
+}
+
+// apiSettingsFrom reads the API's settings, loading the tokens file.
+func apiSettingsFrom(cfg config.Config, logger *slog.Logger) (apiSettings, error) {
+	set := apiSettings{
+		token:       cfg.APIToken.Reveal(),
+		tokensFile:  cfg.APITokensFile,
+		metricsAuth: cfg.MetricsAuth,
+		hosts:       cfg.HTTPHostNames(),
+		logger:      logger,
+		shutdown:    cfg.ShutdownTimeout,
+	}
+	if cfg.APITokensFile != "" {
+		ts, err := api.LoadTokens(cfg.APITokensFile)
+		if err != nil {
+			return set, fmt.Errorf("ORGDISPATCH_API_TOKENS_FILE: %w", err)
+		}
+		set.tokens = ts
+	}
+	return set, nil
+}
+
+// authToken is what CheckListen needs to know: "" when no token at all is
+// configured.
+func (set apiSettings) authToken() string {
+	if set.token != "" {
+		return set.token
+	}
+	if set.tokens != nil {
+		return "tokens file"
+	}
+	return ""
+}
+
+// serveAPI serves srv on ln, reloading the tokens file while it runs.
+func serveAPI(ctx context.Context, srv *api.Server, ln net.Listener, set apiSettings) error {
+	if set.tokens == nil {
+		return srv.Serve(ctx, ln)
+	}
+	w, err := api.NewTokensWatcher(api.TokensWatcherConfig{Path: set.tokensFile, Server: srv, Current: set.tokens, Logger: set.logger})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, ln) })
+	g.Go(func() error { return w.Run(gctx) })
+	return g.Wait()
 }
 
 // api builds the API server (ingest, admin, /metrics, health, dashboard).
@@ -88,6 +144,8 @@ func (w web) api(nc *nats.Conn, js jetstream.JetStream, names dispatcher.Names, 
 		Publisher:       dispatcher.NewPublisher(js, names),
 		Names:           names,
 		Token:           set.token,
+		Tokens:          set.tokens,
+		MetricsAuth:     set.metricsAuth,
 		Hosts:           set.hosts,
 		Logger:          set.logger,
 		Gatherer:        w.reg,
