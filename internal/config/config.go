@@ -311,7 +311,8 @@ func ParseConsumerStorage(s string) (jetstream.StorageType, error) {
 // validated Config (Load validates).
 func (c Config) StreamConfig() dispatcher.StreamConfig {
 	storage, _ := ParseConsumerStorage(c.ConsumerStorage)
-	return dispatcher.StreamConfig{Replicas: c.StreamReplicas, MaxConsumers: c.MaxConsumers, ConsumerStorage: storage}
+	return dispatcher.StreamConfig{Replicas: c.StreamReplicas, MaxConsumers: c.MaxConsumers, ConsumerStorage: storage,
+		AuditMaxAge: c.AuditMaxAge, AuditMaxMsgs: c.AuditMaxMsgs}
 }
 
 // checkNATSURL accepts nats://, tls://, ws:// and wss:// URLs with a host.

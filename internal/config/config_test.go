@@ -386,13 +386,13 @@ func TestNewLoggerLevelAndFormat(t *testing.T) {
 func TestStreamConfig(t *testing.T) {
 	for storage, want := range map[string]jetstream.StorageType{"file": jetstream.FileStorage, "memory": jetstream.MemoryStorage} {
 		clearEnv(t)
-		setEnv(t, map[string]string{"CONSUMER_STORAGE": storage, "STREAM_REPLICAS": "3", "MAX_CONSUMERS": "500"})
+		setEnv(t, map[string]string{"CONSUMER_STORAGE": storage, "STREAM_REPLICAS": "3", "MAX_CONSUMERS": "500", "AUDIT_MAX_AGE": "1h", "AUDIT_MAX_MSGS": "7"})
 		c, err := Load()
 		if err != nil {
 			t.Fatalf("%s: Load: %v", storage, err)
 		}
 		got := c.StreamConfig()
-		if got != (dispatcher.StreamConfig{Replicas: 3, MaxConsumers: 500, ConsumerStorage: want}) {
+		if got != (dispatcher.StreamConfig{Replicas: 3, MaxConsumers: 500, ConsumerStorage: want, AuditMaxAge: time.Hour, AuditMaxMsgs: 7}) {
 			t.Errorf("%s: StreamConfig() = %+v", storage, got)
 		}
 	}
