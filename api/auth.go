@@ -60,7 +60,11 @@ func (s *Server) need(right Right, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sc := scopeOf(r)
 		if !sc.may(right) {
-			s.forbid(w, r, sc, "", fmt.Sprintf("token %q may not %s", sc.name, right))
+			tenant := ""
+			if strings.HasPrefix(r.URL.Path, "/v1/tenants/") {
+				tenant = r.PathValue("id")
+			}
+			s.forbid(w, r, sc, tenant, fmt.Sprintf("token %q may not %s", sc.name, right))
 			return
 		}
 		h(w, r)
@@ -111,11 +115,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 	return ip != nil && ip.IsLoopback()
-}
-
-// refused records a refused request: a bad token, a token beyond its
-// scope, a foreign Host or a cross-site write. tokenName is "" when no
-// known token was presented, tenant "" when none is concerned.
-func (s *Server) refused(r *http.Request, tokenName, tenant, why string) {
-	s.log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "token", tokenName, "tenant", tenant, "why", why)
 }

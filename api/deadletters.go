@@ -79,7 +79,8 @@ func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, ok := s.deadLetterInScope(w, r, seq, RightDLQ); !ok {
+	dl, ok := s.deadLetterInScope(w, r, seq, RightDLQ)
+	if !ok {
 		return
 	}
 	res, err := s.cfg.Admin.Replay(r.Context(), seq)
@@ -88,6 +89,8 @@ func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("dead letter replayed", "tenant", res.Tenant, "job_id", res.JobID, "op", res.Op, "seq", seq)
+	s.audit(r, dispatcher.AuditDLQReplay, res.Tenant, actionReason(r), map[string]string{
+		"seq": strconv.FormatUint(seq, 10), "job_id": res.JobID, "op": res.Op, "job_seq": strconv.FormatUint(res.JobSeq, 10), "error_class": dl.ErrorClass})
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -97,7 +100,8 @@ func (s *Server) deleteDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, ok := s.deadLetterInScope(w, r, seq, RightDLQ); !ok {
+	dl, ok := s.deadLetterInScope(w, r, seq, RightDLQ)
+	if !ok {
 		return
 	}
 	if err := s.cfg.Admin.DeleteDeadLetter(r.Context(), seq); err != nil {
@@ -105,6 +109,8 @@ func (s *Server) deleteDeadLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("dead letter deleted", "seq", seq)
+	s.audit(r, dispatcher.AuditDLQDelete, dl.Tenant, actionReason(r), map[string]string{
+		"seq": strconv.FormatUint(seq, 10), "job_id": dl.JobID, "op": dl.Op, "error_class": dl.ErrorClass})
 	w.WriteHeader(http.StatusNoContent)
 }
 

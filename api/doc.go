@@ -46,6 +46,7 @@
 //	GET    /v1/dlq/{seq}            one dead letter
 //	POST   /v1/dlq/{seq}/replay     publish a dead letter's job again, then delete it
 //	DELETE /v1/dlq/{seq}            delete a dead letter
+//	GET    /v1/audit                the audit trail (?tenant=&limit=&after=)
 //	GET    /metrics                 Prometheus text format (see package metrics)
 //	GET    /healthz                 200 {"status":"ok"} while the process runs
 //	GET    /readyz                  200 {"status":"ready"} when NATS is connected and the streams
@@ -134,6 +135,20 @@
 // there is no such dead letter; 422 when its body is not a valid job for
 // its tenant (it is kept). DELETE /v1/dlq/{seq} → 204, or 404. A {seq} that
 // is not a positive integer is 400.
+//
+// POST /v1/tenants/{id}/resume, POST /v1/dlq/{seq}/replay and DELETE
+// /v1/dlq/{seq} take an optional ?reason= for the audit trail. Each pause,
+// resume, replay and delete, and each refused request (rate-limited), is
+// recorded (see dispatcher.AuditRecord). GET /v1/audit?tenant=&limit=&after=
+// (limit 1-500, default 50) → 200
+//
+//	{"records":[{"seq":9,"time":"...Z","actor":"crm-eu","action":"pause","tenant":"org_1",
+//	             "reason":"maintenance","detail":{"until":"...Z","duration":"5m0s"}}, ...],
+//	 "next_after":9}
+//
+// without after: the latest records, newest first; with after: those after
+// it, oldest first, next_after the after of the next page. A token of some
+// tenants reads only theirs (name one with ?tenant= when it has several).
 //
 // Other errors: 404 {"error":"no such endpoint: ..."}, 405 with Allow for a
 // wrong method, 503 {"error":"NATS unavailable: ..."} (Retry-After: 1) when

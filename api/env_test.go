@@ -82,6 +82,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	cfg.api.Admin = admin
 	cfg.api.Publisher = dispatcher.NewPublisher(js, names)
 	cfg.api.Gatherer = reg
+	cfg.api.Audit = dispatcher.NewAuditor(js, names)
 	if cfg.api.Ready == nil {
 		cfg.api.Ready = api.ReadyCheck(nc, admin)
 	}

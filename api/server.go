@@ -56,6 +56,10 @@ type Config struct {
 	// AllowInsecure lets Run listen on a non-loopback address without a
 	// token. Do not set it outside a private network.
 	AllowInsecure bool
+	// Audit, when set, records every pause, resume, dead-letter replay and
+	// delete, and refused requests (rate-limited), in the audit stream;
+	// GET /v1/audit reads it through Admin either way.
+	Audit *dispatcher.Auditor
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
 	// Gatherer is served on /metrics; nil serves no /metrics.
@@ -87,6 +91,8 @@ type Server struct {
 	authOn bool                   // a token is required on /v1
 	legacy *Tokens                // Config.Token as a set (nil: none)
 	tokens atomic.Pointer[Tokens] // every token accepted now
+
+	refusals *refusedAudit
 }
 
 // New validates cfg, applies defaults and builds the server.
@@ -118,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, hosts: newHostSet(cfg.Hosts)}
+	s := &Server{cfg: cfg, log: cfg.Logger, hosts: newHostSet(cfg.Hosts), refusals: newRefusedAudit()}
 	if cfg.Token != "" {
 		s.authOn = true
 		if secret := strings.TrimSpace(cfg.Token); secret != "" {
@@ -164,6 +170,7 @@ func (s *Server) routes() http.Handler {
 	v1.HandleFunc("GET /v1/dlq/{seq}", s.need(RightRead, s.getDeadLetter))
 	v1.HandleFunc("POST /v1/dlq/{seq}/replay", s.need(RightDLQ, s.replayDeadLetter))
 	v1.HandleFunc("DELETE /v1/dlq/{seq}", s.need(RightDLQ, s.deleteDeadLetter))
+	v1.HandleFunc("GET /v1/audit", s.need(RightRead, s.listAudit))
 
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", s.authorize(jsonNotFound(v1)))

@@ -91,6 +91,7 @@ func (s *Server) pauseTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("tenant paused through the api", "tenant", ts.ID, "until", ts.PausedUntil, "reason", req.Reason)
+	s.audit(r, dispatcher.AuditPause, ts.ID, req.Reason, map[string]string{"duration": d.String(), "until": ts.PausedUntil.UTC().Format(time.RFC3339)})
 	writeJSON(w, http.StatusOK, ts)
 }
 
@@ -106,6 +107,7 @@ func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("tenant resumed through the api", "tenant", ts.ID)
+	s.audit(r, dispatcher.AuditResume, ts.ID, actionReason(r), nil)
 	writeJSON(w, http.StatusOK, ts)
 }
 
