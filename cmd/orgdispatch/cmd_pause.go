@@ -29,11 +29,13 @@ ends by itself after DURATION (at most 24h), or with 'orgdispatch resume'.
 Flags:
 `
 
-const resumeHelp = `Usage: orgdispatch resume <tenant>
+const resumeHelp = `Usage: orgdispatch resume <tenant> [--reason TEXT]
 
 Ends the tenant's pause at once, whoever set it (an operator, or a worker
-after a 429).
-` + apiEnvHelp
+after a 429). The reason goes to the audit trail.
+` + apiEnvHelp + `
+Flags:
+`
 
 func runPause(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pause", pauseHelp, stderr)
@@ -63,6 +65,7 @@ func runPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("resume", resumeHelp, stderr)
+	reason := fs.String("reason", "", "why, for the audit trail")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageErr(err)
@@ -74,7 +77,7 @@ func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	ts, err := c.Resume(ctx, pos[0])
+	ts, err := c.ResumeWithReason(ctx, pos[0], *reason)
 	if err != nil {
 		return err
 	}

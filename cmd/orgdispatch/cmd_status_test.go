@@ -41,7 +41,8 @@ func startAdminAPI(t *testing.T) *adminAPI {
 		t.Fatal(err)
 	}
 	admin := dispatcher.NewAdmin(js, names, dispatcher.WithTenantsCacheTTL(0))
-	srv, err := api.New(api.Config{Admin: admin, Publisher: dispatcher.NewPublisher(js, names), Token: adminTestToken})
+	srv, err := api.New(api.Config{Admin: admin, Publisher: dispatcher.NewPublisher(js, names), Token: adminTestToken,
+		Audit: dispatcher.NewAuditor(js, names)})
 	if err != nil {
 		t.Fatal(err)
 	}
