@@ -413,3 +413,20 @@ func TestHTTPHostNamesDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEListsEveryVariable keeps the README's settings table in step
+// with the variables orgdispatch reads.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	for _, k := range Keys() {
+		// "`ORGDISPATCH_NATS_TLS_CERT` / `_KEY`" names a pair in one row.
+		short := "`_" + k[strings.LastIndex(k, "_")+1:] + "`"
+		if !strings.Contains(readme, "`"+k+"`") && !strings.Contains(readme, short) {
+			t.Errorf("README.md does not list %s", k)
+		}
+	}
+}
