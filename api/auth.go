@@ -34,21 +34,11 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		// A token read from a file or a Kubernetes Secret often ends in a
-		// newline that no client sends: both sides are trimmed. A blank
-		// token matches nothing (fail closed).
-		cred = strings.TrimSpace(cred)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="orgdispatch"`)
-			writeError(w, http.StatusUnauthorized, "missing bearer token")
-			return
-		}
-		sc, found := s.tokens.Load().lookup(cred)
-		if !found {
-			s.refused(r, "", "", "invalid bearer token")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="orgdispatch", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid bearer token")
+		sc, ok := bearerScope(w, r, s.tokens.Load())
+		if !ok {
+			if r.Header.Get("Authorization") != "" { // a token was tried
+				s.refused(r, "", "", "invalid bearer token")
+			}
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scopeKey{}, sc)))

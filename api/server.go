@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -127,13 +126,11 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, hosts: newHostSet(cfg.Hosts), refusals: newRefusedAudit()}
 	if cfg.Token != "" {
 		s.authOn = true
-		if secret := strings.TrimSpace(cfg.Token); secret != "" {
-			legacy, err := NewTokens(Token{Name: LegacyTokenName, Secret: secret, Tenants: []string{AllTenants}, Rights: AllRights})
-			if err != nil {
-				return nil, fmt.Errorf("api: config: Token (ORGDISPATCH_API_TOKEN): %w", err)
-			}
-			s.legacy = legacy
-		} // else: a token of white space only matches nothing (fail closed)
+		legacy, err := legacyTokens(cfg.Token)
+		if err != nil {
+			return nil, fmt.Errorf("api: config: Token: %w", err)
+		}
+		s.legacy = legacy
 	}
 	if cfg.Tokens != nil {
 		s.authOn = true

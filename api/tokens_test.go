@@ -278,7 +278,7 @@ func TestTokensWatcher(t *testing.T) {
 	}
 	e := newEnv(t, withAPIConfig(func(c *api.Config) { c.Tokens = first }))
 	reloads := make(chan error, 10)
-	w, err := api.NewTokensWatcher(api.TokensWatcherConfig{Path: path, Server: e.server, Current: first, OnReload: func(err error) { reloads <- err }})
+	w, err := api.NewTokensWatcher(api.TokensWatcherConfig{Path: path, Apply: e.server.SetTokens, Current: first, OnReload: func(err error) { reloads <- err }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestTokensWatcher(t *testing.T) {
 	// Run reloads on its own.
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	w2, _ := api.NewTokensWatcher(api.TokensWatcherConfig{Path: path, Server: e.server, Current: first, Interval: 10 * time.Millisecond, OnReload: func(err error) { reloads <- err }})
+	w2, _ := api.NewTokensWatcher(api.TokensWatcherConfig{Path: path, Apply: e.server.SetTokens, Current: first, Interval: 10 * time.Millisecond, OnReload: func(err error) { reloads <- err }})
 	go func() { done <- w2.Run(ctx) }()
 	write("two", secret("two", "two-token-0123456789"), "org_a")
 	for err := range reloads {

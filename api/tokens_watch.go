@@ -18,8 +18,9 @@ const DefaultTokensPoll = 2 * time.Second
 type TokensWatcherConfig struct {
 	// Path is the tokens file (ORGDISPATCH_API_TOKENS_FILE). Required.
 	Path string
-	// Server receives each new valid set (Server.SetTokens). Required.
-	Server *Server
+	// Apply receives each new valid set (Server.SetTokens,
+	// MetricsGuard.SetTokens). Required.
+	Apply func(*Tokens)
 	// Current is the set the server runs with (from LoadTokens at start).
 	Current *Tokens
 	// Interval between looks at the file (and token files, token_env
@@ -47,8 +48,8 @@ type TokensWatcher struct {
 
 // NewTokensWatcher validates cfg.
 func NewTokensWatcher(cfg TokensWatcherConfig) (*TokensWatcher, error) {
-	if cfg.Path == "" || cfg.Server == nil {
-		return nil, errors.New("api: tokens watcher: Path and Server are required")
+	if cfg.Path == "" || cfg.Apply == nil {
+		return nil, errors.New("api: tokens watcher: Path and Apply are required")
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultTokensPoll
@@ -99,7 +100,7 @@ func (w *TokensWatcher) Check() {
 		return
 	}
 	w.current = fp
-	w.cfg.Server.SetTokens(ts)
+	w.cfg.Apply(ts)
 	w.cfg.Logger.Info("api tokens reloaded", "file", w.cfg.Path, "tokens", ts.Names())
 	if w.cfg.OnReload != nil {
 		w.cfg.OnReload(nil)

@@ -123,7 +123,7 @@ func serveAPI(ctx context.Context, srv *api.Server, ln net.Listener, set apiSett
 	if set.tokens == nil {
 		return srv.Serve(ctx, ln)
 	}
-	w, err := api.NewTokensWatcher(api.TokensWatcherConfig{Path: set.tokensFile, Server: srv, Current: set.tokens, Logger: set.logger})
+	w, err := api.NewTokensWatcher(api.TokensWatcherConfig{Path: set.tokensFile, Apply: srv.SetTokens, Current: set.tokens, Logger: set.logger})
 	if err != nil {
 		return err
 	}

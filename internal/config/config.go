@@ -64,7 +64,7 @@ type Config struct {
 	// APITokensFile names the scoped API tokens file (see api.LoadTokens).
 	APITokensFile string `envconfig:"API_TOKENS_FILE" desc:"scoped API tokens file (YAML: name, token_env or token_file, tenants, rights), reloaded on change and SIGHUP; with or instead of API_TOKEN"`
 	// MetricsAuth makes /metrics require a token with the metrics right.
-	MetricsAuth bool   `envconfig:"METRICS_AUTH" default:"false" desc:"require a bearer token with the metrics right on /metrics (it lists tenant ids)"`
+	MetricsAuth bool   `envconfig:"METRICS_AUTH" default:"false" desc:"require a bearer token with the metrics right on /metrics of the API and of worker replicas (it lists tenant ids)"`
 	APIURL      string `envconfig:"API_URL" desc:"where status, pause, resume and dlq find the HTTP API; default http://127.0.0.1:8080"`
 
 	StreamReplicas int `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of streams and buckets (1-5; 3 in a cluster)"`
