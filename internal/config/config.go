@@ -445,6 +445,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("tenants_file", c.TenantsFile),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.Bool("api_token_set", c.APIToken != ""),
+		slog.String("api_tokens_file", c.APITokensFile),
+		slog.Bool("metrics_auth", c.MetricsAuth),
+		slog.String("http_hosts", strings.Join(c.HTTPHostNames(), ",")),
 		slog.String("replica", c.ReplicaID),
 	)
 }
