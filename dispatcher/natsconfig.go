@@ -53,14 +53,15 @@ func InboxPrefix(producer string) string { return "_INBOX_" + producer }
 // subscribe to: its tenants' job subjects; its tenants' records in the job
 // status bucket (what Publisher writes as "queued" and Admin reads: KV
 // puts, and direct gets by key, which name the key in the subject) and
-// the bucket's stream info, which Publisher needs to bind it; its own
-// inbox; its tenants' outcome events. Nothing else of the JetStream API,
-// no other tenant, no dead letters, no audit records.
+// the bucket's stream info, which Publisher needs to bind it; the
+// account's JetStream info (usage totals, which orgdispatch publish checks
+// first); its own inbox; its tenants' outcome events. Nothing else of the
+// JetStream API, no other tenant, no dead letters, no audit records.
 func (n Names) ProducerPermissions(p Producer) (publish, subscribe []string) {
 	tenants := slices.Clone(p.Tenants)
 	slices.Sort(tenants)
 	bucket := n.StatusBucket()
-	publish = []string{"$JS.API.STREAM.INFO.KV_" + bucket}
+	publish = []string{"$JS.API.INFO", "$JS.API.STREAM.INFO.KV_" + bucket}
 	for _, t := range slices.Compact(tenants) {
 		publish = append(publish, n.TenantJobsFilter(t),
 			"$KV."+bucket+"."+t+".>",

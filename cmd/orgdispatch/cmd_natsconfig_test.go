@@ -5,8 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
 // TestNATSConfigCommand: nats-config prints an accounts fragment that
@@ -65,5 +71,80 @@ func TestNATSConfigCommand(t *testing.T) {
 	}
 	if code, out, errs := runCLI(t, "nats-config", "--producer", "x=org_9"); code == 0 || !strings.Contains(errs, "org_9") || strings.Contains(out, "accounts") {
 		t.Errorf("a producer of an unknown tenant: exit %d %s %s", code, out, errs)
+	}
+}
+
+// TestPublishAsRestrictedProducer runs nats-server with the accounts that
+// nats-config printed, and `orgdispatch publish` as org_1's producer (user,
+// password, ORGDISPATCH_NATS_INBOX_PREFIX): its job for org_1 is accepted,
+// one for org_2 is refused.
+func TestPublishAsRestrictedProducer(t *testing.T) {
+	tf := filepath.Join(t.TempDir(), "tenants.yaml")
+	if err := os.WriteFile(tf, []byte("tenants:\n  - {id: org_1, client_id: c1, client_secret: s1}\n  - {id: org_2, client_id: c2, client_secret: s2}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	onlyEnv(t, map[string]string{"ORGDISPATCH_TENANTS_FILE": tf})
+	code, frag, errs := runCLI(t, "nats-config")
+	if code != 0 {
+		t.Fatalf("nats-config: %d %s", code, errs)
+	}
+	t.Setenv("NATS_PASSWORD_ORGDISPATCH", "svc-pw-1")
+	t.Setenv("NATS_PASSWORD_ORG_1", "org1-pw-2")
+	t.Setenv("NATS_PASSWORD_ORG_2", "org2-pw-3")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.conf")
+	if err := os.WriteFile(path, []byte("listen: 127.0.0.1:-1\njetstream { store_dir: \""+dir+"\" }\n"+frag), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	hostPort := strings.TrimPrefix(srv.ClientURL(), "nats://")
+
+	// The service user provisions, as serve or api would.
+	nc, err := nats.Connect("nats://"+hostPort, nats.UserInfo("orgdispatch", "svc-pw-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := dispatcher.MustNames("")
+	if err := dispatcher.Provision(t.Context(), js, names, dispatcher.StreamConfig{}, []tenants.Tenant{{ID: "org_1", Concurrency: 1}, {ID: "org_2", Concurrency: 1}}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("ORGDISPATCH_NATS_URL", "nats://org_1:org1-pw-2@"+hostPort)
+	t.Setenv("ORGDISPATCH_NATS_INBOX_PREFIX", dispatcher.InboxPrefix("org_1"))
+	code, out, errs := runCLI(t, "publish", "--tenant", "org_1", "--op", "campaign.start", "--id", "j1", "--params", `{"campaign_id":"c"}`)
+	if code != 0 || !strings.Contains(out, "accepted org_1/j1") {
+		t.Errorf("org_1's producer publishes for org_1: exit %d %s %s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "publish", "--tenant", "org_2", "--op", "campaign.start", "--id", "j2", "--params", `{"campaign_id":"c"}`, "--timeout", "2s")
+	if code == 0 {
+		t.Errorf("org_1's producer published for org_2: %s", out)
+	}
+	if strings.Contains(out+errs, "org1-pw-2") {
+		t.Error("the output shows the password")
+	}
+	st, err := js.Stream(t.Context(), names.JobsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Info(t.Context()); err != nil || info.State.Msgs != 1 {
+		t.Errorf("jobs stream: %v, %d jobs, want org_1's one", err, info.State.Msgs)
 	}
 }

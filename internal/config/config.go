@@ -47,8 +47,11 @@ type Config struct {
 	NATSTLSCA   string `envconfig:"NATS_TLS_CA" desc:"CA certificate file to verify the external server"`
 	NATSTLSCert string `envconfig:"NATS_TLS_CERT" desc:"client certificate file (with NATS_TLS_KEY) for mutual TLS"`
 	NATSTLSKey  string `envconfig:"NATS_TLS_KEY" desc:"client key file (with NATS_TLS_CERT)"`
-	NATSListen  string `envconfig:"NATS_LISTEN" default:"127.0.0.1:4222" desc:"host:port the embedded server accepts clients on (port 0: random); off: in-process only"`
-	StoreDir    string `envconfig:"STORE_DIR" default:"data/nats" desc:"embedded server's JetStream store directory (relative to the working directory)"`
+	// NATSInboxPrefix is the connection's inbox prefix: a producer user of
+	// `orgdispatch nats-config` may only receive replies under its own.
+	NATSInboxPrefix string `envconfig:"NATS_INBOX_PREFIX" desc:"inbox prefix of the connection to the external server (e.g. _INBOX_crm for a producer user of orgdispatch nats-config); default _INBOX"`
+	NATSListen      string `envconfig:"NATS_LISTEN" default:"127.0.0.1:4222" desc:"host:port the embedded server accepts clients on (port 0: random); off: in-process only"`
+	StoreDir        string `envconfig:"STORE_DIR" default:"data/nats" desc:"embedded server's JetStream store directory (relative to the working directory)"`
 
 	Prefix      string `envconfig:"PREFIX" default:"orgdispatch" desc:"prefix of every subject, stream, consumer and bucket name"`
 	TenantsFile string `envconfig:"TENANTS_FILE" default:"tenants.yaml" desc:"tenants file (YAML)"`
@@ -224,6 +227,9 @@ func (c Config) Validate() error {
 				bad(name, "applies to an external server only, but ORGDISPATCH_NATS_URL is empty (embedded server)")
 			}
 		}
+	}
+	if p := c.NATSInboxPrefix; p != "" && (strings.ContainsAny(p, " \t*>") || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".")) {
+		bad("NATS_INBOX_PREFIX", "%q: want a subject prefix without wildcards, spaces or a leading or trailing dot", p)
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		bad("NATS_TLS_CERT", "set it together with ORGDISPATCH_NATS_TLS_KEY, or neither")
