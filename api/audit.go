@@ -95,9 +95,15 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("tenant %q: want 1-64 of A-Z a-z 0-9 _ -", tenant))
 		return
 	}
-	tenant, ok := s.readableTenant(w, r, tenant)
-	if !ok {
-		return
+	sc := scopeOf(r)
+	// A token of several (not all) tenants, no tenant named: its tenants'
+	// records among the latest (or next) MaxAuditPage.
+	several := tenant == "" && !sc.all && len(sc.tenants) > 1
+	if !several {
+		var ok bool
+		if tenant, ok = s.readableTenant(w, r, tenant); !ok {
+			return
+		}
 	}
 	limit := dispatcher.DefaultAuditPage
 	if v := q.Get("limit"); v != "" {
@@ -117,7 +123,11 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		after = n
 	}
-	recs, err := s.cfg.Admin.Audit(r.Context(), tenant, limit, after)
+	read := limit
+	if several {
+		read = dispatcher.MaxAuditPage
+	}
+	recs, err := s.cfg.Admin.Audit(r.Context(), tenant, read, after)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -126,8 +136,20 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	if after > 0 {
 		resp.NextAfter = after
 		if len(recs) > 0 {
-			resp.NextAfter = recs[len(recs)-1].Seq
+			resp.NextAfter = recs[len(recs)-1].Seq // the last one read, shown or not
 		}
+	}
+	if several {
+		mine := []dispatcher.AuditRecord{}
+		for _, rec := range recs {
+			if rec.Tenant != "" && sc.tenant(rec.Tenant) && len(mine) < limit {
+				mine = append(mine, rec)
+			}
+		}
+		if after > 0 && len(mine) == limit { // cut short: go on after the last shown
+			resp.NextAfter = mine[len(mine)-1].Seq
+		}
+		resp.Records = mine
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/orgdispatch/orgdispatch/api"
 	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
 // TestAuditTrail: pause, resume, dead-letter replay and delete, and refused
@@ -138,5 +139,45 @@ func TestRefusedRequestsAuditIsRateLimited(t *testing.T) {
 	}
 	if a := e.call(t, "GET", "/v1/tenants", nil); a.status != http.StatusOK {
 		t.Errorf("the right token after the flood: %d", a.status)
+	}
+}
+
+// TestAuditForTokenOfSeveralTenants: a token of two tenants (not all) reads
+// their records without naming one, and nothing of a third.
+func TestAuditForTokenOfSeveralTenants(t *testing.T) {
+	two, err := api.NewTokens(api.Token{Name: "ops-ab", Secret: "ops-ab-token-0123456789", Tenants: []string{"org_a", "org_b"}, Rights: []api.Right{api.RightRead, api.RightPause}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, withTenants(tenants.Tenant{ID: "org_a", Concurrency: 1}, tenants.Tenant{ID: "org_b", Concurrency: 1}, tenants.Tenant{ID: "org_c", Concurrency: 1}),
+		withAPIConfig(func(c *api.Config) { c.Tokens = two }))
+	for _, id := range []string{"org_a", "org_b", "org_c", "org_a"} {
+		if a := e.call(t, "POST", "/v1/tenants/"+id+"/pause", api.PauseRequest{Duration: "1m", Reason: "r-" + id}); a.status != 200 {
+			t.Fatalf("pause %s: %d", id, a.status)
+		}
+	}
+	as := func(q string) api.AuditResponse {
+		var resp api.AuditResponse
+		a := e.callWith(t, "Bearer ops-ab-token-0123456789", "GET", "/v1/audit"+q, nil)
+		if a.status != 200 {
+			t.Fatalf("GET /v1/audit%s: %d %s", q, a.status, a.body)
+		}
+		a.decode(t, &resp)
+		return resp
+	}
+	var got []string
+	for _, r := range as("").Records {
+		got = append(got, r.Tenant)
+	}
+	if strings.Join(got, ",") != "org_a,org_b,org_a" {
+		t.Errorf("latest records of ops-ab: %v, want org_a,org_b,org_a (newest first, no org_c)", got)
+	}
+	p1 := as("?after=1&limit=1")
+	if len(p1.Records) != 1 || p1.Records[0].Tenant != "org_b" {
+		t.Fatalf("page after 1: %+v", p1)
+	}
+	p2 := as(fmt.Sprintf("?after=%d&limit=5", p1.NextAfter))
+	if len(p2.Records) != 1 || p2.Records[0].Tenant != "org_a" || p2.Records[0].Reason != "r-org_a" {
+		t.Errorf("next page: %+v", p2)
 	}
 }

@@ -148,7 +148,9 @@
 //
 // without after: the latest records, newest first; with after: those after
 // it, oldest first, next_after the after of the next page. A token of some
-// tenants reads only theirs (name one with ?tenant= when it has several).
+// tenants reads only theirs (without ?tenant=, those among the latest or
+// next 500 records). GET /v1/dlq for a token of several tenants needs
+// ?tenant=.
 //
 // Other errors: 404 {"error":"no such endpoint: ..."}, 405 with Allow for a
 // wrong method, 503 {"error":"NATS unavailable: ..."} (Retry-After: 1) when
