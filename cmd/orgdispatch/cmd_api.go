@@ -37,7 +37,9 @@ It provisions the streams and buckets, and the consumers of the tenants in
 ORGDISPATCH_TENANTS_FILE, reloading that file when it changes and on SIGHUP.
 The file is optional when the variable is not set (the workers provision
 the consumers then); the API accepts jobs only for tenants whose consumer
-exists. Listening on a non-loopback address needs ORGDISPATCH_API_TOKEN.
+exists. Listening on a non-loopback address needs ORGDISPATCH_API_TOKEN or
+ORGDISPATCH_API_TOKENS_FILE (scoped tokens, reloaded like the tenants file);
+the API answers only the Host names of ORGDISPATCH_HTTP_HOSTS.
 `
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {

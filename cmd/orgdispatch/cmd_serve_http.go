@@ -160,7 +160,7 @@ func (w web) api(nc *nats.Conn, js jetstream.JetStream, names dispatcher.Names, 
 // listens, so that the printed URL has the real port.
 func (w web) listen(addr, token string, allowNoAuth bool) (net.Listener, error) {
 	if err := api.CheckListen(addr, token, allowNoAuth); err != nil {
-		return nil, fmt.Errorf("%w (set ORGDISPATCH_API_TOKEN, or ORGDISPATCH_API_ALLOW_NO_AUTH=true behind an authenticating proxy)", err)
+		return nil, fmt.Errorf("%w (set ORGDISPATCH_API_TOKEN or ORGDISPATCH_API_TOKENS_FILE, or ORGDISPATCH_API_ALLOW_NO_AUTH=true behind an authenticating proxy)", err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
