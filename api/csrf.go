@@ -70,6 +70,21 @@ func (hs hostSet) allows(host string) bool {
 	return net.ParseIP(h) != nil
 }
 
+// HostCheck answers 421 to a request whose Host is not one of hosts (see
+// Config.Hosts: empty means DefaultHosts, IP literals always pass), and
+// passes the rest to next. It is the Server's DNS-rebinding check, for
+// other servers of the process (a worker replica's metrics and health).
+func HostCheck(hosts []string, next http.Handler) http.Handler {
+	hs := newHostSet(hosts)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hs.allows(r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not one this server answers to (see ORGDISPATCH_HTTP_HOSTS)", normalHost(r.Host)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // safeMethod reports whether a method only reads.
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions

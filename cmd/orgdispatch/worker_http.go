@@ -86,7 +86,7 @@ func workerHTTPServer(n *node) (*httpServer, error) {
 		return nil, fmt.Errorf("listen on %s (%s; unset it for no metrics server): %w", n.cfg.HTTPAddr, envHTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           api.HostCheck(n.cfg.HTTPHostNames(), mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       workerHTTPIdleTimeout,

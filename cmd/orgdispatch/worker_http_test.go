@@ -52,7 +52,7 @@ func TestWorkerHTTPClosesIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	// A guard only: the server is expected to close the idle connection
@@ -137,5 +137,16 @@ func TestWorkerMetricsAuth(t *testing.T) {
 		if resp.StatusCode != c.want {
 			t.Errorf("GET %s with %.4s…: %d, want %d", c.path, c.token, resp.StatusCode, c.want)
 		}
+	}
+	// A DNS-rebinding page's Host gets nothing, not even health.
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/healthz", nil)
+	req.Host = "evil.example"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("GET /healthz with Host evil.example: %d, want 421", resp.StatusCode)
 	}
 }
