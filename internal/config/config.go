@@ -59,7 +59,7 @@ type Config struct {
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"host:port of the HTTP API, metrics and dashboard; empty: no HTTP server"`
 	// HTTPHosts are the Host names the HTTP API answers to (DNS rebinding
 	// protection); see api.Config.Hosts.
-	HTTPHosts []string `envconfig:"HTTP_HOSTS" desc:"Host names the HTTP API answers to, comma-separated (any port; IP addresses always; * for any); default localhost, 127.0.0.1, ::1 and the host of ORGDISPATCH_HTTP_ADDR"`
+	HTTPHosts []string `envconfig:"HTTP_HOSTS" desc:"Host names the HTTP API (and a worker's metrics server) answers to, comma-separated (any port; IP addresses always; * for any); default localhost, 127.0.0.1, ::1 and the host of ORGDISPATCH_HTTP_ADDR"`
 	APIToken  Secret   `envconfig:"API_TOKEN" desc:"bearer token required by /v1 (never logged); empty: no authentication, loopback only"`
 	// APIAllowNoAuth lets the API listen on a non-loopback address without
 	// a token: for a network where something in front already authenticates.
