@@ -1,8 +1,7 @@
 package api
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,34 +9,74 @@ import (
 	"strings"
 )
 
-// authorize requires the bearer token on every request when one is set.
-// The comparison is in constant time (of SHA-256 digests, so the token's
-// length does not leak either).
-func (s *Server) authorize(next http.Handler) http.Handler {
-	if s.cfg.Token == "" {
-		return next
+// scopeKey is the request context key of the request's *scope.
+type scopeKey struct{}
+
+// scopeOf returns the scope authorize gave the request.
+func scopeOf(r *http.Request) *scope {
+	if sc, ok := r.Context().Value(scopeKey{}).(*scope); ok {
+		return sc
 	}
-	// Both sides are trimmed: a token read from a file or a Kubernetes
-	// Secret often ends in a newline that no client sends. A token of
-	// white space only matches nothing (fail closed).
-	token := strings.TrimSpace(s.cfg.Token)
-	want := sha256.Sum256([]byte(token))
+	return fullScope // only reachable without authorize, i.e. no auth
+}
+
+// authRequired reports whether requests need a token: a token or a tokens
+// set was configured. A tokens set reloaded down to nothing then matches
+// nothing (fail closed), it does not open the API.
+func (s *Server) authRequired() bool { return s.authOn }
+
+// authorize resolves the request's bearer token to its scope, or answers
+// 401. Without any configured token every request has the full scope.
+// Token comparison is in constant time (see Tokens.lookup).
+func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		cred = strings.TrimSpace(cred)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="orgdispatch"`)
-			writeError(w, http.StatusUnauthorized, "missing bearer token")
+		if !s.authRequired() {
+			next.ServeHTTP(w, r)
 			return
 		}
-		got := sha256.Sum256([]byte(cred))
-		if token == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="orgdispatch", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid bearer token")
+		sc, ok := bearerScope(w, r, s.tokens.Load())
+		if !ok {
+			if r.Header.Get("Authorization") != "" { // a token was tried
+				s.refused(r, "", "", "invalid bearer token")
+			}
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scopeKey{}, sc)))
 	})
+}
+
+// need lets a request through to h only when its token holds right.
+func (s *Server) need(right Right, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sc := scopeOf(r)
+		if !sc.may(right) {
+			tenant := ""
+			if strings.HasPrefix(r.URL.Path, "/v1/tenants/") {
+				tenant = r.PathValue("id")
+			}
+			s.forbid(w, r, sc, tenant, fmt.Sprintf("token %q may not %s", sc.name, right))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// forbid answers 403 for a token used beyond its scope, and records it.
+func (s *Server) forbid(w http.ResponseWriter, r *http.Request, sc *scope, tenant, why string) {
+	s.refused(r, sc.name, tenant, why)
+	writeError(w, http.StatusForbidden, why)
+}
+
+// forbidTenant answers 403 for a tenant outside the token's scope.
+func (s *Server) forbidTenant(w http.ResponseWriter, r *http.Request, sc *scope, tenant string, right Right) {
+	s.forbid(w, r, sc, tenant, fmt.Sprintf("token %q may not %s tenant %q", sc.name, right, tenant))
+}
+
+// SetTokens replaces the scoped tokens (a reloaded tokens file), keeping
+// Config.Token. It has no effect on a server built without any token or
+// tokens (authentication cannot be turned on or off at run time).
+func (s *Server) SetTokens(t *Tokens) {
+	s.tokens.Store(s.legacy.with(t))
 }
 
 // ErrInsecureListen is returned by CheckListen for a non-loopback address

@@ -84,7 +84,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return fmt.Errorf("api client: %w", err)
 	}
-	if in != nil {
+	if in != nil || method != http.MethodGet {
+		// The server takes writes with a JSON Content-Type only (even
+		// without a body), the mark of a request no web page can forge.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
@@ -156,9 +158,22 @@ func (c *Client) Pause(ctx context.Context, id string, d time.Duration, reason s
 
 // Resume ends a tenant's pause.
 func (c *Client) Resume(ctx context.Context, id string) (dispatcher.TenantStatus, error) {
+	return c.ResumeWithReason(ctx, id, "")
+}
+
+// ResumeWithReason ends a tenant's pause, saying why (for the audit trail).
+func (c *Client) ResumeWithReason(ctx context.Context, id, reason string) (dispatcher.TenantStatus, error) {
 	var out dispatcher.TenantStatus
-	err := c.do(ctx, http.MethodPost, "/v1/tenants/"+url.PathEscape(id)+"/resume", nil, nil, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/tenants/"+url.PathEscape(id)+"/resume", reasonQuery(reason), nil, &out)
 	return out, err
+}
+
+// reasonQuery is the ?reason= of an action, or none.
+func reasonQuery(reason string) url.Values {
+	if reason == "" {
+		return nil
+	}
+	return url.Values{"reason": {reason}}
 }
 
 // DeadLetters lists one page of dead letters (tenant "": all tenants;
@@ -187,13 +202,34 @@ func (c *Client) DeadLetter(ctx context.Context, seq uint64) (dispatcher.DeadLet
 }
 
 // Replay publishes a dead letter's job again and deletes the dead letter.
-func (c *Client) Replay(ctx context.Context, seq uint64) (dispatcher.ReplayResult, error) {
+// reason (optional) is recorded in the audit trail.
+func (c *Client) Replay(ctx context.Context, seq uint64, reason ...string) (dispatcher.ReplayResult, error) {
 	var out dispatcher.ReplayResult
-	err := c.do(ctx, http.MethodPost, "/v1/dlq/"+strconv.FormatUint(seq, 10)+"/replay", nil, nil, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/dlq/"+strconv.FormatUint(seq, 10)+"/replay", reasonQuery(strings.Join(reason, " ")), nil, &out)
 	return out, err
 }
 
-// DeleteDeadLetter deletes a dead letter.
-func (c *Client) DeleteDeadLetter(ctx context.Context, seq uint64) error {
-	return c.do(ctx, http.MethodDelete, "/v1/dlq/"+strconv.FormatUint(seq, 10), nil, nil, nil)
+// DeleteDeadLetter deletes a dead letter. reason (optional) is recorded in
+// the audit trail.
+func (c *Client) DeleteDeadLetter(ctx context.Context, seq uint64, reason ...string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/dlq/"+strconv.FormatUint(seq, 10), reasonQuery(strings.Join(reason, " ")), nil, nil)
+}
+
+// Audit reads audit records (tenant "": every tenant the token may read;
+// limit 0: the server's default). With after 0 the latest come, newest
+// first; with after > 0 those after it, oldest first.
+func (c *Client) Audit(ctx context.Context, tenant string, limit int, after uint64) (AuditResponse, error) {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if after > 0 {
+		q.Set("after", strconv.FormatUint(after, 10))
+	}
+	var out AuditResponse
+	err := c.do(ctx, http.MethodGet, "/v1/audit", q, nil, &out)
+	return out, err
 }

@@ -6,15 +6,33 @@
 // Every answer is JSON (except /metrics and the dashboard). Errors are
 // {"error": "..."} (see ErrorResponse), never with a secret in them.
 //
-// # Authentication
+// # Authentication and scopes
 //
-// When Config.Token is set, every /v1 request needs
-// "Authorization: Bearer <token>"; without it, or with another token, the
-// answer is 401 with a WWW-Authenticate: Bearer challenge. When the token is
-// empty /v1 is open, and Run listens on loopback addresses only (CheckListen)
-// unless Config.AllowInsecure. /metrics, /healthz, /readyz and the dashboard
-// need no token (the dashboard asks for it and sends it with its own /v1
-// requests).
+// Config.Token (ORGDISPATCH_API_TOKEN) is one token with every right on
+// every tenant. Config.Tokens (ORGDISPATCH_API_TOKENS_FILE, see LoadTokens;
+// reloaded by a TokensWatcher) adds named tokens, each limited to some
+// tenants and some rights: publish (POST /v1/jobs), read (GET tenants, jobs,
+// dead letters, audit), pause (pause, resume), dlq (replay, delete),
+// metrics (/metrics when Config.MetricsAuth). With either set, every /v1
+// request needs "Authorization: Bearer <token>"; without it, or with an
+// unknown token, the answer is 401 with a WWW-Authenticate: Bearer
+// challenge; a token used beyond its scope gets 403 (another tenant's job
+// or dead letter by id: 404). Listings show only the token's tenants.
+// Tokens are compared in constant time; a placeholder token
+// (REPLACE-WITH…) is refused at start. With no token at all /v1 is open,
+// and Run listens on loopback addresses only (CheckListen) unless
+// Config.AllowInsecure. /healthz, /readyz and the dashboard need no token;
+// /metrics needs one only with Config.MetricsAuth.
+//
+// # Cross-site requests
+//
+// Token or not, the server answers only the Host names of Config.Hosts
+// (ORGDISPATCH_HTTP_HOSTS; loopback names by default; IP addresses always),
+// else 421, so a DNS-rebinding page gets nothing; and it takes a write (any
+// method but GET and HEAD) only with Content-Type: application/json (every
+// POST, even without a body; else 415) and, from a browser, only from its
+// own origin (Origin and Sec-Fetch-Site; else 403). It sends no CORS
+// headers.
 //
 // # Endpoints
 //
@@ -28,6 +46,7 @@
 //	GET    /v1/dlq/{seq}            one dead letter
 //	POST   /v1/dlq/{seq}/replay     publish a dead letter's job again, then delete it
 //	DELETE /v1/dlq/{seq}            delete a dead letter
+//	GET    /v1/audit                the audit trail (?tenant=&limit=&after=)
 //	GET    /metrics                 Prometheus text format (see package metrics)
 //	GET    /healthz                 200 {"status":"ok"} while the process runs
 //	GET    /readyz                  200 {"status":"ready"} when NATS is connected and the streams
@@ -117,6 +136,22 @@
 // there is no such dead letter; 422 when its body is not a valid job for
 // its tenant (it is kept). DELETE /v1/dlq/{seq} → 204, or 404. A {seq} that
 // is not a positive integer is 400.
+//
+// POST /v1/tenants/{id}/resume, POST /v1/dlq/{seq}/replay and DELETE
+// /v1/dlq/{seq} take an optional ?reason= for the audit trail. Each pause,
+// resume, replay and delete, and each refused request (rate-limited), is
+// recorded (see dispatcher.AuditRecord). GET /v1/audit?tenant=&limit=&after=
+// (limit 1-500, default 50) → 200
+//
+//	{"records":[{"seq":9,"time":"...Z","actor":"crm-eu","action":"pause","tenant":"org_1",
+//	             "reason":"maintenance","detail":{"until":"...Z","duration":"5m0s"}}, ...],
+//	 "next_after":9}
+//
+// without after: the latest records, newest first; with after: those after
+// it, oldest first, next_after the after of the next page. A token of some
+// tenants reads only theirs (without ?tenant=, those among the latest or
+// next 500 records). GET /v1/dlq for a token of several tenants needs
+// ?tenant=.
 //
 // Other errors: 404 {"error":"no such endpoint: ..."}, 405 with Allow for a
 // wrong method, 503 {"error":"NATS unavailable: ..."} (Retry-After: 1) when

@@ -82,6 +82,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	cfg.api.Admin = admin
 	cfg.api.Publisher = dispatcher.NewPublisher(js, names)
 	cfg.api.Gatherer = reg
+	cfg.api.Audit = dispatcher.NewAuditor(js, names)
 	if cfg.api.Ready == nil {
 		cfg.api.Ready = api.ReadyCheck(nc, admin)
 	}
@@ -150,6 +151,9 @@ func (e *env) callWith(t *testing.T, authorization, method, path string, body an
 	}
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
+	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // as api.Client does
 	}
 	resp, err := e.hc.Do(req)
 	if err != nil {

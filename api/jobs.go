@@ -39,12 +39,18 @@ func (s *Server) submitJobs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	sc := scopeOf(r)
 	jobs := make([]dispatcher.Job, len(raws))
-	var itemErrs []ItemError
+	var itemErrs, forbidden []ItemError
 	for i, raw := range raws {
 		job, err := dispatcher.DecodeJob(raw)
 		if err == nil {
 			err = job.Validate("")
+		}
+		if err == nil && !sc.tenant(job.Tenant) {
+			forbidden = append(forbidden, ItemError{Index: i, ID: job.ID,
+				Error: fmt.Sprintf("token %q may not publish for tenant %q", sc.name, job.Tenant)})
+			continue
 		}
 		if err == nil {
 			var known bool
@@ -61,6 +67,14 @@ func (s *Server) submitJobs(w http.ResponseWriter, r *http.Request) {
 			itemErrs = append(itemErrs, ItemError{Index: i, ID: job.ID, Error: err.Error()})
 		}
 		jobs[i] = job
+	}
+	if len(forbidden) > 0 {
+		s.refused(r, sc.name, jobs[forbidden[0].Index].Tenant, forbidden[0].Error)
+		writeJSON(w, http.StatusForbidden, ErrorResponse{
+			Error:  fmt.Sprintf("%d of %d jobs are for tenants this token may not publish for; none was published", len(forbidden), len(jobs)),
+			Errors: forbidden,
+		})
+		return
 	}
 	if len(itemErrs) > 0 {
 		writeJSON(w, http.StatusBadRequest, ErrorResponse{
@@ -132,6 +146,17 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	sts, err := s.cfg.Admin.Job(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	sc := scopeOf(r)
+	mine := sts[:0]
+	for _, st := range sts {
+		if sc.tenant(st.Tenant) {
+			mine = append(mine, st)
+		}
+	}
+	if sts = mine; len(sts) == 0 { // other tenants' jobs do not exist for this token
+		s.fail(w, r, dispatcher.ErrJobNotFound)
 		return
 	}
 	writeJSON(w, http.StatusOK, JobResponse{ID: id, Jobs: sts})

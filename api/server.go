@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,12 +37,28 @@ type Config struct {
 	Publisher *dispatcher.Publisher
 	// Names are the NATS names in use (default: the Admin's).
 	Names dispatcher.Names
-	// Token, when set, is the bearer token every /v1 request must carry.
-	// Empty leaves /v1 open: Run then listens on loopback addresses only.
+	// Token, when set, is a bearer token with every right on every tenant
+	// (ORGDISPATCH_API_TOKEN; named LegacyTokenName). With neither Token
+	// nor Tokens /v1 is open: Run then listens on loopback addresses only.
 	Token string
+	// Tokens are scoped tokens (ORGDISPATCH_API_TOKENS_FILE), in addition
+	// to Token; SetTokens replaces them at run time. Non-nil (even empty)
+	// means /v1 requires a token.
+	Tokens *Tokens
+	// MetricsAuth makes /metrics require a token with RightMetrics.
+	MetricsAuth bool
+	// Hosts are the Host names the server answers to (any port); a
+	// request for another name gets 421, so a DNS rebinding page gets
+	// nothing. Empty means DefaultHosts; IP literals are always answered;
+	// AnyHost ("*") answers every name. See guard.
+	Hosts []string
 	// AllowInsecure lets Run listen on a non-loopback address without a
 	// token. Do not set it outside a private network.
 	AllowInsecure bool
+	// Audit, when set, records every pause, resume, dead-letter replay and
+	// delete, and refused requests (rate-limited), in the audit stream;
+	// GET /v1/audit reads it through Admin either way.
+	Audit *dispatcher.Auditor
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
 	// Gatherer is served on /metrics; nil serves no /metrics.
@@ -67,7 +84,14 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
+	hosts   hostSet
 	handler http.Handler
+
+	authOn bool                   // a token is required on /v1
+	legacy *Tokens                // Config.Token as a set (nil: none)
+	tokens atomic.Pointer[Tokens] // every token accepted now
+
+	refusals *refusedAudit
 }
 
 // New validates cfg, applies defaults and builds the server.
@@ -99,7 +123,22 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, hosts: newHostSet(cfg.Hosts), refusals: newRefusedAudit()}
+	if cfg.Token != "" {
+		s.authOn = true
+		legacy, err := legacyTokens(cfg.Token)
+		if err != nil {
+			return nil, fmt.Errorf("api: config: Token: %w", err)
+		}
+		s.legacy = legacy
+	}
+	if cfg.Tokens != nil {
+		s.authOn = true
+	}
+	if cfg.MetricsAuth && !s.authOn {
+		return nil, errors.New("api: config: MetricsAuth needs a Token or Tokens")
+	}
+	s.SetTokens(cfg.Tokens)
 	s.handler = s.routes()
 	return s, nil
 }
@@ -118,16 +157,17 @@ func ReadyCheck(nc *nats.Conn, admin *dispatcher.Admin) func(ctx context.Context
 
 func (s *Server) routes() http.Handler {
 	v1 := http.NewServeMux()
-	v1.HandleFunc("POST /v1/jobs", s.submitJobs)
-	v1.HandleFunc("GET /v1/jobs/{id}", s.getJob)
-	v1.HandleFunc("GET /v1/tenants", s.listTenants)
-	v1.HandleFunc("GET /v1/tenants/{id}", s.getTenant)
-	v1.HandleFunc("POST /v1/tenants/{id}/pause", s.pauseTenant)
-	v1.HandleFunc("POST /v1/tenants/{id}/resume", s.resumeTenant)
-	v1.HandleFunc("GET /v1/dlq", s.listDeadLetters)
-	v1.HandleFunc("GET /v1/dlq/{seq}", s.getDeadLetter)
-	v1.HandleFunc("POST /v1/dlq/{seq}/replay", s.replayDeadLetter)
-	v1.HandleFunc("DELETE /v1/dlq/{seq}", s.deleteDeadLetter)
+	v1.HandleFunc("POST /v1/jobs", s.need(RightPublish, s.submitJobs))
+	v1.HandleFunc("GET /v1/jobs/{id}", s.need(RightRead, s.getJob))
+	v1.HandleFunc("GET /v1/tenants", s.need(RightRead, s.listTenants))
+	v1.HandleFunc("GET /v1/tenants/{id}", s.need(RightRead, s.getTenant))
+	v1.HandleFunc("POST /v1/tenants/{id}/pause", s.need(RightPause, s.pauseTenant))
+	v1.HandleFunc("POST /v1/tenants/{id}/resume", s.need(RightPause, s.resumeTenant))
+	v1.HandleFunc("GET /v1/dlq", s.need(RightRead, s.listDeadLetters))
+	v1.HandleFunc("GET /v1/dlq/{seq}", s.need(RightRead, s.getDeadLetter))
+	v1.HandleFunc("POST /v1/dlq/{seq}/replay", s.need(RightDLQ, s.replayDeadLetter))
+	v1.HandleFunc("DELETE /v1/dlq/{seq}", s.need(RightDLQ, s.deleteDeadLetter))
+	v1.HandleFunc("GET /v1/audit", s.need(RightRead, s.listAudit))
 
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", s.authorize(jsonNotFound(v1)))
@@ -136,15 +176,19 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	if s.cfg.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{
+		var metrics http.Handler = promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{
 			ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 			ErrorHandling: promhttp.ContinueOnError,
-		}))
+		})
+		if s.cfg.MetricsAuth {
+			metrics = s.authorize(s.need(RightMetrics, metrics.ServeHTTP))
+		}
+		mux.Handle("GET /metrics", metrics)
 	}
 	if s.cfg.Dashboard != nil {
 		mux.Handle("/", s.cfg.Dashboard)
 	}
-	return s.logRequests(jsonNotFound(mux))
+	return s.logRequests(s.guard(jsonNotFound(mux)))
 }
 
 // Handler returns the server's routes, for tests and for embedding in
@@ -156,7 +200,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // the shutdown timeout, and returns. It refuses (see CheckListen) a
 // non-loopback address when no token is set unless AllowInsecure.
 func (s *Server) Run(ctx context.Context, addr string) error {
-	if err := CheckListen(addr, s.cfg.Token, s.cfg.AllowInsecure); err != nil {
+	token := ""
+	if s.authOn {
+		token = "set"
+	}
+	if err := CheckListen(addr, token, s.cfg.AllowInsecure); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -177,7 +225,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	s.log.Info("http api listening", "addr", ln.Addr().String(), "auth", s.cfg.Token != "")
+	s.log.Info("http api listening", "addr", ln.Addr().String(), "auth", s.authOn, "tokens", s.tokens.Load().Names())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 	"unicode/utf8"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
 )
 
 // maxSmallBody caps the bodies of the admin endpoints.
@@ -21,6 +23,14 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	sc := scopeOf(r)
+	mine := make([]dispatcher.TenantStatus, 0, len(ts))
+	for _, t := range ts {
+		if sc.tenant(t.ID) {
+			mine = append(mine, t)
+		}
+	}
+	ts = mine
 	resp := TenantsResponse{Tenants: ts, Now: time.Now().UTC()}
 	for _, t := range ts {
 		if !t.Paused {
@@ -32,6 +42,10 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 
 // getTenant is GET /v1/tenants/{id}.
 func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
+	if sc := scopeOf(r); !sc.tenant(r.PathValue("id")) {
+		s.forbidTenant(w, r, sc, r.PathValue("id"), RightRead)
+		return
+	}
 	ts, err := s.cfg.Admin.Tenant(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -42,6 +56,10 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 
 // pauseTenant is POST /v1/tenants/{id}/pause with a PauseRequest.
 func (s *Server) pauseTenant(w http.ResponseWriter, r *http.Request) {
+	if sc := scopeOf(r); !sc.tenant(r.PathValue("id")) {
+		s.forbidTenant(w, r, sc, r.PathValue("id"), RightPause)
+		return
+	}
 	var req PauseRequest
 	if status, err := decodeBody(w, r, &req); err != nil {
 		writeError(w, status, err.Error())
@@ -73,17 +91,23 @@ func (s *Server) pauseTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("tenant paused through the api", "tenant", ts.ID, "until", ts.PausedUntil, "reason", req.Reason)
+	s.audit(r, dispatcher.AuditPause, ts.ID, req.Reason, map[string]string{"duration": d.String(), "until": ts.PausedUntil.UTC().Format(time.RFC3339)})
 	writeJSON(w, http.StatusOK, ts)
 }
 
 // resumeTenant is POST /v1/tenants/{id}/resume.
 func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) {
+	if sc := scopeOf(r); !sc.tenant(r.PathValue("id")) {
+		s.forbidTenant(w, r, sc, r.PathValue("id"), RightPause)
+		return
+	}
 	ts, err := s.cfg.Admin.Resume(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.log.Info("tenant resumed through the api", "tenant", ts.ID)
+	s.audit(r, dispatcher.AuditResume, ts.ID, actionReason(r), nil)
 	writeJSON(w, http.StatusOK, ts)
 }
 

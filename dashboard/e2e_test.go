@@ -120,6 +120,7 @@ func startStack(t *testing.T, ts []e2eTenant) *stack {
 		Admin:     dispatcher.NewAdmin(js, names),
 		Publisher: st.pub,
 		Token:     st.Token,
+		Audit:     dispatcher.NewAuditor(js, names),
 		Logger:    logger,
 		Dashboard: dashboard.Handler(),
 	})

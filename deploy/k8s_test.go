@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/orgdispatch/orgdispatch/api"
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/internal/config"
 	"github.com/orgdispatch/orgdispatch/metrics"
@@ -348,5 +349,24 @@ func TestKubernetesManifests(t *testing.T) {
 		if !exported[n] {
 			t.Errorf("KEDA query %q uses %s, which orgdispatch does not export", query, n)
 		}
+	}
+}
+
+// TestKubernetesPlaceholderTokenRefused: the API token Secret, applied
+// unchanged, does not give a working token — the API refuses to start with
+// it.
+func TestKubernetesPlaceholderTokenRefused(t *testing.T) {
+	objs := loadK8s(t)
+	o := objs["Secret/orgdispatch-api-token"]
+	if o == nil {
+		t.Fatal("no Secret/orgdispatch-api-token in deploy/k8s")
+	}
+	token, ok := o.StringData["token"]
+	if !ok {
+		t.Fatal("Secret/orgdispatch-api-token has no token")
+	}
+	_, err := api.NewTokens(api.Token{Name: api.LegacyTokenName, Secret: token, Tenants: []string{api.AllTenants}, Rights: api.AllRights})
+	if !errors.Is(err, api.ErrPlaceholderToken) {
+		t.Errorf("the example's API token %v is accepted: want it refused as a placeholder", err)
 	}
 }

@@ -610,6 +610,9 @@ func (s *stack) runJobs(ctx context.Context) {
 		if auth != "" {
 			req.Header.Set("Authorization", "Bearer "+auth)
 		}
+		if method != http.MethodGet {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s: %v\n%s", method, path, err, s.allTails())

@@ -57,6 +57,28 @@ func (n Names) JobsStream() string { return n.upper() + "_JOBS" }
 // DLQStream is the dead-letter stream, e.g. ORGDISPATCH_DLQ.
 func (n Names) DLQStream() string { return n.upper() + "_DLQ" }
 
+// AuditStream is the stream of audit records, e.g. ORGDISPATCH_AUDIT.
+func (n Names) AuditStream() string { return n.upper() + "_AUDIT" }
+
+// AuditSubjects is the audit stream's subject filter, e.g. orgdispatch.audit.>.
+func (n Names) AuditSubjects() string { return n.prefix + ".audit.>" }
+
+// AuditNoTenant is the tenant token of the subject of an audit record
+// about no one tenant. It cannot be a tenant id.
+const AuditNoTenant = "~"
+
+// AuditSubject is where an audit record of action on tenant is stored,
+// e.g. orgdispatch.audit.org_1.pause; tenant "" is AuditNoTenant.
+func (n Names) AuditSubject(tenant, action string) string {
+	if tenant == "" {
+		tenant = AuditNoTenant
+	}
+	return n.prefix + ".audit." + tenant + "." + action
+}
+
+// TenantAuditFilter matches a tenant's audit records.
+func (n Names) TenantAuditFilter(tenant string) string { return n.prefix + ".audit." + tenant + ".>" }
+
 // JobsSubjects is the jobs stream's subject filter, e.g. orgdispatch.jobs.>.
 func (n Names) JobsSubjects() string { return n.prefix + ".jobs.>" }
 

@@ -20,6 +20,12 @@ const (
 	DefaultDuplicateWindow = 10 * time.Minute
 	DefaultDLQMaxAge       = 14 * 24 * time.Hour
 	DefaultStatusTTL       = 7 * 24 * time.Hour
+	// Defaults bounding the audit stream: records older than
+	// DefaultAuditMaxAge, or beyond the newest DefaultAuditMaxMsgs or
+	// DefaultAuditMaxBytes, are dropped (oldest first).
+	DefaultAuditMaxAge   = 90 * 24 * time.Hour
+	DefaultAuditMaxMsgs  = 100_000
+	DefaultAuditMaxBytes = 256 << 20
 	// DefaultReplicasTTL is how long a worker replica's heartbeat stays in
 	// the replicas bucket: a replica that stops heartbeating vanishes from it
 	// (and stops counting towards org-scoped quota shares) after this.
@@ -69,6 +75,12 @@ type StreamConfig struct {
 	DuplicateWindow time.Duration
 	// DLQMaxAge is how long dead letters are kept. Default 14 days.
 	DLQMaxAge time.Duration
+	// AuditMaxAge, AuditMaxMsgs and AuditMaxBytes bound the audit stream
+	// (the oldest records go first). Defaults DefaultAuditMaxAge,
+	// DefaultAuditMaxMsgs, DefaultAuditMaxBytes.
+	AuditMaxAge   time.Duration
+	AuditMaxMsgs  int64
+	AuditMaxBytes int64
 	// StatusTTL is how long job status records are kept. Default 7 days.
 	StatusTTL time.Duration
 	// ReplicasTTL is how long a replica heartbeat (and a page of its lane
@@ -107,6 +119,15 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	}
 	if c.DLQMaxAge <= 0 {
 		c.DLQMaxAge = DefaultDLQMaxAge
+	}
+	if c.AuditMaxAge <= 0 {
+		c.AuditMaxAge = DefaultAuditMaxAge
+	}
+	if c.AuditMaxMsgs <= 0 {
+		c.AuditMaxMsgs = DefaultAuditMaxMsgs
+	}
+	if c.AuditMaxBytes <= 0 {
+		c.AuditMaxBytes = DefaultAuditMaxBytes
 	}
 	if c.StatusTTL <= 0 {
 		c.StatusTTL = DefaultStatusTTL
@@ -194,8 +215,8 @@ func (c StreamConfig) ConsumerConfig(names Names, t tenants.Tenant) jetstream.Co
 // provisionConcurrency bounds the consumer requests Provision has in flight.
 const provisionConcurrency = 16
 
-// Provision creates or updates everything orgdispatch needs in NATS: the jobs
-// and dead-letter streams, the status, replicas, lanes and pauses buckets, and one
+// Provision creates or updates everything orgdispatch needs in NATS: the jobs,
+// dead-letter and audit streams, the status, replicas, lanes and pauses buckets, and one
 // durable consumer per tenant. It is idempotent: running it again against the
 // same setup changes nothing, a consumer of an earlier version is updated in
 // place, and a tenant's pause survives. Consumers of tenants missing from ts
@@ -214,6 +235,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, DLQStreamConfig(names, cfg)); err != nil {
 		return fmt.Errorf("dispatcher: provision stream %s: %w", names.DLQStream(), err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, AuditStreamConfig(names, cfg)); err != nil {
+		return fmt.Errorf("dispatcher: provision stream %s: %w", names.AuditStream(), err)
 	}
 	for _, kv := range []jetstream.KeyValueConfig{
 		{

@@ -9,7 +9,7 @@ import (
 	"github.com/orgdispatch/orgdispatch/api"
 )
 
-// The admin commands (status, pause, resume, dlq) talk to a running API, not
+// The admin commands (status, pause, resume, dlq, audit) talk to a running API, not
 // to NATS: these variables say where it is.
 const (
 	envAPIURL   = "ORGDISPATCH_API_URL"   // default api.DefaultURL (http://127.0.0.1:8080)

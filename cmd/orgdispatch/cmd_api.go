@@ -37,7 +37,9 @@ It provisions the streams and buckets, and the consumers of the tenants in
 ORGDISPATCH_TENANTS_FILE, reloading that file when it changes and on SIGHUP.
 The file is optional when the variable is not set (the workers provision
 the consumers then); the API accepts jobs only for tenants whose consumer
-exists. Listening on a non-loopback address needs ORGDISPATCH_API_TOKEN.
+exists. Listening on a non-loopback address needs ORGDISPATCH_API_TOKEN or
+ORGDISPATCH_API_TOKENS_FILE (scoped tokens, reloaded like the tenants file);
+the API answers only the Host names of ORGDISPATCH_HTTP_HOSTS.
 `
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -98,11 +100,15 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	w := newWeb()
-	srv, err := w.api(nc, js, n.names, cfg.APIToken.Reveal(), logger, cfg.ShutdownTimeout)
+	set, err := apiSettingsFrom(cfg, logger)
 	if err != nil {
 		return err
 	}
-	ln, err := w.listen(cfg.HTTPAddr, cfg.APIToken.Reveal(), cfg.APIAllowNoAuth)
+	srv, err := w.api(nc, js, n.names, set)
+	if err != nil {
+		return err
+	}
+	ln, err := w.listen(cfg.HTTPAddr, set.authToken(), cfg.APIAllowNoAuth)
 	if err != nil {
 		return err
 	}
@@ -121,7 +127,7 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "  HTTP     http://%s\n", ln.Addr())
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, ln) })
+	g.Go(func() error { return serveAPI(gctx, srv, ln, set) })
 	if ts != nil {
 		g.Go(func() error { return watchTenants(gctx, n) })
 	}

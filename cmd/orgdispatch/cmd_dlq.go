@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orgdispatch/orgdispatch/api"
+	"github.com/orgdispatch/orgdispatch/internal/termtext"
 )
 
 func init() {
@@ -21,14 +22,14 @@ func init() {
 
 const dlqHelp = `Usage:
   orgdispatch dlq list [--tenant T] [--limit N] [--after SEQ] [--json]
-  orgdispatch dlq replay <seq>...
-  orgdispatch dlq delete <seq>...
+  orgdispatch dlq replay [--reason TEXT] <seq>...
+  orgdispatch dlq delete [--reason TEXT] <seq>...
 
 list prints dead letters (oldest first) with why they died; --after pages on
 from a sequence. replay publishes each dead letter's original job again (under
 a new message id, so it is not taken for a duplicate) and then deletes it;
 delete removes it for good. replay and delete exit non-zero if any sequence
-failed.
+failed; --reason goes to the audit trail.
 ` + apiEnvHelp
 
 func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -80,7 +81,7 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if d.HTTPStatus != 0 {
 			status = strconv.Itoa(d.HTTPStatus)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, d.Tenant, d.Op, d.JobID, d.ErrorClass,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, esc(d.Tenant), esc(d.Op), esc(d.JobID), esc(d.ErrorClass),
 			status, d.Attempts, d.DeadAt.UTC().Format(time.RFC3339), clip(d.Error, 80))
 	}
 	_ = tw.Flush()
@@ -94,6 +95,7 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runDLQEach(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dlq "+verb, dlqHelp, stderr)
+	reason := fs.String("reason", "", "why, for the audit trail")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageErr(err)
@@ -113,8 +115,8 @@ func runDLQEach(ctx context.Context, verb string, args []string, stdout, stderr 
 	}
 	var failed int
 	for _, seq := range seqs {
-		if err := dlqOne(ctx, c, verb, seq, stdout); err != nil {
-			fmt.Fprintf(stdout, "failed %d: %v\n", seq, err)
+		if err := dlqOne(ctx, c, verb, seq, *reason, stdout); err != nil {
+			fmt.Fprintf(stdout, "failed %d: %s\n", seq, termtext.Lines(err.Error()))
 			failed++
 		}
 	}
@@ -124,15 +126,15 @@ func runDLQEach(ctx context.Context, verb string, args []string, stdout, stderr 
 	return nil
 }
 
-func dlqOne(ctx context.Context, c *api.Client, verb string, seq uint64, stdout io.Writer) error {
+func dlqOne(ctx context.Context, c *api.Client, verb string, seq uint64, reason string, stdout io.Writer) error {
 	if verb == "delete" {
-		if err := c.DeleteDeadLetter(ctx, seq); err != nil {
+		if err := c.DeleteDeadLetter(ctx, seq, reason); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "deleted %d\n", seq)
 		return nil
 	}
-	res, err := c.Replay(ctx, seq)
+	res, err := c.Replay(ctx, seq, reason)
 	if err != nil {
 		return err
 	}
@@ -140,6 +142,6 @@ func dlqOne(ctx context.Context, c *api.Client, verb string, seq uint64, stdout 
 	if res.Duplicate {
 		dup = " (already replayed before)"
 	}
-	fmt.Fprintf(stdout, "replayed %d as %s/%s, jobs seq %d%s\n", seq, res.Tenant, res.JobID, res.JobSeq, dup)
+	fmt.Fprintf(stdout, "replayed %d as %s/%s, jobs seq %d%s\n", seq, esc(res.Tenant), esc(res.JobID), res.JobSeq, dup)
 	return nil
 }

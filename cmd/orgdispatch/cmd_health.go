@@ -68,7 +68,7 @@ func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("not healthy: %s answered %s: %s", *url, resp.Status, strings.TrimSpace(string(body)))
 	}
-	fmt.Fprintf(stdout, "healthy: %s %s\n", *url, strings.TrimSpace(string(body)))
+	fmt.Fprintf(stdout, "healthy: %s %s\n", *url, esc(strings.TrimSpace(string(body))))
 	return nil
 }
 

@@ -29,11 +29,13 @@ ends by itself after DURATION (at most 24h), or with 'orgdispatch resume'.
 Flags:
 `
 
-const resumeHelp = `Usage: orgdispatch resume <tenant>
+const resumeHelp = `Usage: orgdispatch resume <tenant> [--reason TEXT]
 
 Ends the tenant's pause at once, whoever set it (an operator, or a worker
-after a 429).
-` + apiEnvHelp
+after a 429). The reason goes to the audit trail.
+` + apiEnvHelp + `
+Flags:
+`
 
 func runPause(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pause", pauseHelp, stderr)
@@ -57,12 +59,13 @@ func runPause(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "paused %s until %s (%s): %s\n", ts.ID, ts.PausedUntil.UTC().Format(time.RFC3339), *d, ts.PauseReason)
+	fmt.Fprintf(stdout, "paused %s until %s (%s): %s\n", esc(ts.ID), ts.PausedUntil.UTC().Format(time.RFC3339), *d, esc(ts.PauseReason))
 	return nil
 }
 
 func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("resume", resumeHelp, stderr)
+	reason := fs.String("reason", "", "why, for the audit trail")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageErr(err)
@@ -74,10 +77,10 @@ func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	ts, err := c.Resume(ctx, pos[0])
+	ts, err := c.ResumeWithReason(ctx, pos[0], *reason)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "resumed %s (%s, %d jobs waiting)\n", ts.ID, ts.State, ts.Backlog)
+	fmt.Fprintf(stdout, "resumed %s (%s, %d jobs waiting)\n", esc(ts.ID), esc(ts.State), ts.Backlog)
 	return nil
 }

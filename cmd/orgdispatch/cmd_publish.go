@@ -16,6 +16,7 @@ import (
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/internal/config"
+	"github.com/orgdispatch/orgdispatch/internal/termtext"
 	"github.com/orgdispatch/orgdispatch/platform"
 )
 
@@ -156,7 +157,7 @@ func randomID() string {
 func publishOne(ctx context.Context, p *dispatcher.Publisher, j dispatcher.Job, w io.Writer) bool {
 	res, err := p.Publish(ctx, j)
 	if err != nil {
-		fmt.Fprintf(w, "failed %s/%s: %v\n", j.Tenant, j.ID, err)
+		fmt.Fprintf(w, "failed %s/%s: %s\n", esc(j.Tenant), esc(j.ID), termtext.Lines(err.Error()))
 		return false
 	}
 	verb := "accepted"
@@ -181,7 +182,7 @@ func publishLines(ctx context.Context, p *dispatcher.Publisher, tenant string, r
 		total++
 		j, err := jobFromLine([]byte(text), tenant)
 		if err != nil {
-			fmt.Fprintf(w, "failed line %d: %v\n", line, err)
+			fmt.Fprintf(w, "failed line %d: %s\n", line, termtext.Lines(err.Error()))
 			failed++
 			continue
 		}

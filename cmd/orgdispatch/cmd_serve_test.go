@@ -253,7 +253,7 @@ func TestServeConfigErrors(t *testing.T) {
 func TestHelp(t *testing.T) {
 	onlyEnv(t, nil)
 	code, out, _ := runCLI(t, "help", "env")
-	if code != 0 || !strings.Contains(out, "ORGDISPATCH_NATS_URL") || !strings.Contains(out, "ORGDISPATCH_LOG_FORMAT") {
+	if code != 0 || !strings.Contains(out, "ORGDISPATCH_NATS_URL") || !strings.Contains(out, "ORGDISPATCH_LOG_FORMAT") || !strings.Contains(out, "ORGDISPATCH_API_TOKENS_FILE") || !strings.Contains(out, "ORGDISPATCH_HTTP_HOSTS") {
 		t.Errorf("help env: exit %d, stdout %q", code, out)
 	}
 	code, _, errs := runCLI(t, "serve", "-h")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/termtext"
 )
 
 func init() {
@@ -66,6 +67,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
+// esc escapes a string from a remote source (the API, NATS, a platform)
+// for the terminal; see termtext.Escape.
+func esc(s string) string { return termtext.Escape(s) }
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -81,9 +86,10 @@ func pauseLeft(ts dispatcher.TenantStatus, now time.Time) string {
 	return fmt.Sprintf("until %s (%s left)", ts.PausedUntil.UTC().Format("15:04:05Z"), left)
 }
 
-// clip shortens s to n runes for a table cell.
+// clip shortens s, text from a remote source, to n runes for a table cell,
+// with white space collapsed and control characters escaped.
 func clip(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = termtext.Escape(strings.Join(strings.Fields(s), " "))
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
 	}
@@ -100,7 +106,7 @@ func printTenants(w io.Writer, list []dispatcher.TenantStatus, now time.Time) {
 		if ts.LastError != "" {
 			lastErr = clip(ts.LastError, 60)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%.1f\t%d\t%s\n", ts.ID, ts.State, pauseLeft(ts, now),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%.1f\t%d\t%s\n", esc(ts.ID), esc(ts.State), pauseLeft(ts, now),
 			ts.Backlog, ts.InFlight, ts.Concurrency, ts.DonePerSec, ts.RateLimited, lastErr)
 		if ts.Paused {
 			paused++
@@ -116,12 +122,12 @@ func printTenant(w io.Writer, ts dispatcher.TenantStatus, now time.Time) {
 	row := func(k, format string, args ...any) {
 		fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{k}, args...)...)
 	}
-	row("tenant", "%s", ts.ID)
-	row("state", "%s", ts.State)
+	row("tenant", "%s", esc(ts.ID))
+	row("state", "%s", esc(ts.State))
 	if ts.Paused {
 		row("paused", "%s", pauseLeft(ts, now))
-		row("pause reason", "%s", ts.PauseReason)
-		row("paused by", "%s", ts.PausedBy)
+		row("pause reason", "%s", esc(ts.PauseReason))
+		row("paused by", "%s", esc(ts.PausedBy))
 	} else {
 		row("paused", "no")
 	}
@@ -134,7 +140,7 @@ func printTenant(w io.Writer, ts dispatcher.TenantStatus, now time.Time) {
 	row("dead", "%d", ts.Dead)
 	row("429s", "%d", ts.RateLimited)
 	if ts.LastError != "" {
-		row("last error", "%s (%s)", ts.LastError, ts.LastErrorAt.UTC().Format(time.RFC3339))
+		row("last error", "%s (%s)", esc(ts.LastError), ts.LastErrorAt.UTC().Format(time.RFC3339))
 	} else {
 		row("last error", "-")
 	}

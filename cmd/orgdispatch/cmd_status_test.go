@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,7 +41,8 @@ func startAdminAPI(t *testing.T) *adminAPI {
 		t.Fatal(err)
 	}
 	admin := dispatcher.NewAdmin(js, names, dispatcher.WithTenantsCacheTTL(0))
-	srv, err := api.New(api.Config{Admin: admin, Publisher: dispatcher.NewPublisher(js, names), Token: adminTestToken})
+	srv, err := api.New(api.Config{Admin: admin, Publisher: dispatcher.NewPublisher(js, names), Token: adminTestToken,
+		Audit: dispatcher.NewAuditor(js, names)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +241,41 @@ func TestAdminCommandsUsage(t *testing.T) {
 	for _, args := range [][]string{{"status", "-h"}, {"pause", "-h"}, {"resume", "-h"}, {"dlq", "-h"}, {"dlq", "list", "-h"}} {
 		if code, _, _ := adminCLI(t, args...); code != 0 {
 			t.Errorf("%q: exit %d, want 0", args, code)
+		}
+	}
+}
+
+// TestRemoteTextEscaped: a pause reason, a worker's last error and a dead
+// letter's error carrying terminal escape sequences reach the terminal
+// escaped in status and dlq list.
+func TestRemoteTextEscaped(t *testing.T) {
+	a := startAdminAPI(t)
+	evil := "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\u202e"
+	if _, err := a.client.Pause(t.Context(), "org_1", time.Minute, evil); err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(a.names.DLQSubject("org_2", "campaign.start"))
+	m.Data = []byte(`{"id":"j1","tenant":"org_2","op":"campaign.start","params":{"campaign_id":"c"}}`)
+	m.Header.Set(dispatcher.HeaderTenant, "org_2")
+	m.Header.Set(dispatcher.HeaderOp, "campaign.start")
+	m.Header.Set(dispatcher.HeaderJobID, "j1")
+	m.Header.Set(dispatcher.HeaderErrorClass, "permanent\x1b[8m")
+	m.Header.Set(dispatcher.HeaderError, "404 "+evil)
+	if _, err := a.js.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"status"}, {"status", "org_1"}, {"dlq", "list"}} {
+		code, out, errs := runCLI(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d %s", args, code, errs)
+		}
+		if strings.ContainsAny(out, "\x1b\x07\u202e") {
+			t.Errorf("%v printed a control character: %q", args, out)
+		}
+		if args[0] != "status" || len(args) > 1 { // the table shows no reason
+			if !strings.Contains(out, `\x1b`) {
+				t.Errorf("%v: no escaped ESC in %q", args, out)
+			}
 		}
 	}
 }

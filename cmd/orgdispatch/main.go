@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/orgdispatch/orgdispatch/internal/termtext"
 )
 
 // command is one subcommand of the binary.
@@ -84,7 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(stderr, "orgdispatch %s: %v\n", c.name, err)
+		// An error may quote a remote answer (the API's, a platform's).
+		fmt.Fprintf(stderr, "orgdispatch %s: %s\n", c.name, termtext.Lines(err.Error()))
 		if errors.Is(err, errUsage) {
 			return 2
 		}

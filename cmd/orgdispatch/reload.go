@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/internal/reload"
 	"github.com/orgdispatch/orgdispatch/tenants"
 )
@@ -17,7 +18,8 @@ import (
 // worker; not api). A bad file is logged and ignored. It returns when ctx
 // ends.
 func watchTenants(ctx context.Context, n *node) error {
-	rec, err := reload.New(reload.Config{JS: n.js, Names: n.names, Streams: n.cfg.StreamConfig(), Pool: n.pool, Logger: n.logger}, n.tenants.Tenants)
+	rec, err := reload.New(reload.Config{JS: n.js, Names: n.names, Streams: n.cfg.StreamConfig(), Pool: n.pool, Logger: n.logger,
+		Audit: dispatcher.NewAuditor(n.js, n.names), Replica: n.cfg.ReplicaID}, n.tenants.Tenants)
 	if err != nil {
 		return fmt.Errorf("tenants reload: %w", err)
 	}

@@ -43,10 +43,31 @@ func workerHTTPServer(n *node) (*httpServer, error) {
 	ready := api.ReadyCheck(n.nc, admin)
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{
+	var metrics http.Handler = promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	})
+	// ORGDISPATCH_METRICS_AUTH: the same tokens as the API's /metrics.
+	watchTokens := func(context.Context) error { return nil }
+	if n.cfg.MetricsAuth {
+		set, err := apiSettingsFrom(n.cfg, n.logger)
+		if err != nil {
+			return nil, err
+		}
+		guard, err := api.NewMetricsGuard(set.token, set.tokens)
+		if err != nil {
+			return nil, err
+		}
+		metrics = guard.Handler(metrics)
+		if set.tokens != nil {
+			tw, err := api.NewTokensWatcher(api.TokensWatcherConfig{Path: set.tokensFile, Apply: guard.SetTokens, Current: set.tokens, Logger: n.logger})
+			if err != nil {
+				return nil, err
+			}
+			watchTokens = tw.Run
+		}
+	}
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
 		writeHealth(rw, http.StatusOK, "status", "ok")
 	})
@@ -65,7 +86,7 @@ func workerHTTPServer(n *node) (*httpServer, error) {
 		return nil, fmt.Errorf("listen on %s (%s; unset it for no metrics server): %w", n.cfg.HTTPAddr, envHTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           api.HostCheck(n.cfg.HTTPHostNames(), mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       workerHTTPIdleTimeout,
@@ -75,6 +96,10 @@ func workerHTTPServer(n *node) (*httpServer, error) {
 		hooks: w.hooks,
 		url:   "http://" + ln.Addr().String() + " (metrics and health only)",
 		run: func(ctx context.Context) error {
+			wctx, stopWatch := context.WithCancel(ctx)
+			watched := make(chan error, 1)
+			go func() { watched <- watchTokens(wctx) }()
+			defer func() { stopWatch(); <-watched }()
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
 			select {

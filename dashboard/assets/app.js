@@ -7,6 +7,8 @@
 
 (() => {
   const API = 'v1/tenants';
+  const AUDIT_API = 'v1/audit?limit=100';
+  const AUDIT_POLL_MS = 5000;
   const POLL_MS = 1000;
   const POLL_TIMEOUT_MS = 5000;
   const HISTORY = 120; // samples per tenant (~2 minutes at one a second)
@@ -692,6 +694,58 @@
     renderConn();
     setTimeout(tick, 1000 - (Date.now() % 1000) + 5);
   }
+
+  // ---- audit trail ------------------------------------------------------------
+
+  // While the panel is open, the latest audit records are fetched every few
+  // seconds and shown newest first. Every field is set as text, never HTML:
+  // reasons and names come from operators, producers and platforms.
+  const audit = { panel: $('audit-panel'), rows: $('audit-rows'), status: $('audit-status'), timer: 0 };
+
+  async function pollAudit() {
+    clearTimeout(audit.timer);
+    if (!audit.panel.open) return;
+    const headers = { Accept: 'application/json' };
+    const tok = token();
+    if (tok) headers.Authorization = 'Bearer ' + tok;
+    try {
+      const res = await fetch(AUDIT_API, { headers, cache: 'no-store' });
+      if (!res.ok) throw new Error(res.status === 401 || res.status === 403 ? 'not allowed with this token' : `HTTP ${res.status}`);
+      renderAudit((await res.json()).records || []);
+    } catch (err) {
+      audit.status.textContent = 'Audit trail unavailable: ' + String(err && err.message || err);
+    }
+    audit.timer = setTimeout(pollAudit, AUDIT_POLL_MS);
+  }
+
+  function renderAudit(records) {
+    const frag = document.createDocumentFragment();
+    for (const r of records) {
+      const tr = document.createElement('tr');
+      tr.dataset.seq = String(r.seq || '');
+      tr.dataset.action = String(r.action || '');
+      const t = new Date(r.time);
+      const detail = r.detail ? Object.keys(r.detail).sort().map((k) => `${k}=${r.detail[k]}`).join(' ') : '';
+      const cells = [
+        ['a-time', isNaN(t) ? '' : t.toLocaleString()],
+        ['a-who', r.actor || ''],
+        ['a-action', r.action || ''],
+        ['a-tenant', r.tenant || '—'],
+        ['a-why', [r.reason, detail].filter(Boolean).join(' · ')],
+      ];
+      for (const [cls, text] of cells) {
+        const td = document.createElement('td');
+        td.className = cls;
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      frag.appendChild(tr);
+    }
+    audit.rows.replaceChildren(frag);
+    audit.status.textContent = records.length ? '' : 'No audit records.';
+  }
+
+  audit.panel.addEventListener('toggle', pollAudit);
 
   rowH = parseFloat(getComputedStyle(document.documentElement).getPropertyValue('--row-h')) || 56;
   readHash();

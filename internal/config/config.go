@@ -47,24 +47,37 @@ type Config struct {
 	NATSTLSCA   string `envconfig:"NATS_TLS_CA" desc:"CA certificate file to verify the external server"`
 	NATSTLSCert string `envconfig:"NATS_TLS_CERT" desc:"client certificate file (with NATS_TLS_KEY) for mutual TLS"`
 	NATSTLSKey  string `envconfig:"NATS_TLS_KEY" desc:"client key file (with NATS_TLS_CERT)"`
-	NATSListen  string `envconfig:"NATS_LISTEN" default:"127.0.0.1:4222" desc:"host:port the embedded server accepts clients on (port 0: random); off: in-process only"`
-	StoreDir    string `envconfig:"STORE_DIR" default:"data/nats" desc:"embedded server's JetStream store directory (relative to the working directory)"`
+	// NATSInboxPrefix is the connection's inbox prefix: a producer user of
+	// `orgdispatch nats-config` may only receive replies under its own.
+	NATSInboxPrefix string `envconfig:"NATS_INBOX_PREFIX" desc:"inbox prefix of the connection to the external server (e.g. _INBOX_crm for a producer user of orgdispatch nats-config); default _INBOX"`
+	NATSListen      string `envconfig:"NATS_LISTEN" default:"127.0.0.1:4222" desc:"host:port the embedded server accepts clients on (port 0: random); off: in-process only"`
+	StoreDir        string `envconfig:"STORE_DIR" default:"data/nats" desc:"embedded server's JetStream store directory (relative to the working directory)"`
 
 	Prefix      string `envconfig:"PREFIX" default:"orgdispatch" desc:"prefix of every subject, stream, consumer and bucket name"`
 	TenantsFile string `envconfig:"TENANTS_FILE" default:"tenants.yaml" desc:"tenants file (YAML)"`
 
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"host:port of the HTTP API, metrics and dashboard; empty: no HTTP server"`
-	APIToken Secret `envconfig:"API_TOKEN" desc:"bearer token required by /v1 (never logged); empty: no authentication, loopback only"`
+	// HTTPHosts are the Host names the HTTP API answers to (DNS rebinding
+	// protection); see api.Config.Hosts.
+	HTTPHosts []string `envconfig:"HTTP_HOSTS" desc:"Host names the HTTP API (and a worker's metrics server) answers to, comma-separated (any port; IP addresses always; * for any); default localhost, 127.0.0.1, ::1 and the host of ORGDISPATCH_HTTP_ADDR"`
+	APIToken  Secret   `envconfig:"API_TOKEN" desc:"bearer token required by /v1 (never logged); empty: no authentication, loopback only"`
 	// APIAllowNoAuth lets the API listen on a non-loopback address without
 	// a token: for a network where something in front already authenticates.
-	APIAllowNoAuth bool   `envconfig:"API_ALLOW_NO_AUTH" default:"false" desc:"serve /v1 without a token on a non-loopback address (only behind something that authenticates)"`
-	APIURL         string `envconfig:"API_URL" desc:"where status, pause, resume and dlq find the HTTP API; default http://127.0.0.1:8080"`
+	APIAllowNoAuth bool `envconfig:"API_ALLOW_NO_AUTH" default:"false" desc:"serve /v1 without a token on a non-loopback address (only behind something that authenticates)"`
+	// APITokensFile names the scoped API tokens file (see api.LoadTokens).
+	APITokensFile string `envconfig:"API_TOKENS_FILE" desc:"scoped API tokens file (YAML: name, token_env or token_file, tenants, rights), reloaded on change and SIGHUP; with or instead of API_TOKEN"`
+	// MetricsAuth makes /metrics require a token with the metrics right.
+	MetricsAuth bool   `envconfig:"METRICS_AUTH" default:"false" desc:"require a bearer token with the metrics right on /metrics of the API and of worker replicas (it lists tenant ids)"`
+	APIURL      string `envconfig:"API_URL" desc:"where status, pause, resume and dlq find the HTTP API; default http://127.0.0.1:8080"`
 
 	StreamReplicas int `envconfig:"STREAM_REPLICAS" default:"1" desc:"replicas of streams and buckets (1-5; 3 in a cluster)"`
 	MaxConsumers   int `envconfig:"MAX_CONSUMERS" default:"10000" desc:"jobs stream consumer limit (one consumer per tenant)"`
 	// ConsumerStorage is "file" or "memory"; see
 	// dispatcher.StreamConfig.ConsumerStorage.
 	ConsumerStorage string `envconfig:"CONSUMER_STORAGE" default:"file" desc:"tenant consumers' state: file, or memory (far less nats-server CPU with many tenants, but a server restart loses pauses and delivery counts; jobs stay queued and are redelivered)"`
+
+	AuditMaxAge  time.Duration `envconfig:"AUDIT_MAX_AGE" default:"2160h" desc:"how long audit records are kept (the audit stream drops older ones)"`
+	AuditMaxMsgs int64         `envconfig:"AUDIT_MAX_MSGS" default:"100000" desc:"most audit records kept (the oldest go first)"`
 
 	ReplicaID       string        `envconfig:"REPLICA_ID" desc:"this worker replica's id; default hostname-pid"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"how long in-flight jobs may finish on shutdown before they are handed back"`
@@ -215,6 +228,9 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if p := c.NATSInboxPrefix; p != "" && (strings.ContainsAny(p, " \t*>") || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".")) {
+		bad("NATS_INBOX_PREFIX", "%q: want a subject prefix without wildcards, spaces or a leading or trailing dot", p)
+	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		bad("NATS_TLS_CERT", "set it together with ORGDISPATCH_NATS_TLS_KEY, or neither")
 	}
@@ -237,6 +253,11 @@ func (c Config) Validate() error {
 			bad("HTTP_ADDR", "%v (or empty for no HTTP server)", err)
 		}
 	}
+	for _, h := range c.HTTPHosts {
+		if h = strings.TrimSpace(h); h == "" || strings.ContainsAny(h, "/ @?#") {
+			bad("HTTP_HOSTS", "%q: want host names (or *), comma-separated", h)
+		}
+	}
 	if c.APIURL != "" {
 		if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("API_URL", "want an http:// or https:// URL with a host")
@@ -250,6 +271,15 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseConsumerStorage(c.ConsumerStorage); err != nil {
 		bad("CONSUMER_STORAGE", "%v", err)
+	}
+	if c.MetricsAuth && c.APIToken == "" && c.APITokensFile == "" {
+		bad("METRICS_AUTH", "needs ORGDISPATCH_API_TOKEN or ORGDISPATCH_API_TOKENS_FILE (a token to present)")
+	}
+	if c.AuditMaxAge <= 0 {
+		bad("AUDIT_MAX_AGE", "%s: want a positive duration", c.AuditMaxAge)
+	}
+	if c.AuditMaxMsgs < 1 {
+		bad("AUDIT_MAX_MSGS", "%d: want at least 1", c.AuditMaxMsgs)
 	}
 	if !replicaIDRE.MatchString(c.ReplicaID) {
 		bad("REPLICA_ID", "%q: want 1-128 of A-Z a-z 0-9 _ = - . not starting or ending with a dot", c.ReplicaID)
@@ -287,7 +317,8 @@ func ParseConsumerStorage(s string) (jetstream.StorageType, error) {
 // validated Config (Load validates).
 func (c Config) StreamConfig() dispatcher.StreamConfig {
 	storage, _ := ParseConsumerStorage(c.ConsumerStorage)
-	return dispatcher.StreamConfig{Replicas: c.StreamReplicas, MaxConsumers: c.MaxConsumers, ConsumerStorage: storage}
+	return dispatcher.StreamConfig{Replicas: c.StreamReplicas, MaxConsumers: c.MaxConsumers, ConsumerStorage: storage,
+		AuditMaxAge: c.AuditMaxAge, AuditMaxMsgs: c.AuditMaxMsgs}
 }
 
 // checkNATSURL accepts nats://, tls://, ws:// and wss:// URLs with a host.
@@ -341,6 +372,24 @@ func splitListen(addr string) (host string, port int, err error) {
 		return "", 0, fmt.Errorf("%q: port must be 0-65535", addr)
 	}
 	return h, n, nil
+}
+
+// HTTPHostNames are the Host names the HTTP API answers to:
+// ORGDISPATCH_HTTP_HOSTS, or else the loopback names and the host of
+// ORGDISPATCH_HTTP_ADDR when it is a name.
+func (c Config) HTTPHostNames() []string {
+	if len(c.HTTPHosts) > 0 {
+		out := make([]string, 0, len(c.HTTPHosts))
+		for _, h := range c.HTTPHosts {
+			out = append(out, strings.TrimSpace(h))
+		}
+		return out
+	}
+	out := []string{"localhost", "127.0.0.1", "::1"}
+	if host, _, err := splitListen(c.HTTPAddr); err == nil && host != "" && net.ParseIP(host) == nil {
+		out = append(out, host)
+	}
+	return out
 }
 
 // Names returns the NATS names for the configured prefix. Call it on a
@@ -402,6 +451,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("tenants_file", c.TenantsFile),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.Bool("api_token_set", c.APIToken != ""),
+		slog.String("api_tokens_file", c.APITokensFile),
+		slog.Bool("metrics_auth", c.MetricsAuth),
+		slog.String("http_hosts", strings.Join(c.HTTPHostNames(), ",")),
 		slog.String("replica", c.ReplicaID),
 	)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -51,12 +52,14 @@ func TestLoadDefaults(t *testing.T) {
 		StreamReplicas:  1,
 		MaxConsumers:    10000,
 		ConsumerStorage: "file",
+		AuditMaxAge:     90 * 24 * time.Hour,
+		AuditMaxMsgs:    100000,
 		ReplicaID:       DefaultReplicaID(),
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load() = %+v\nwant     %+v", c, want)
 	}
 	if !c.Embedded() {
@@ -90,7 +93,12 @@ func TestLoadAllSet(t *testing.T) {
 		"PREFIX":           "acme-prod",
 		"TENANTS_FILE":     "/etc/orgdispatch/tenants.yaml",
 		"HTTP_ADDR":        ":9000",
+		"HTTP_HOSTS":       "orgdispatch.internal, api",
 		"API_TOKEN":        "s3cr3t-token",
+		"API_TOKENS_FILE":  "/etc/orgdispatch/tokens.yaml",
+		"METRICS_AUTH":     "true",
+		"AUDIT_MAX_AGE":    "720h",
+		"AUDIT_MAX_MSGS":   "5000",
 		"API_URL":          "https://orgdispatch.internal:8443",
 		"STREAM_REPLICAS":  "3",
 		"MAX_CONSUMERS":    "20000",
@@ -115,7 +123,12 @@ func TestLoadAllSet(t *testing.T) {
 		Prefix:          "acme-prod",
 		TenantsFile:     "/etc/orgdispatch/tenants.yaml",
 		HTTPAddr:        ":9000",
+		HTTPHosts:       []string{"orgdispatch.internal", " api"},
 		APIToken:        "s3cr3t-token",
+		APITokensFile:   "/etc/orgdispatch/tokens.yaml",
+		MetricsAuth:     true,
+		AuditMaxAge:     720 * time.Hour,
+		AuditMaxMsgs:    5000,
 		APIURL:          "https://orgdispatch.internal:8443",
 		StreamReplicas:  3,
 		MaxConsumers:    20000,
@@ -125,8 +138,11 @@ func TestLoadAllSet(t *testing.T) {
 		LogLevel:        "debug",
 		LogFormat:       "json",
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load() = %#v\nwant     %#v", c, want)
+	}
+	if got := c.HTTPHostNames(); !slices.Equal(got, []string{"orgdispatch.internal", "api"}) {
+		t.Errorf("HTTPHostNames() = %q", got)
 	}
 	if c.Embedded() {
 		t.Error("Embedded() = true with NATS_URL set")
@@ -314,9 +330,9 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	out := buf.String()
 	keys := Keys()
 	want := []string{
-		"NATS_URL", "NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", "NATS_LISTEN",
-		"STORE_DIR", "PREFIX", "TENANTS_FILE", "HTTP_ADDR", "API_TOKEN", "API_ALLOW_NO_AUTH", "API_URL", "STREAM_REPLICAS",
-		"MAX_CONSUMERS", "CONSUMER_STORAGE", "REPLICA_ID", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT",
+		"NATS_URL", "NATS_CREDS", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY", "NATS_INBOX_PREFIX", "NATS_LISTEN",
+		"STORE_DIR", "PREFIX", "TENANTS_FILE", "HTTP_ADDR", "HTTP_HOSTS", "API_TOKEN", "API_ALLOW_NO_AUTH", "API_TOKENS_FILE",
+		"METRICS_AUTH", "API_URL", "STREAM_REPLICAS", "MAX_CONSUMERS", "CONSUMER_STORAGE", "AUDIT_MAX_AGE", "AUDIT_MAX_MSGS", "REPLICA_ID", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT",
 	}
 	for i := range want {
 		want[i] = EnvPrefix + "_" + want[i]
@@ -370,14 +386,47 @@ func TestNewLoggerLevelAndFormat(t *testing.T) {
 func TestStreamConfig(t *testing.T) {
 	for storage, want := range map[string]jetstream.StorageType{"file": jetstream.FileStorage, "memory": jetstream.MemoryStorage} {
 		clearEnv(t)
-		setEnv(t, map[string]string{"CONSUMER_STORAGE": storage, "STREAM_REPLICAS": "3", "MAX_CONSUMERS": "500"})
+		setEnv(t, map[string]string{"CONSUMER_STORAGE": storage, "STREAM_REPLICAS": "3", "MAX_CONSUMERS": "500", "AUDIT_MAX_AGE": "1h", "AUDIT_MAX_MSGS": "7"})
 		c, err := Load()
 		if err != nil {
 			t.Fatalf("%s: Load: %v", storage, err)
 		}
 		got := c.StreamConfig()
-		if got != (dispatcher.StreamConfig{Replicas: 3, MaxConsumers: 500, ConsumerStorage: want}) {
+		if got != (dispatcher.StreamConfig{Replicas: 3, MaxConsumers: 500, ConsumerStorage: want, AuditMaxAge: time.Hour, AuditMaxMsgs: 7}) {
 			t.Errorf("%s: StreamConfig() = %+v", storage, got)
+		}
+	}
+}
+
+func TestHTTPHostNamesDefault(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		want []string
+	}{
+		{"127.0.0.1:8080", []string{"localhost", "127.0.0.1", "::1"}},
+		{"0.0.0.0:8080", []string{"localhost", "127.0.0.1", "::1"}},
+		{":8080", []string{"localhost", "127.0.0.1", "::1"}},
+		{"orgdispatch.lan:8080", []string{"localhost", "127.0.0.1", "::1", "orgdispatch.lan"}},
+	} {
+		if got := (Config{HTTPAddr: tc.addr}).HTTPHostNames(); !slices.Equal(got, tc.want) {
+			t.Errorf("HTTP_ADDR %q: HTTPHostNames() = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestREADMEListsEveryVariable keeps the README's settings table in step
+// with the variables orgdispatch reads.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	for _, k := range Keys() {
+		// "`ORGDISPATCH_NATS_TLS_CERT` / `_KEY`" names a pair in one row.
+		short := "`_" + k[strings.LastIndex(k, "_")+1:] + "`"
+		if !strings.Contains(readme, "`"+k+"`") && !strings.Contains(readme, short) {
+			t.Errorf("README.md does not list %s", k)
 		}
 	}
 }

@@ -78,6 +78,9 @@ func (c Config) NATSOptions(logger *slog.Logger) ([]nats.Option, error) {
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
 	}
+	if c.NATSInboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(c.NATSInboxPrefix))
+	}
 	if c.NATSTLSCA != "" {
 		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
 	}

@@ -53,6 +53,12 @@ type Config struct {
 	Pool *worker.Pool
 	// Logger receives what each reload changed; nil discards.
 	Logger *slog.Logger
+	// Audit, when set, records each added, changed (the names of the
+	// settings, never their values) and removed tenant, with Replica as
+	// who.
+	Audit *dispatcher.Auditor
+	// Replica is this process's replica id, the actor of its records.
+	Replica string
 }
 
 // Reconciler brings a process's consumers and lanes in line with a new
@@ -194,12 +200,16 @@ func (r *Reconciler) Apply(ctx context.Context, f *tenants.File) error {
 
 	for _, id := range change.Added {
 		r.log.Info("tenant added", "tenant", id)
+		r.audit(ctx, dispatcher.AuditTenantAdded, id, nil)
 	}
 	for _, id := range change.Changed {
-		r.log.Info("tenant changed", "tenant", id, "fields", strings.Join(ChangedFields(r.running[id], mustGet(f, id)), ","))
+		fields := strings.Join(ChangedFields(r.running[id], mustGet(f, id)), ",")
+		r.log.Info("tenant changed", "tenant", id, "fields", fields)
+		r.audit(ctx, dispatcher.AuditTenantChanged, id, map[string]string{"fields": fields})
 	}
 	for _, id := range change.Removed {
 		r.log.Info("tenant removed: its lane drains; its consumer and queued jobs are kept", "tenant", id)
+		r.audit(ctx, dispatcher.AuditTenantRemoved, id, nil)
 	}
 
 	r.running = make(map[string]tenants.Tenant, len(f.Tenants))
@@ -210,6 +220,18 @@ func (r *Reconciler) Apply(ctx context.Context, f *tenants.File) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	return nil
+}
+
+// audit records one tenant's change; a failure is logged, the reload
+// stands.
+func (r *Reconciler) audit(ctx context.Context, action, tenant string, detail map[string]string) {
+	if r.cfg.Audit == nil {
+		return
+	}
+	rec := dispatcher.AuditRecord{Actor: r.cfg.Replica, Action: action, Tenant: tenant, Reason: "tenants file reloaded", Detail: detail}
+	if err := r.cfg.Audit.Record(ctx, rec); err != nil {
+		r.log.Error("audit record not written", "op", action, "tenant", tenant, "error", err)
+	}
 }
 
 func mustGet(f *tenants.File, id string) tenants.Tenant {

@@ -495,3 +495,56 @@ func TestReloadConsumerStorage(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadAudits: a reload records each added, changed and removed
+// tenant, with the replica as who and the changed settings' names — never a
+// secret.
+func TestReloadAudits(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	first := []tenants.Tenant{
+		{ID: "org_1", Concurrency: 1, ClientID: "c1", ClientSecret: tenants.NewSecret("old-secret-111")},
+		{ID: "org_2", Concurrency: 1},
+	}
+	if err := dispatcher.Provision(t.Context(), js, names, dispatcher.StreamConfig{}, first); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := reload.New(reload.Config{JS: js, Names: names, Audit: dispatcher.NewAuditor(js, names), Replica: "replica-7"}, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := []tenants.Tenant{
+		{ID: "org_1", Concurrency: 3, ClientID: "c1", ClientSecret: tenants.NewSecret("new-secret-222")},
+		{ID: "org_3", Concurrency: 1},
+	}
+	if err := rec.Apply(t.Context(), &tenants.File{Tenants: next}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := dispatcher.NewAdmin(js, names).Audit(t.Context(), "", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]dispatcher.AuditRecord{}
+	for _, r := range recs {
+		got[r.Action+" "+r.Tenant] = r
+		if r.Actor != "replica-7" || r.Time.IsZero() || r.Reason == "" {
+			t.Errorf("record %+v: want actor replica-7, a time and a reason", r)
+		}
+		for _, v := range r.Detail {
+			if strings.Contains(v, "secret-") {
+				t.Errorf("record %+v shows a secret", r)
+			}
+		}
+	}
+	if len(recs) != 3 {
+		t.Errorf("%d records, want 3: %+v", len(recs), recs)
+	}
+	for _, k := range []string{"tenant_added org_3", "tenant_changed org_1", "tenant_removed org_2"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("no %q record in %+v", k, recs)
+		}
+	}
+	if f := got["tenant_changed org_1"].Detail["fields"]; f != "client_secret,concurrency" {
+		t.Errorf("changed fields %q, want client_secret,concurrency", f)
+	}
+}
