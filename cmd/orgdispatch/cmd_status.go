@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -106,8 +107,8 @@ func printTenants(w io.Writer, list []dispatcher.TenantStatus, now time.Time) {
 		if ts.LastError != "" {
 			lastErr = clip(ts.LastError, 60)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%.1f\t%d\t%s\n", esc(ts.ID), esc(ts.State), pauseLeft(ts, now),
-			ts.Backlog, ts.InFlight, ts.Concurrency, ts.DonePerSec, ts.RateLimited, lastErr)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%s\t%.1f\t%d\t%s\n", esc(ts.ID), esc(ts.State), pauseLeft(ts, now),
+			ts.Backlog, ts.InFlight, concurrencyOf(ts), ts.DonePerSec, ts.RateLimited, lastErr)
 		if ts.Paused {
 			paused++
 		}
@@ -132,7 +133,7 @@ func printTenant(w io.Writer, ts dispatcher.TenantStatus, now time.Time) {
 		row("paused", "no")
 	}
 	row("backlog", "%d", ts.Backlog)
-	row("in flight", "%d of %d", ts.InFlight, ts.Concurrency)
+	row("in flight", "%d of %s", ts.InFlight, concurrencyOf(ts))
 	row("rate limit", "%.2f/s", ts.RatePerSec)
 	row("done", "%.2f/s", ts.DonePerSec)
 	row("succeeded", "%d", ts.Succeeded)
@@ -146,4 +147,13 @@ func printTenant(w io.Writer, ts dispatcher.TenantStatus, now time.Time) {
 	}
 	row("replicas", "%d", ts.Replicas)
 	_ = tw.Flush()
+}
+
+// concurrencyOf is how many jobs the live replicas may run at once for the
+// tenant (their lanes' concurrency summed), or "-" while no replica runs it.
+func concurrencyOf(ts dispatcher.TenantStatus) string {
+	if ts.Concurrency == 0 {
+		return "-"
+	}
+	return strconv.Itoa(ts.Concurrency)
 }
