@@ -41,8 +41,12 @@ const (
 
 // LaneReport is one replica's figures for one tenant's lane.
 type LaneReport struct {
-	Tenant      string    `json:"tenant"`
-	State       string    `json:"state"`
+	Tenant string `json:"tenant"`
+	State  string `json:"state"`
+	// Parked is set while the lane is parked on this replica and does not
+	// pull (credentials rejected or token endpoint unavailable here): peers
+	// do not count this replica in the tenant's org-scoped quota share.
+	Parked      bool      `json:"parked,omitempty"`
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	InFlight    int       `json:"in_flight"`
 	Succeeded   uint64    `json:"succeeded"`
@@ -62,6 +66,9 @@ type Heartbeat struct {
 	Replica string       `json:"replica"`
 	At      time.Time    `json:"at"`
 	Lanes   []LaneReport `json:"lanes"`
+	// Parked lists the tenants whose lanes are parked on this replica (see
+	// LaneReport.Parked), so that peers can read it without the lanes.
+	Parked []string `json:"parked,omitempty"`
 }
 
 // PauseRecord is why a tenant's consumer is paused (key: tenant, in the pauses

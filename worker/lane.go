@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,10 @@ import (
 	"github.com/orgdispatch/orgdispatch/platform"
 	"github.com/orgdispatch/orgdispatch/tenants"
 )
+
+// condPull is the condlog condition of a lane that cannot bind or pull
+// from its consumer.
+const condPull = "tenant lane cannot pull"
 
 // errShutdown is the cause given to jobs cancelled because the replica (or
 // the lane, on reload) stopped and they did not finish in time.
@@ -51,6 +56,8 @@ type lane struct {
 	dead        atomic.Uint64
 	rateLimited atomic.Uint64
 
+	parkedNow   atomic.Bool   // parked on this replica: not pulling (see parking.go)
+	wake        chan struct{} // cuts a parked wait short
 	stopping    atomic.Bool
 	pullCtx     context.Context // cancelled: stop pulling (shutdown phase 1)
 	stopPulling context.CancelFunc
@@ -68,8 +75,9 @@ func newLane(p *Pool, t tenants.Tenant) (*lane, error) {
 		sem:    newSemaphore(t.Concurrency),
 		done:   newRateWindow(p.cfg.Now),
 		pulled: make(chan struct{}),
+		wake:   make(chan struct{}, 1),
 	}
-	l.gate = newGate(p.cfg.Now, laneRate(t, configuredRate(t), p.liveReplicas()), burstOf(t))
+	l.gate = newGate(p.cfg.Now, laneRate(t, configuredRate(t), p.liveFor(t.ID)), burstOf(t))
 	c, err := l.newClient(t)
 	if err != nil {
 		return nil, err
@@ -137,14 +145,14 @@ func (l *lane) applyRate() {
 		perSec = l.learned
 	}
 	l.mu.Unlock()
-	live := l.p.liveReplicas()
+	live := l.p.liveFor(l.id)
 	r := laneRate(t, perSec, live)
 	l.gate.setLimit(r)
 	// After a pause, replicas take turns: replica k of n starts k/(n·r) after
 	// the pause's end, so the org's requests are spread 1/(n·r) apart instead
 	// of leaving every replica at the same instant. A 429 then reaches every
 	// replica (a few ms) before another one's next request is due.
-	l.gate.setResumeOffset(time.Duration(float64(l.p.replicaRank()) / (float64(live) * float64(r)) * float64(time.Second)))
+	l.gate.setResumeOffset(time.Duration(float64(min(l.p.replicaRank(), live-1)) / (float64(live) * float64(r)) * float64(time.Second)))
 	if b := burstOf(t); l.gate.limiter.Burst() != b {
 		l.gate.limiter.SetBurst(b)
 	}
@@ -166,6 +174,7 @@ func (l *lane) update(t tenants.Tenant) error {
 		l.client = c
 		l.mu.Unlock()
 		l.gate.unpark() // new credentials deserve a try at once
+		l.wakeUp()
 	}
 	l.mu.Lock()
 	l.tenant = t
@@ -218,6 +227,9 @@ func (l *lane) pull() {
 	defer close(l.pulled)
 	failures := 0
 	for !l.stopping.Load() {
+		if !l.waitWhileParked() {
+			return
+		}
 		err := l.pullOnce()
 		if err == nil {
 			failures = 0
@@ -228,7 +240,7 @@ func (l *lane) pull() {
 		}
 		failures++
 		l.setError(err.Error())
-		l.p.log.Warn("tenant lane cannot pull", "tenant", l.id, "error", err)
+		l.p.cond.Report(slog.LevelWarn, l.id, condPull, "failures", failures, "error", err)
 		wait := backoffCeiling(failures, l.p.cfg.BackoffBase, l.p.cfg.BackoffMax)
 		select {
 		case <-time.After(wait):
@@ -249,6 +261,7 @@ func (l *lane) pullOnce() error {
 	if err != nil {
 		return fmt.Errorf("bind consumer %s: %w", name, err)
 	}
+	l.p.cond.Clear(l.id, condPull)
 	info := cons.CachedInfo()
 	l.syncPause(info, asked)
 	l.mu.Lock()
@@ -271,7 +284,7 @@ func (l *lane) pullOnce() error {
 	restart := l.restart
 	l.restart = false
 	l.mu.Unlock()
-	if restart || l.stopping.Load() {
+	if restart || l.stopping.Load() || l.parkedNowAt(l.p.cfg.Now()) {
 		return nil
 	}
 	// Closed by the server or the connection (consumer deleted, …): bind
@@ -427,6 +440,7 @@ func (l *lane) report() dispatcher.LaneReport {
 	l.mu.Lock()
 	r := dispatcher.LaneReport{
 		Tenant:      l.id,
+		Parked:      l.parkedNow.Load(),
 		LastError:   l.lastErr,
 		LastErrorAt: l.lastErrAt,
 	}

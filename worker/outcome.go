@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"time"
 
@@ -27,13 +28,13 @@ const pauseSlack = 250 * time.Millisecond
 const pausedHandBackCap = 5 * time.Second
 
 // blockedDelay is the hand-back delay of a job the gate refused: the rest of
-// a parking (local to this replica: the server would deliver the job again
-// at once), the rest of a pause up to pausedHandBackCap.
+// a pause up to pausedHandBackCap; none for a parking, which is local to
+// this replica (it stops pulling; a healthy replica takes the job at once).
 func blockedDelay(remaining time.Duration, state string) time.Duration {
 	if state == dispatcher.LanePaused {
 		return min(remaining, pausedHandBackCap)
 	}
-	return remaining
+	return 0
 }
 
 // jobKeyRE matches job ids that can be status keys (the envelope's id rule).
@@ -201,7 +202,7 @@ func (l *lane) settle(r *run, res *platform.Result, err error) {
 		l.rateLimitedBy(r, limited)
 
 	case errors.As(err, &authErr):
-		until := l.gate.park(dispatcher.LaneCredentialsRejected, p.cfg.BackoffBase, p.cfg.BackoffMax)
+		until := l.parkAndStopPulling(dispatcher.LaneCredentialsRejected)
 		l.parked(r, until, dispatcher.LaneCredentialsRejected, authErr.Error(), authErr.Status)
 
 	case errors.As(err, &tokenErr):
@@ -209,7 +210,7 @@ func (l *lane) settle(r *run, res *platform.Result, err error) {
 		if tokenErr.Rejected {
 			state = dispatcher.LaneCredentialsRejected
 		}
-		until := l.gate.park(state, p.cfg.BackoffBase, p.cfg.BackoffMax)
+		until := l.parkAndStopPulling(state)
 		l.parked(r, until, state, tokenErr.Error(), 0)
 
 	case errors.As(err, &permErr):
@@ -290,13 +291,14 @@ func (l *lane) rateLimitedBy(r *run, e *platform.RateLimitError) {
 	l.handBack(r, delay, reason, 429, OutcomeRateLimited)
 }
 
-// parked hands the job back while the lane waits for working credentials or
-// a working token endpoint.
+// parked hands the job back at once, for a healthy replica, while this
+// replica's lane waits for working credentials or a working token endpoint
+// (see parking.go).
 func (l *lane) parked(r *run, until time.Time, state, reason string, status int) {
 	p := l.p
 	l.setError(state + ": " + reason)
-	p.log.Warn("tenant lane parked", "tenant", l.id, "job_id", r.job.ID, "status", status, "state", state, "until", until.UTC().Format(time.RFC3339), "error", reason)
-	l.handBack(r, until.Sub(p.cfg.Now()), state+": "+reason, status, OutcomeHandedBack)
+	p.cond.Report(slog.LevelWarn, l.id, condParked, "job_id", r.job.ID, "status", status, "state", state, "until", until.UTC().Format(time.RFC3339), "error", reason)
+	l.handBack(r, 0, state+": "+reason, status, OutcomeHandedBack)
 }
 
 // retry ends a counted attempt that failed transiently: another delivery

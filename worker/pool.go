@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/condlog"
 	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
@@ -22,8 +23,13 @@ type Pool struct {
 	log *slog.Logger
 
 	status *statusWriter
+	cond   *condlog.Logger // one line per condition, not per job
 	live   atomic.Int64
 	rank   atomic.Int64 // this replica's place among the live ones, by id
+	beat   chan struct{} // asks the heartbeat to beat now (a lane parked or resumed)
+
+	peersMu     sync.Mutex
+	parkedPeers map[string]int // tenant → live peers whose lane of it is parked
 
 	mu       sync.Mutex
 	lanes    map[string]*lane
@@ -39,7 +45,8 @@ func New(cfg Config) (*Pool, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}}
+	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}, beat: make(chan struct{}, 1)}
+	p.cond = condlog.New(condlog.Config{Logger: p.log, Now: cfg.Now})
 	p.live.Store(1)
 	for _, t := range cfg.Tenants {
 		l, err := newLane(p, t)

@@ -1,0 +1,129 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/platform/platformtest"
+	"github.com/orgdispatch/orgdispatch/tenants"
+)
+
+// unreachableTokens is a RoundTripper for which the token endpoint does not
+// answer (a network fault between one replica and the login host); API
+// requests go through.
+type unreachableTokens struct{ next http.RoundTripper }
+
+func (u unreachableTokens) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(r.URL.Path, "/oauth/") {
+		return nil, errors.New("dial tcp: connect: no route to host")
+	}
+	return u.next.RoundTrip(r)
+}
+
+// Issue 9, part 2: one replica whose lane is parked (its credentials
+// rejected there, or the token endpoint unreachable from there) gets out of
+// the way: it stops pulling, hands back what it held at once, and its peers
+// stop counting it in the tenant's org-scoped quota. The tenant keeps ≥ 0.95
+// of its configured rate, served by the healthy replica; no job is lost and
+// none uses up an attempt.
+func TestParkedReplicaLeavesTenantToHealthyOnes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		state string
+		sick  func(e *env, t *tenants.Tenant, hc *http.Client)
+	}{
+		{"credentials rejected", dispatcher.LaneCredentialsRejected, func(e *env, t *tenants.Tenant, hc *http.Client) {
+			t.ClientSecret = tenants.NewSecret("wrong secret on this replica")
+		}},
+		{"token endpoint unreachable", dispatcher.LaneTokenUnavailable, func(e *env, t *tenants.Tenant, hc *http.Client) {
+			hc.Transport = unreachableTokens{hc.Transport}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const (
+				perMinute = 1200 // 20/s, org-scoped: shared by the replicas that pull
+				jobs      = 120
+				skip      = 20 // successes before the measured interval
+				measured  = 80 // intervals between successes measured
+			)
+			e := newEnv(t, platformtest.Config{}, "a")
+			healthy := e.tenant("a", func(t *tenants.Tenant) {
+				t.RatePerMinute, t.Concurrency, t.QuotaScope = perMinute, 4, tenants.ScopeOrg
+				// Burst 2 lets a late timer wake-up (a loaded machine) catch
+				// up instead of losing the time; the average stays the rate.
+				t.Burst = 2
+			})
+			sick := healthy
+			sickHC := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
+			t.Cleanup(sickHC.Transport.(*http.Transport).CloseIdleConnections)
+			tc.sick(e, &sick, sickHC)
+			if tr, ok := sickHC.Transport.(unreachableTokens); ok {
+				t.Cleanup(tr.next.(*http.Transport).CloseIdleConnections)
+			}
+			e.provision(healthy)
+			reqs := watchRequests(e.sim)
+
+			h1, h2 := newRecHooks(), newRecHooks()
+			p1, _ := e.start(e.config("r1", h1, healthy))
+			cfg2 := e.config("r2", h2, sick)
+			cfg2.HTTPClient = sickHC
+			p2, _ := e.start(cfg2)
+			// Both replicas live: each takes half the quota until one parks.
+			eventually(t, "both replicas to see each other", 10*time.Second, func() bool {
+				return p1.Lanes()[0].RatePerSec == perMinute/60/2 && p2.Lanes()[0].RatePerSec == perMinute/60/2
+			})
+
+			for i := range jobs {
+				e.publish("a", getJob(fmt.Sprintf("j%03d", i), "c1"))
+			}
+			eventually(t, "r2's lane parked and r1 at the whole quota", 10*time.Second, func() bool {
+				l2 := p2.Lanes()[0]
+				return l2.Parked && l2.State == tc.state && p1.Lanes()[0].RatePerSec == perMinute/60
+			})
+			ok := func(r platformtest.Request) bool { return r.Status == http.StatusOK }
+			rs := reqs.waitFor(t, "the measured successes", 30*time.Second, "a", func(rs []platformtest.Request) bool {
+				return count(rs, ok) >= skip+measured+1
+			})
+			var okAt []time.Time
+			for _, r := range rs {
+				if ok(r) {
+					okAt = append(okAt, r.At)
+				}
+			}
+			span := okAt[skip+measured].Sub(okAt[skip])
+			got := float64(measured) / span.Seconds()
+			want := float64(perMinute) / 60
+			t.Logf("tenant a: %.2f successful requests/s over %s with r2 parked (%s); configured %.0f/s: %.3f of it",
+				got, span.Round(time.Millisecond), tc.state, want, got/want)
+			if got < 0.95*want {
+				t.Errorf("tenant a ran at %.2f requests/s with one replica parked, want ≥ 0.95 × %.0f", got, want)
+			}
+
+			// Nothing lost, nothing counted: every job succeeds on r1 at its
+			// first attempt.
+			h1.waitFor(t, "every job to succeed on r1", 30*time.Second, func(h *recHooks) bool {
+				return h.finished["a"][OutcomeSucceeded] == jobs
+			})
+			for i := range jobs {
+				st := e.waitStatus("a", fmt.Sprintf("j%03d", i), dispatcher.StateSucceeded, 5*time.Second)
+				if st.Attempts != 1 {
+					t.Errorf("job %s: attempts %d, want 1 (r2's hand-backs are free)", st.ID, st.Attempts)
+				}
+			}
+			// r2 sent no API request, and held at most one pull's worth:
+			// after parking it probes with token fetches, not jobs.
+			if n := h2.count("a", OutcomeSucceeded); n != 0 {
+				t.Errorf("r2 succeeded %d jobs without a token", n)
+			}
+			if n := h2.count("a", OutcomeHandedBack); n > 2*healthy.Concurrency {
+				t.Errorf("r2 handed back %d jobs, want ≤ %d: a parked lane must stop pulling", n, 2*healthy.Concurrency)
+			}
+			t.Logf("r2 handed back %d jobs before it stopped pulling", h2.count("a", OutcomeHandedBack))
+		})
+	}
+}
