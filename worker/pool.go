@@ -25,7 +25,7 @@ type Pool struct {
 	status *statusWriter
 	cond   *condlog.Logger // one line per condition, not per job
 	live   atomic.Int64
-	rank   atomic.Int64 // this replica's place among the live ones, by id
+	rank   atomic.Int64  // this replica's place among the live ones, by id
 	beat   chan struct{} // asks the heartbeat to beat now (a lane parked or resumed)
 
 	peersMu     sync.Mutex
