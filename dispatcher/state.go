@@ -28,6 +28,13 @@ type JobStatus struct {
 	FreeDeliveries int `json:"free_deliveries,omitempty"`
 	// FirstAttempt is when a worker first started the job.
 	FirstAttempt time.Time `json:"first_attempt,omitzero"`
+	// Seq and Delivery name the delivery that wrote the record: the job's
+	// sequence in the jobs stream and that message's delivery count. A
+	// worker never replaces a record of a later delivery with one of an
+	// earlier (a late write). Zero for records written before a delivery
+	// (queued).
+	Seq      uint64 `json:"seq,omitempty"`
+	Delivery uint64 `json:"delivery,omitempty"`
 }
 
 // Lane states, as reported by a worker replica for one tenant.

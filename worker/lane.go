@@ -37,6 +37,11 @@ type lane struct {
 	sem  *semaphore
 	done *rateWindow
 
+	// status writes this tenant's records (set by start; tests may set it).
+	status     *statusWriter
+	stopStatus context.CancelFunc
+	statusDone chan struct{}
+
 	mu        sync.Mutex
 	tenant    tenants.Tenant
 	client    *platform.Client
@@ -216,6 +221,26 @@ func (l *lane) setError(msg string) {
 	l.mu.Lock()
 	l.lastErr, l.lastErrAt = msg, now
 	l.mu.Unlock()
+}
+
+// start runs the lane: its status writer, then its pull loop. The pool
+// calls it (with p.status set) once per lane.
+func (l *lane) start() {
+	l.startStatus()
+	go l.pull()
+}
+
+// startStatus starts the lane's own status writer; finishStop flushes and
+// stops it.
+func (l *lane) startStatus() {
+	p := l.p
+	l.status = newStatusWriter(p.cfg.JS, p.status, p.cfg.Names.StatusBucket(), l.id, p.log, p.cond)
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stopStatus, l.statusDone = cancel, make(chan struct{})
+	go func() {
+		defer close(l.statusDone)
+		l.status.run(ctx, p.cfg.ShutdownTimeout)
+	}()
 }
 
 // pull runs until the lane stops: it binds the tenant's durable consumer and
@@ -406,6 +431,11 @@ func (l *lane) finishStop(deadline <-chan struct{}) {
 		<-idle
 	}
 	l.cancelJobs(errShutdown)
+	// No job runs any more: flush the lane's status records.
+	if l.stopStatus != nil {
+		l.stopStatus()
+		<-l.statusDone
+	}
 }
 
 // syncPause adopts the consumer's pause as the server reports it (at bind

@@ -61,10 +61,14 @@ func (r *run) key() (string, bool) {
 }
 
 func (r *run) status(state string, now time.Time) dispatcher.JobStatus {
-	return dispatcher.JobStatus{
+	st := dispatcher.JobStatus{
 		ID: r.job.ID, Tenant: r.tenant, Op: r.op, State: state,
 		Attempts: r.attempts, Updated: now, FreeDeliveries: r.free, FirstAttempt: r.first,
 	}
+	if r.meta != nil {
+		st.Seq, st.Delivery = r.meta.Sequence.Stream, r.meta.NumDelivered
+	}
+	return st
 }
 
 // handle runs one delivered message to its outcome: ack, delayed retry,
@@ -97,7 +101,7 @@ func (l *lane) handle(msg jetstream.Msg) {
 	// first delivery has none, so the common path reads nothing.
 	if meta.NumDelivered > 1 {
 		if key, ok := r.key(); ok {
-			st, found, err := p.status.get(l.jobsCtx, key)
+			st, found, err := l.status.get(l.jobsCtx, key)
 			if err != nil {
 				p.log.Warn("read job status; counting every delivery as an attempt", "tenant", l.id, "job_id", r.job.ID, "error", err)
 			}
@@ -129,7 +133,7 @@ func (l *lane) handle(msg jetstream.Msg) {
 		return
 	}
 
-	p.status.put(r.status(dispatcher.StateRunning, now))
+	l.status.put(r.status(dispatcher.StateRunning, now))
 	res, err := l.call(r)
 	l.settle(r, res, err)
 }
@@ -255,7 +259,7 @@ func (l *lane) succeed(r *run, res *platform.Result) {
 	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeSucceeded, now.Sub(r.start))
 	st := r.status(dispatcher.StateSucceeded, now)
 	st.HTTPStatus = res.Status
-	p.status.put(st)
+	l.status.put(st)
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateSucceeded, HTTPStatus: res.Status, At: now})
 	p.log.Debug("job succeeded", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", res.Status)
 }
@@ -317,30 +321,42 @@ func (l *lane) retry(r *run, reason string, status int) {
 	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeRetried, now.Sub(r.start))
 	st := r.status(dispatcher.StateRetrying, now)
 	st.Error, st.HTTPStatus = reason, status
+	// A counted attempt: its record carries only the error and the first
+	// attempt's time, so one try is enough; it never replaces a later
+	// delivery's record.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
-	if err := p.status.putSync(ctx, st); err != nil {
-		p.log.Warn("record retry", "tenant", l.id, "job_id", r.job.ID, "error", err)
+	if err := l.status.putSync(ctx, st); err != nil {
+		p.cond.Report(slog.LevelWarn, l.id, condRecordRetry, "job_id", r.job.ID, "error", err)
+	} else {
+		p.cond.Clear(l.id, condRecordRetry)
 	}
 	cancel()
-	if err := r.msg.NakWithDelay(delay); err != nil {
-		p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
-	}
+	l.nak(r, delay)
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateRetrying, HTTPStatus: status, Error: reason, At: now})
 	p.log.Info("job will be retried", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "delay", delay, "error", reason)
 }
 
 // handBack returns the job to the queue without using up an attempt: it
 // records the free delivery durably first (the next delivery's attempt count
-// relies on it), then naks with delay (0: at once).
+// relies on it), then naks with delay (0: at once). A slow or failing write
+// is tried again, with backoff, until it is stored — the message is kept in
+// progress meanwhile — so that a slow status bucket never turns a free
+// delivery into an attempt. Only a shutdown past its deadline gives up on it.
 func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, outcome string) {
 	p := l.p
 	now := p.cfg.Now()
 	if key, ok := r.key(); ok {
-		st := r.status(dispatcher.StateRetrying, now)
-		st.Error, st.HTTPStatus = reason, status
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
-		err := p.status.update(ctx, key, func(cur dispatcher.JobStatus, found bool) dispatcher.JobStatus {
+		mine := r.status(dispatcher.StateRetrying, now)
+		mine.Error, mine.HTTPStatus = reason, status
+		record := func(cur dispatcher.JobStatus, found bool) (dispatcher.JobStatus, bool) {
+			st := mine
 			if found {
+				if supersedes(cur, st) {
+					return cur, false // a later delivery recorded its own
+				}
+				if r.meta != nil && cur.Seq == st.Seq && cur.Delivery == st.Delivery && cur.State == dispatcher.StateRetrying {
+					return cur, false // this delivery's outcome is stored (an earlier try landed)
+				}
 				st.FreeDeliveries = cur.FreeDeliveries + 1
 				if !cur.FirstAttempt.IsZero() {
 					st.FirstAttempt = cur.FirstAttempt
@@ -352,13 +368,50 @@ func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, 
 			if r.meta != nil {
 				st.Attempts = max(0, int(r.meta.NumDelivered)-st.FreeDeliveries)
 			}
-			return st
-		})
-		cancel()
-		if err != nil {
-			p.log.Warn("record handed-back delivery; it may count as an attempt", "tenant", l.id, "job_id", r.job.ID, "error", err)
+			return st, true
+		}
+		for try := 1; ; try++ {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
+			err := l.status.update(ctx, key, record)
+			cancel()
+			if err == nil {
+				if try > 1 {
+					p.cond.Clear(l.id, condRecordHandBack)
+				}
+				break
+			}
+			p.cond.Report(slog.LevelWarn, l.id, condRecordHandBack, "job_id", r.job.ID, "tries", try, "error", err)
+			if context.Cause(l.jobsCtx) != nil {
+				break // shutting down past the deadline: hand it back regardless
+			}
+			t := time.NewTimer(backoffCeiling(try, handBackRetryBase, handBackRetryMax))
+			select {
+			case <-t.C:
+			case <-l.jobsCtx.Done():
+				t.Stop()
+			}
 		}
 	}
+	l.nak(r, delay)
+	p.cfg.Hooks.JobFinished(l.id, r.op, outcome, now.Sub(r.start))
+	p.log.Debug("job handed back", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "delay", delay, "reason", reason)
+}
+
+// Backoff between tries to record a hand-back.
+const (
+	handBackRetryBase = 50 * time.Millisecond
+	handBackRetryMax  = 2 * time.Second
+)
+
+// condlog conditions of the outcome paths.
+const (
+	condRecordHandBack = "record handed-back delivery failed; retrying before the nak"
+	condRecordRetry    = "record retry failed"
+	condNak            = "nak failed; the job is redelivered after the ack wait"
+)
+
+// nak hands the message back after delay (0: at once).
+func (l *lane) nak(r *run, delay time.Duration) {
 	var err error
 	if delay > 0 {
 		err = r.msg.NakWithDelay(delay)
@@ -366,10 +419,10 @@ func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, 
 		err = r.msg.Nak()
 	}
 	if err != nil {
-		p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
+		l.p.cond.Report(slog.LevelWarn, l.id, condNak, "job_id", r.job.ID, "error", err)
+		return
 	}
-	p.cfg.Hooks.JobFinished(l.id, r.op, outcome, now.Sub(r.start))
-	p.log.Debug("job handed back", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "delay", delay, "reason", reason)
+	l.p.cond.Clear(l.id, condNak)
 }
 
 // handBackUnstarted returns a message that was buffered when the lane
@@ -395,9 +448,7 @@ func (l *lane) giveUp(r *run, dl deadLetter) {
 	dl.attempts, dl.first, dl.last = r.attempts, r.first, now
 	if err := p.publishDeadLetter(l.jobsCtx, r, dl); err != nil {
 		p.log.Error("store dead letter; retrying later", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "error", err)
-		if err := r.msg.NakWithDelay(backoffCeiling(1, p.cfg.BackoffBase, p.cfg.BackoffMax)); err != nil {
-			p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
-		}
+		l.nak(r, backoffCeiling(1, p.cfg.BackoffBase, p.cfg.BackoffMax))
 		return
 	}
 	if err := r.msg.TermWithReason(dl.class); err != nil {
@@ -409,7 +460,7 @@ func (l *lane) giveUp(r *run, dl deadLetter) {
 	if _, ok := r.key(); ok {
 		st := r.status(dispatcher.StateDead, now)
 		st.Error, st.HTTPStatus = dl.class+": "+dl.reason, dl.httpStatus
-		p.status.put(st)
+		l.status.put(st)
 	}
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateDead, HTTPStatus: dl.httpStatus, Error: dl.class + ": " + dl.reason, At: now})
 	p.log.Warn("job dead-lettered", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", dl.httpStatus, "class", dl.class, "attempts", dl.attempts, "error", dl.reason)

@@ -1,12 +1,15 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/platform/platformtest"
@@ -125,5 +128,70 @@ func TestParkedReplicaLeavesTenantToHealthyOnes(t *testing.T) {
 			}
 			t.Logf("r2 handed back %d jobs before it stopped pulling", h2.count("a", OutcomeHandedBack))
 		})
+	}
+}
+
+// setStatusWritable makes the status bucket refuse writes (its stream full,
+// discarding new messages) or take them again: a real server-side fault.
+func (e *env) setStatusWritable(writable bool) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, "KV_"+e.names.StatusBucket())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Discard = jetstream.DiscardNew
+	cfg.MaxBytes = -1
+	if !writable {
+		cfg.MaxBytes = 1
+	}
+	if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
+		e.t.Fatalf("status bucket writable=%v: %v", writable, err)
+	}
+}
+
+// Issue 9, part 3: a hand-back whose record cannot be written yet keeps the
+// job (in progress) and tries again until it is stored, then naks: a slow
+// or failing status bucket never turns a free delivery into an attempt.
+// With one attempt allowed, a counted hand-back would dead-letter the job.
+func TestSlowHandBackRecordIsNotAnAttempt(t *testing.T) {
+	e := newEnv(t, platformtest.Config{}, "a")
+	ta := e.tenant("a", func(t *tenants.Tenant) { t.Concurrency = 1; t.MaxAttempts = 1 })
+	e.provision(ta)
+	e.publish("a", getJob("j1", "c1"))
+	e.sim.SetTokenOutage(true) // the lane parks and hands the job back
+	e.setStatusWritable(false)
+	hooks := newRecHooks()
+	p, _ := e.start(e.config("r1", hooks, ta))
+
+	eventually(t, "the hand-back record failing", 10*time.Second, func() bool { return p.cond.Active("a", condRecordHandBack) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := e.js.Consumer(ctx, e.names.JobsStream(), e.names.Consumer("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 1 || info.NumRedelivered != 0 {
+		t.Errorf("while its record cannot be written: %d ack pending, %d redelivered; want the job held (1, 0)", info.NumAckPending, info.NumRedelivered)
+	}
+	if n := hooks.count("a", OutcomeHandedBack); n != 0 {
+		t.Errorf("%d hand-backs finished before their record was stored", n)
+	}
+
+	e.setStatusWritable(true)
+	hooks.waitFor(t, "the hand-back", 10*time.Second, func(h *recHooks) bool { return h.finished["a"][OutcomeHandedBack] == 1 })
+	if p.cond.Active("a", condRecordHandBack) {
+		t.Error("condition still active after the record was stored")
+	}
+	e.sim.SetTokenOutage(false)
+	st := e.waitStatus("a", "j1", dispatcher.StateSucceeded, 10*time.Second)
+	if st.Attempts != 1 || st.FreeDeliveries != 1 {
+		t.Errorf("status %+v: want attempt 1 after 1 free delivery", st)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/internal/condlog"
 	"github.com/orgdispatch/orgdispatch/tenants"
@@ -22,8 +24,8 @@ type Pool struct {
 	cfg Config
 	log *slog.Logger
 
-	status *statusWriter
-	cond   *condlog.Logger // one line per condition, not per job
+	status jetstream.KeyValue // the status bucket; each lane writes its records with its own writer
+	cond   *condlog.Logger    // one line per condition, not per job
 	live   atomic.Int64
 	rank   atomic.Int64  // this replica's place among the live ones, by id
 	beat   chan struct{} // asks the heartbeat to beat now (a lane parked or resumed)
@@ -81,19 +83,13 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: replicas bucket %s (provision first): %w", p.cfg.Names.ReplicasBucket(), err)
 	}
-	p.status = newStatusWriter(p.cfg.JS, statusKV, p.cfg.Names.StatusBucket(), p.log)
-	writerCtx, stopWriter := context.WithCancel(context.Background())
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		p.status.run(writerCtx, p.cfg.ShutdownTimeout)
-	}()
+	p.mu.Lock()
+	p.status = statusKV
+	p.mu.Unlock()
 	// Watch pauses before the lanes read their consumers: no advisory falls
 	// between the read and the subscription.
 	stopWatch, err := p.watchPauses()
 	if err != nil {
-		stopWriter()
-		<-writerDone
 		return err
 	}
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
@@ -113,7 +109,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	p.mu.Lock()
 	p.running = true
 	for _, l := range p.lanes {
-		go l.pull()
+		l.start()
 	}
 	n := len(p.lanes)
 	p.mu.Unlock()
@@ -125,8 +121,6 @@ func (p *Pool) Run(ctx context.Context) error {
 	stopHeartbeat()
 	<-hbDone
 	stopWatch()
-	stopWriter()
-	<-writerDone
 	p.log.Info("worker stopped")
 	return nil
 }
@@ -202,7 +196,7 @@ func (p *Pool) Update(ctx context.Context, ts []tenants.Tenant) error {
 		}
 		p.lanes[t.ID] = l
 		if p.running {
-			go l.pull()
+			l.start()
 		}
 		p.log.Info("tenant lane added", "tenant", t.ID)
 	}
