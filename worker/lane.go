@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/condlog"
 	"github.com/orgdispatch/orgdispatch/platform"
 	"github.com/orgdispatch/orgdispatch/tenants"
 )
@@ -36,6 +37,7 @@ type lane struct {
 	gate *gate
 	sem  *semaphore
 	done *rateWindow
+	cond *condlog.Logger // this lane's fault conditions: one line each, not one per job
 
 	// status writes this tenant's records (set by start; tests may set it).
 	status     *statusWriter
@@ -81,6 +83,7 @@ func newLane(p *Pool, t tenants.Tenant) (*lane, error) {
 		done:   newRateWindow(p.cfg.Now),
 		pulled: make(chan struct{}),
 		wake:   make(chan struct{}, 1),
+		cond:   condlog.New(condlog.Config{Logger: p.log, Now: p.cfg.Now}),
 	}
 	l.gate = newGate(p.cfg.Now, laneRate(t, configuredRate(t), p.liveFor(t.ID)), burstOf(t))
 	c, err := l.newClient(t)
@@ -234,7 +237,7 @@ func (l *lane) start() {
 // stops it.
 func (l *lane) startStatus() {
 	p := l.p
-	l.status = newStatusWriter(p.cfg.JS, p.status, p.cfg.Names.StatusBucket(), l.id, p.log, p.cond)
+	l.status = newStatusWriter(p.cfg.JS, p.status, p.cfg.Names.StatusBucket(), l.id, p.log, l.cond)
 	ctx, cancel := context.WithCancel(context.Background())
 	l.stopStatus, l.statusDone = cancel, make(chan struct{})
 	go func() {
@@ -265,7 +268,7 @@ func (l *lane) pull() {
 		}
 		failures++
 		l.setError(err.Error())
-		l.p.cond.Report(slog.LevelWarn, l.id, condPull, "failures", failures, "error", err)
+		l.cond.Report(slog.LevelWarn, l.id, condPull, "failures", failures, "error", err)
 		wait := backoffCeiling(failures, l.p.cfg.BackoffBase, l.p.cfg.BackoffMax)
 		select {
 		case <-time.After(wait):
@@ -286,7 +289,7 @@ func (l *lane) pullOnce() error {
 	if err != nil {
 		return fmt.Errorf("bind consumer %s: %w", name, err)
 	}
-	l.p.cond.Clear(l.id, condPull)
+	l.cond.Clear(l.id, condPull)
 	info := cons.CachedInfo()
 	l.syncPause(info, asked)
 	l.mu.Lock()

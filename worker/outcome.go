@@ -103,7 +103,9 @@ func (l *lane) handle(msg jetstream.Msg) {
 		if key, ok := r.key(); ok {
 			st, found, err := l.status.get(l.jobsCtx, key)
 			if err != nil {
-				p.log.Warn("read job status; counting every delivery as an attempt", "tenant", l.id, "job_id", r.job.ID, "error", err)
+				l.cond.Report(slog.LevelWarn, l.id, condReadStatus, "job_id", r.job.ID, "error", err)
+			} else {
+				l.cond.Clear(l.id, condReadStatus)
 			}
 			if found {
 				r.free = st.FreeDeliveries
@@ -248,8 +250,11 @@ func (l *lane) succeed(r *run, res *platform.Result) {
 	// DoubleAck could report but not prevent. Delivery is at-least-once either
 	// way.
 	if err := r.msg.Ack(); err != nil {
-		p.log.Warn("ack failed; the job may run again", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "error", err)
+		l.cond.Report(slog.LevelWarn, l.id, condAck, "job_id", r.job.ID, "op", r.op, "error", err)
+	} else {
+		l.cond.Clear(l.id, condAck)
 	}
+	l.cond.Clear(l.id, condRetrying)
 	l.gate.unpark()
 	now := p.cfg.Now()
 	// Counters and hooks first: whoever sees the succeeded record or event
@@ -284,7 +289,9 @@ func (l *lane) rateLimitedBy(r *run, e *platform.RateLimitError) {
 		p.log.Info("tenant paused", "tenant", l.id, "job_id", r.job.ID, "status", 429, "until", until.UTC().Format(time.RFC3339), "reason", reason)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
 		if _, err := dispatcher.ExtendPause(ctx, p.cfg.JS, p.cfg.Names, l.id, until, reason, p.cfg.ReplicaID); err != nil {
-			p.log.Warn("pause tenant on the server; other replicas learn of the 429 on their own", "tenant", l.id, "error", err)
+			l.cond.Report(slog.LevelWarn, l.id, condPauseServer, "error", err)
+		} else {
+			l.cond.Clear(l.id, condPauseServer)
 		}
 		cancel()
 	}
@@ -299,9 +306,8 @@ func (l *lane) rateLimitedBy(r *run, e *platform.RateLimitError) {
 // replica's lane waits for working credentials or a working token endpoint
 // (see parking.go).
 func (l *lane) parked(r *run, until time.Time, state, reason string, status int) {
-	p := l.p
 	l.setError(state + ": " + reason)
-	p.cond.Report(slog.LevelWarn, l.id, condParked, "job_id", r.job.ID, "status", status, "state", state, "until", until.UTC().Format(time.RFC3339), "error", reason)
+	l.cond.Report(slog.LevelWarn, l.id, condParked, "job_id", r.job.ID, "status", status, "state", state, "until", until.UTC().Format(time.RFC3339), "error", reason)
 	l.handBack(r, 0, state+": "+reason, status, OutcomeHandedBack)
 }
 
@@ -326,14 +332,15 @@ func (l *lane) retry(r *run, reason string, status int) {
 	// delivery's record.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
 	if err := l.status.putSync(ctx, st); err != nil {
-		p.cond.Report(slog.LevelWarn, l.id, condRecordRetry, "job_id", r.job.ID, "error", err)
+		l.cond.Report(slog.LevelWarn, l.id, condRecordRetry, "job_id", r.job.ID, "error", err)
 	} else {
-		p.cond.Clear(l.id, condRecordRetry)
+		l.cond.Clear(l.id, condRecordRetry)
 	}
 	cancel()
 	l.nak(r, delay)
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateRetrying, HTTPStatus: status, Error: reason, At: now})
-	p.log.Info("job will be retried", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "delay", delay, "error", reason)
+	p.log.Debug("job will be retried", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "delay", delay, "error", reason)
+	l.cond.Report(slog.LevelInfo, l.id, condRetrying, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "error", reason)
 }
 
 // handBack returns the job to the queue without using up an attempt: it
@@ -376,11 +383,11 @@ func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, 
 			cancel()
 			if err == nil {
 				if try > 1 {
-					p.cond.Clear(l.id, condRecordHandBack)
+					l.cond.Clear(l.id, condRecordHandBack)
 				}
 				break
 			}
-			p.cond.Report(slog.LevelWarn, l.id, condRecordHandBack, "job_id", r.job.ID, "tries", try, "error", err)
+			l.cond.Report(slog.LevelWarn, l.id, condRecordHandBack, "job_id", r.job.ID, "tries", try, "error", err)
 			if context.Cause(l.jobsCtx) != nil {
 				break // shutting down past the deadline: hand it back regardless
 			}
@@ -403,8 +410,13 @@ const (
 	handBackRetryMax  = 2 * time.Second
 )
 
-// condlog conditions of the outcome paths.
+// condlog conditions of the outcome paths, logged once per lane while they
+// last (see lane.cond).
 const (
+	condRetrying       = "jobs failed transiently and will be retried"
+	condAck            = "ack failed; jobs may run again"
+	condReadStatus     = "read job status failed; counting every delivery as an attempt"
+	condPauseServer    = "pause tenant on the server failed; other replicas learn of the 429 on their own"
 	condRecordHandBack = "record handed-back delivery failed; retrying before the nak"
 	condRecordRetry    = "record retry failed"
 	condNak            = "nak failed; the job is redelivered after the ack wait"
@@ -419,10 +431,10 @@ func (l *lane) nak(r *run, delay time.Duration) {
 		err = r.msg.Nak()
 	}
 	if err != nil {
-		l.p.cond.Report(slog.LevelWarn, l.id, condNak, "job_id", r.job.ID, "error", err)
+		l.cond.Report(slog.LevelWarn, l.id, condNak, "job_id", r.job.ID, "error", err)
 		return
 	}
-	l.p.cond.Clear(l.id, condNak)
+	l.cond.Clear(l.id, condNak)
 }
 
 // handBackUnstarted returns a message that was buffered when the lane

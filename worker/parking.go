@@ -94,7 +94,7 @@ func (l *lane) waitWhileParked() bool {
 		var tokenErr *platform.TokenError
 		switch {
 		case err == nil:
-			p.cond.Clear(l.id, condParked)
+			l.cond.Clear(l.id, condParked)
 			p.log.Info("tenant lane probe succeeded; pulling again", "tenant", l.id)
 			return true
 		case errors.As(err, &tokenErr):
@@ -104,12 +104,12 @@ func (l *lane) waitWhileParked() bool {
 			}
 			until := l.gate.park(state, p.cfg.BackoffBase, p.cfg.BackoffMax)
 			l.setError(state + ": " + err.Error())
-			p.cond.Report(slog.LevelWarn, l.id, condParked, "state", state, "until", until.UTC().Format(time.RFC3339), "error", err.Error())
+			l.cond.Report(slog.LevelWarn, l.id, condParked, "state", state, "until", until.UTC().Format(time.RFC3339), "error", err.Error())
 		default:
 			// Not the platform's answer (the probe's own timeout): try
 			// again after the current level's wait.
 			until := l.gate.park(dispatcher.LaneTokenUnavailable, p.cfg.BackoffBase, p.cfg.BackoffMax)
-			p.cond.Report(slog.LevelWarn, l.id, condParked, "state", dispatcher.LaneTokenUnavailable, "until", until.UTC().Format(time.RFC3339), "error", err.Error())
+			l.cond.Report(slog.LevelWarn, l.id, condParked, "state", dispatcher.LaneTokenUnavailable, "until", until.UTC().Format(time.RFC3339), "error", err.Error())
 		}
 	}
 }

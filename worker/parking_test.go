@@ -166,7 +166,7 @@ func TestSlowHandBackRecordIsNotAnAttempt(t *testing.T) {
 	hooks := newRecHooks()
 	p, _ := e.start(e.config("r1", hooks, ta))
 
-	eventually(t, "the hand-back record failing", 10*time.Second, func() bool { return p.cond.Active("a", condRecordHandBack) })
+	eventually(t, "the hand-back record failing", 10*time.Second, func() bool { return p.lane("a").cond.Active("a", condRecordHandBack) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cons, err := e.js.Consumer(ctx, e.names.JobsStream(), e.names.Consumer("a"))
@@ -186,7 +186,7 @@ func TestSlowHandBackRecordIsNotAnAttempt(t *testing.T) {
 
 	e.setStatusWritable(true)
 	hooks.waitFor(t, "the hand-back", 10*time.Second, func(h *recHooks) bool { return h.finished["a"][OutcomeHandedBack] == 1 })
-	if p.cond.Active("a", condRecordHandBack) {
+	if p.lane("a").cond.Active("a", condRecordHandBack) {
 		t.Error("condition still active after the record was stored")
 	}
 	e.sim.SetTokenOutage(false)

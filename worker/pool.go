@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
-	"github.com/orgdispatch/orgdispatch/internal/condlog"
 	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
@@ -25,7 +24,6 @@ type Pool struct {
 	log *slog.Logger
 
 	status jetstream.KeyValue // the status bucket; each lane writes its records with its own writer
-	cond   *condlog.Logger    // one line per condition, not per job
 	live   atomic.Int64
 	rank   atomic.Int64  // this replica's place among the live ones, by id
 	beat   chan struct{} // asks the heartbeat to beat now (a lane parked or resumed)
@@ -48,7 +46,6 @@ func New(cfg Config) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}, beat: make(chan struct{}, 1)}
-	p.cond = condlog.New(condlog.Config{Logger: p.log, Now: cfg.Now})
 	p.live.Store(1)
 	for _, t := range cfg.Tenants {
 		l, err := newLane(p, t)
