@@ -303,7 +303,9 @@ func (l *lane) pullOnce() error {
 	l.mu.Lock()
 	l.iter, l.iterSize = it, size
 	l.mu.Unlock()
-	if l.stopping.Load() {
+	if l.stopping.Load() || l.parkedNowAt(l.p.cfg.Now()) {
+		// Stopping or parked meanwhile (beginStop, parkAndStopPulling found
+		// no iterator to drain): hand out what comes, pull no more.
 		it.Drain()
 	}
 	l.consume(it)

@@ -57,8 +57,11 @@ const condStatusWrite = "write job status failed"
 // delivery than the record's is dropped. A caller that stops waiting while
 // its write is still queued withdraws it (it never lands); once the write is
 // being sent, the caller waits for its outcome, which the writer bounds by
-// timeout — and a late arrival of a write whose outcome was not known fails
-// its compare-and-set if anything was written since.
+// timeout. A write sent but not confirmed cannot land over the next
+// delivery's record either: it went out on this connection before the Nak
+// that allows the next delivery, and the server handles one connection's
+// messages in order; and it fails its compare-and-set if anything was
+// written since its read.
 type statusWriter struct {
 	js      jetstream.JetStream
 	kv      jetstream.KeyValue
