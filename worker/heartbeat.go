@@ -55,7 +55,7 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 	if updates == nil {
 		markReady()
 	}
-	p.writeBeat(ctx, kv)
+	p.beat(ctx, kv)
 	for {
 		select {
 		case <-ctx.Done():
@@ -68,10 +68,10 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 			}
 			cancel()
 			return
-		case <-p.beat:
-			p.writeBeat(ctx, kv)
+		case <-p.beatNow:
+			p.beat(ctx, kv)
 		case <-ticker.C:
-			p.writeBeat(ctx, kv)
+			p.beat(ctx, kv)
 			if updates == nil {
 				watch()
 				initial = true
@@ -107,7 +107,7 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 // learn at once that a lane parked or pulls again.
 func (p *Pool) beatSoon() {
 	select {
-	case p.beat <- struct{}{}:
+	case p.beatNow <- struct{}{}:
 	default:
 	}
 }
@@ -124,7 +124,7 @@ func heartbeatParked(data []byte) []string {
 	return hb.Parked
 }
 
-func (p *Pool) writeBeat(ctx context.Context, kv jetstream.KeyValue) {
+func (p *Pool) beat(ctx context.Context, kv jetstream.KeyValue) {
 	lanes := p.Lanes()
 	hb := dispatcher.Heartbeat{Replica: p.cfg.ReplicaID, At: p.cfg.Now().UTC(), Lanes: lanes}
 	for _, l := range lanes {

@@ -382,9 +382,7 @@ func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, 
 			err := l.status.update(ctx, key, record)
 			cancel()
 			if err == nil {
-				if try > 1 {
-					l.cond.Clear(l.id, condRecordHandBack)
-				}
+				l.cond.Clear(l.id, condRecordHandBack)
 				break
 			}
 			l.cond.Report(slog.LevelWarn, l.id, condRecordHandBack, "job_id", r.job.ID, "tries", try, "error", err)

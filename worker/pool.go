@@ -23,10 +23,10 @@ type Pool struct {
 	cfg Config
 	log *slog.Logger
 
-	status jetstream.KeyValue // the status bucket; each lane writes its records with its own writer
-	live   atomic.Int64
-	rank   atomic.Int64  // this replica's place among the live ones, by id
-	beat   chan struct{} // asks the heartbeat to beat now (a lane parked or resumed)
+	status  jetstream.KeyValue // the status bucket; each lane writes its records with its own writer
+	live    atomic.Int64
+	rank    atomic.Int64  // this replica's place among the live ones, by id
+	beatNow chan struct{} // asks the heartbeat to beat now (a lane parked or resumed)
 
 	peersMu     sync.Mutex
 	parkedPeers map[string]int // tenant → live peers whose lane of it is parked
@@ -45,7 +45,7 @@ func New(cfg Config) (*Pool, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}, beat: make(chan struct{}, 1)}
+	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}, beatNow: make(chan struct{}, 1)}
 	p.live.Store(1)
 	for _, t := range cfg.Tenants {
 		l, err := newLane(p, t)
