@@ -195,3 +195,43 @@ func TestSlowHandBackRecordIsNotAnAttempt(t *testing.T) {
 		t.Errorf("status %+v: want attempt 1 after %d free deliveries (its hand-backs)", st, n)
 	}
 }
+
+// A parked replica that gets working credentials (a reload) pulls again at
+// once, its heartbeat says so, and the replicas share the tenant's quota
+// again.
+func TestParkedReplicaResumesWithNewCredentials(t *testing.T) {
+	const perMinute = 1200
+	e := newEnv(t, platformtest.Config{}, "a")
+	healthy := e.tenant("a", func(t *tenants.Tenant) { t.RatePerMinute, t.Concurrency, t.QuotaScope = perMinute, 4, tenants.ScopeOrg })
+	sick := healthy
+	sick.ClientSecret = tenants.NewSecret("wrong secret on this replica")
+	e.provision(healthy)
+	h1, h2 := newRecHooks(), newRecHooks()
+	p1, _ := e.start(e.config("r1", h1, healthy))
+	p2, _ := e.start(e.config("r2", h2, sick))
+	for i := range 20 {
+		e.publish("a", getJob(fmt.Sprintf("j%d", i), "c1"))
+	}
+	eventually(t, "r2 parked and r1 at the whole quota", 10*time.Second, func() bool {
+		return p2.Lanes()[0].Parked && p1.Lanes()[0].RatePerSec == perMinute/60
+	})
+	h1.waitFor(t, "the first jobs on r1", 10*time.Second, func(h *recHooks) bool { return h.finished["a"][OutcomeSucceeded] == 20 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p2.Update(ctx, []tenants.Tenant{healthy}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "r2 pulling again and both at half the quota", 10*time.Second, func() bool {
+		l2 := p2.Lanes()[0]
+		return !l2.Parked && l2.RatePerSec == perMinute/60/2 && p1.Lanes()[0].RatePerSec == perMinute/60/2
+	})
+	for i := range 40 {
+		e.publish("a", getJob(fmt.Sprintf("k%d", i), "c1"))
+	}
+	h2.waitFor(t, "jobs on r2", 20*time.Second, func(h *recHooks) bool { return h.finished["a"][OutcomeSucceeded] > 0 })
+	for i := range 40 {
+		e.waitStatus("a", fmt.Sprintf("k%d", i), dispatcher.StateSucceeded, 20*time.Second)
+	}
+	t.Logf("after the reload: r1 ran %d jobs, r2 %d", h1.count("a", OutcomeSucceeded)-20, h2.count("a", OutcomeSucceeded))
+}
