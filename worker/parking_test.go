@@ -50,16 +50,17 @@ func TestParkedReplicaLeavesTenantToHealthyOnes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const (
 				perMinute = 1200 // 20/s, org-scoped: shared by the replicas that pull
-				jobs      = 120
-				skip      = 20 // successes before the measured interval
-				measured  = 80 // intervals between successes measured
+				jobs      = 170
+				skip      = 20  // successes before the measured interval
+				measured  = 120 // intervals between successes measured: 6 s
 			)
 			e := newEnv(t, platformtest.Config{}, "a")
 			healthy := e.tenant("a", func(t *tenants.Tenant) {
 				t.RatePerMinute, t.Concurrency, t.QuotaScope = perMinute, 4, tenants.ScopeOrg
-				// Burst 2 lets a late timer wake-up (a loaded machine) catch
-				// up instead of losing the time; the average stays the rate.
-				t.Burst = 2
+				// A burst of 4 lets a late wake-up (a loaded 2-core machine,
+				// -race) catch up instead of losing the time; the average
+				// over the interval stays the rate.
+				t.Burst = 4
 			})
 			sick := healthy
 			sickHC := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
@@ -75,6 +76,10 @@ func TestParkedReplicaLeavesTenantToHealthyOnes(t *testing.T) {
 			p1, _ := e.start(e.config("r1", h1, healthy))
 			cfg2 := e.config("r2", h2, sick)
 			cfg2.HTTPClient = sickHC
+			// The production parking backoff (1 s doubling to 5 min): a
+			// parked lane that kept pulling would hold the tenant's slots
+			// (MaxAckPending) for that long with each job it handed back.
+			cfg2.BackoffBase, cfg2.BackoffMax = DefaultBackoffBase, DefaultBackoffMax
 			p2, _ := e.start(cfg2)
 			// Both replicas live: each takes half the quota until one parks.
 			eventually(t, "both replicas to see each other", 10*time.Second, func() bool {
