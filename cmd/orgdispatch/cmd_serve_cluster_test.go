@@ -82,7 +82,7 @@ func TestServeAndWorkerStartWithFormingCluster(t *testing.T) {
 	worker := startNode(t, "worker", "worker-1")
 	// Both wait for JetStream (to answer, then to provision): no meta
 	// leader yet.
-	waiting := regexp.MustCompile(`level=WARN msg="[^"]*(waiting|waits and retries)"`)
+	waiting := regexp.MustCompile(`level=WARN msg="[^"]*waits and retries"`)
 	for _, n := range []*clusterNode{serve, worker} {
 		n.waitLog(t, waiting, 30*time.Second)
 	}

@@ -133,7 +133,7 @@ func Connect(ctx context.Context, c Config, logger *slog.Logger) (*nats.Conn, je
 
 // condJetStreamNotReady is logged once while the server's JetStream does not
 // answer yet.
-const condJetStreamNotReady = "NATS JetStream does not answer yet (cluster still forming: no meta leader?); waiting"
+const condJetStreamNotReady = "NATS JetStream does not answer yet (no meta leader: cluster still forming?); start-up waits and retries"
 
 // waitJetStream checks the server nc is connected to
 // (natsserver.CheckServerVersion) and, while its JetStream cannot answer yet
