@@ -34,6 +34,13 @@ type JobStatus struct {
 	FreeDeliveries int `json:"free_deliveries,omitempty"`
 	// FirstAttempt is when a worker first started the job.
 	FirstAttempt time.Time `json:"first_attempt,omitzero"`
+	// Seq and Delivery name the delivery that wrote the record: the job's
+	// sequence in the jobs stream and that message's delivery count. A
+	// worker never replaces a record of a later delivery with one of an
+	// earlier (a late write). Zero for records written before a delivery
+	// (queued).
+	Seq      uint64 `json:"seq,omitempty"`
+	Delivery uint64 `json:"delivery,omitempty"`
 }
 
 // Lane states, as reported by a worker replica for one tenant.
@@ -47,8 +54,12 @@ const (
 
 // LaneReport is one replica's figures for one tenant's lane.
 type LaneReport struct {
-	Tenant      string    `json:"tenant"`
-	State       string    `json:"state"`
+	Tenant string `json:"tenant"`
+	State  string `json:"state"`
+	// Parked is set while the lane is parked on this replica and does not
+	// pull (credentials rejected or token endpoint unavailable here): peers
+	// do not count this replica in the tenant's org-scoped quota share.
+	Parked      bool      `json:"parked,omitempty"`
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	InFlight    int       `json:"in_flight"`
 	Concurrency int       `json:"concurrency"` // the lane's concurrency: jobs it runs at once
@@ -77,6 +88,11 @@ type Heartbeat struct {
 	// Pages of a higher number, left from when it had more tenants, are
 	// stale.
 	Pages int `json:"pages,omitempty"`
+	// Parked lists the tenants whose lane is parked on this replica
+	// (credentials rejected there, or its token endpoint unreachable from
+	// there), at most 1,000: peers leave the replica out of those tenants'
+	// org-scoped quota shares.
+	Parked []string `json:"parked,omitempty"`
 	// Lanes is set only by replicas of earlier versions, which wrote every
 	// lane's figures into this one value (and failed past the server's
 	// message size limit). Readers still take them from here.

@@ -204,6 +204,16 @@ func parseBaseURL(field, raw string) (*url.URL, error) {
 // (Do already forgets a token the API answered 401 to.)
 func (c *Client) DropToken() { c.tokens.drop() }
 
+// CheckToken makes sure the client has a usable access token, fetching one
+// when the cached one is missing or due, without any API request. A worker
+// uses it to probe, on its own schedule, whether credentials rejected or a
+// token endpoint down are fine again. Errors are *TokenError, or the
+// caller's cancellation wrapped; the token itself is never returned.
+func (c *Client) CheckToken(ctx context.Context) error {
+	_, err := c.tokens.token(ctx)
+	return err
+}
+
 // Do validates params, sends op's request(s) and classifies the answer. A
 // 2xx answer is a *Result; otherwise the error is one of *InvalidRequestError
 // (never sent), *TokenError, *RateLimitError, *AuthError, *PermanentError or

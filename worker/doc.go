@@ -35,15 +35,32 @@
 // first delivery has none, so the common path reads nothing; a redelivery
 // reads the record once. A hand-back increments the count with a
 // read-modify-write that completes before the Nak, so the next delivery —
-// on any replica — sees it.
+// on any replica — sees it; a slow or failing write is tried again (the job
+// held in progress) rather than the Nak going out uncounted.
 //
 // # Status and events
 //
 // Status records (running, retrying, succeeded, dead) are written off the
-// jobs' path by one writer per pool that coalesces by key and pipelines its
-// writes; the records that a later delivery relies on (hand-backs, retries)
-// go through the same writer synchronously, in order with what is queued for
-// their key. Outcome events are core NATS messages on
+// jobs' path by one writer per lane (so per tenant: one tenant's burst never
+// queues another's records) that coalesces by key and pipelines its writes;
+// the records that a later delivery relies on (hand-backs, retries) go
+// through the same writer synchronously, in order with what is queued for
+// their key, with a compare-and-set, and never over a record of a later
+// delivery (dispatcher.JobStatus.Seq, Delivery).
+//
+// # Parking
+//
+// A lane parked on this replica (credentials rejected here, token endpoint
+// unreachable from here) stops pulling, hands back what it holds at once,
+// and probes with token fetches on its own backoff; its heartbeat lists the
+// tenant as parked so that the other replicas take the tenant's whole
+// org-scoped quota meanwhile (see parking.go).
+//
+// # Logs under faults
+//
+// Each lane logs a fault condition (parked, pulls, status writes, naks,
+// acks, retries) once when it begins and sums it up when it clears or once
+// a minute (internal/condlog), rather than once per job. Outcome events are core NATS messages on
 // Names.EventSubject(tenant, outcome). Dead letters are stored (and acked by
 // the stream) before the job is terminated; if that fails the job is handed
 // back instead: nothing is lost.

@@ -262,6 +262,17 @@ func (g *gate) unpark() {
 	g.parkLevel, g.parkState, g.parkedUntil = 0, "", time.Time{}
 }
 
+// parkedAt reports until when the lane is parked at now (zero: it is not)
+// and why. Unlike parked, it ignores a parking that has run out.
+func (g *gate) parkedAt(now time.Time) (time.Time, string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Before(g.parkedUntil) {
+		return g.parkedUntil, g.parkState
+	}
+	return time.Time{}, ""
+}
+
 // parked returns the parking state ("" when the lane is not parked or the
 // parking expired without a new failure being seen yet).
 func (g *gate) parked() (string, time.Time) {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"sync"
 	"time"
 
@@ -38,12 +39,19 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 	defer ticker.Stop()
 
 	seen := map[string]time.Time{}
+	parked := map[string][]string{} // replica → tenants parked there
+	resize := func() {
+		n, rank := replicaRank(p.cfg.ReplicaID, seen, p.cfg.Now(), interval)
+		p.setLive(n, rank, parkedPeers(p.cfg.ReplicaID, seen, parked, p.cfg.Now(), interval))
+	}
 	var updates <-chan jetstream.KeyValueEntry
 	var watcher jetstream.KeyWatcher
 	watch := func() {
-		// MetaOnly: a peer's key and time are all it takes, and a peer of
-		// an earlier version still writes every lane's figures there.
-		w, err := kv.WatchAll(ctx, jetstream.MetaOnly())
+		// The values are small (this version's liveness records, with the
+		// tenants parked on that replica); only a peer of an earlier
+		// version still writes every lane's figures there, until it is
+		// upgraded.
+		w, err := kv.WatchAll(ctx)
 		if err != nil {
 			p.log.Warn("watch replicas bucket", "error", err)
 			return
@@ -68,13 +76,15 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 			}
 			cancel()
 			return
+		case <-p.beatNow:
+			p.beat(ctx, kv)
 		case <-ticker.C:
 			p.beat(ctx, kv)
 			if updates == nil {
 				watch()
 				initial = true
 			}
-			p.setLive(replicaRank(p.cfg.ReplicaID, seen, p.cfg.Now(), interval))
+			resize()
 		case e, ok := <-updates:
 			if !ok {
 				updates, watcher = nil, nil
@@ -87,18 +97,59 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 			}
 			if e.Operation() != jetstream.KeyValuePut {
 				delete(seen, e.Key())
-			} else if initial {
-				seen[e.Key()] = e.Created()
+				delete(parked, e.Key())
 			} else {
-				seen[e.Key()] = p.cfg.Now()
+				if initial {
+					seen[e.Key()] = e.Created()
+				} else {
+					seen[e.Key()] = p.cfg.Now()
+				}
+				parked[e.Key()] = heartbeatParked(e.Value())
 			}
-			p.setLive(replicaRank(p.cfg.ReplicaID, seen, p.cfg.Now(), interval))
+			resize()
 		}
 	}
 }
 
+// maxParkedInHeartbeat caps the tenants a liveness record lists as parked
+// on its replica, so that the record stays small whatever the tenant count
+// (≈ 70 KiB at most). Past it — thousands of tenants parked on one replica,
+// e.g. its token endpoint unreachable for all — peers keep counting the
+// replica for the tenants not listed: their org-scoped shares stay split,
+// the safe side (under the quota, never over it).
+const maxParkedInHeartbeat = 1000
+
+// beatSoon asks the heartbeat loop to write a heartbeat now, so that peers
+// learn at once that a lane parked or pulls again.
+func (p *Pool) beatSoon() {
+	select {
+	case p.beatNow <- struct{}{}:
+	default:
+	}
+}
+
+// heartbeatParked reads the tenants parked on a peer from its heartbeat;
+// an unreadable one has none.
+func heartbeatParked(data []byte) []string {
+	var hb struct {
+		Parked []string `json:"parked"`
+	}
+	if json.Unmarshal(data, &hb) != nil {
+		return nil
+	}
+	return hb.Parked
+}
+
 func (p *Pool) beat(ctx context.Context, kv jetstream.KeyValue) {
 	hb := dispatcher.Heartbeat{Replica: p.cfg.ReplicaID, At: p.cfg.Now().UTC(), Pages: int(p.pages.Load())}
+	for _, l := range p.laneList() {
+		if l.parkedNowAt(p.cfg.Now()) {
+			if len(hb.Parked) == maxParkedInHeartbeat {
+				break // the record stays small; see maxParkedInHeartbeat
+			}
+			hb.Parked = append(hb.Parked, l.id)
+		}
+	}
 	data, err := json.Marshal(hb)
 	if err != nil {
 		p.log.Error("encode heartbeat", "error", err)
@@ -127,18 +178,32 @@ func (p *Pool) figures(ctx context.Context, w *pageWriter) {
 	}
 }
 
-// setLive records the number of live replicas and this replica's rank among
-// them, and re-sizes the lanes' limiters (and resume turns) when either
-// changed.
-func (p *Pool) setLive(n, rank int) {
+// setLive records the number of live replicas, this replica's rank among
+// them and, per tenant, how many live peers have its lane parked; it
+// re-sizes the lanes' limiters (and resume turns) when any changed.
+func (p *Pool) setLive(n, rank int, parked map[string]int) {
 	oldRank := p.rank.Swap(int64(rank))
-	if int(p.live.Swap(int64(n))) == n && int(oldRank) == rank {
+	p.peersMu.Lock()
+	samePark := maps.Equal(p.parkedPeers, parked)
+	p.parkedPeers = parked
+	p.peersMu.Unlock()
+	if int(p.live.Swap(int64(n))) == n && int(oldRank) == rank && samePark {
 		return
 	}
-	p.log.Info("live replicas changed; re-sizing org-scoped quotas", "replicas", n, "rank", rank)
+	p.log.Info("live replicas changed; re-sizing org-scoped quotas", "replicas", n, "rank", rank, "parked_elsewhere", len(parked))
 	for _, l := range p.laneList() {
 		l.applyRate()
 	}
+}
+
+// liveFor is the number of live replicas that share tenant's org-scoped
+// quota: the live ones (self included) but peers whose lane of the tenant is
+// parked (at least 1).
+func (p *Pool) liveFor(tenant string) int {
+	p.peersMu.Lock()
+	parked := p.parkedPeers[tenant]
+	p.peersMu.Unlock()
+	return max(1, p.liveReplicas()-parked)
 }
 
 // replicaRank is this replica's last known rank among the live replicas.

@@ -365,11 +365,14 @@ func TestUnauthorizedRefreshesTokenOnce(t *testing.T) {
 	e.sim.FailNext("client_a", 2, http.StatusUnauthorized)
 	e.publish("a", getJob("j3", "c3"))
 	st = e.waitStatus("a", "j3", dispatcher.StateSucceeded, 10*time.Second)
-	if st.Attempts != 1 || st.FreeDeliveries != 1 {
-		t.Errorf("j3: attempts %d, free %d; want 1, 1", st.Attempts, st.FreeDeliveries)
+	// Parked, the lane hands the job back at once and stops pulling; a
+	// redelivery that reaches its iterator while it drains goes back too.
+	handedBack := hooks.count("a", OutcomeHandedBack)
+	if st.Attempts != 1 || st.FreeDeliveries != handedBack {
+		t.Errorf("j3: attempts %d, free %d; want 1, %d (its hand-backs)", st.Attempts, st.FreeDeliveries, handedBack)
 	}
-	if n := hooks.count("a", OutcomeHandedBack); n != 1 {
-		t.Errorf("%d hand-backs, want 1", n)
+	if handedBack < 1 || handedBack > 2 {
+		t.Errorf("%d hand-backs, want 1 (2 if a redelivery met the draining iterator)", handedBack)
 	}
 	lane := p.Lanes()[0]
 	if lane.State != dispatcher.LaneRunning || !strings.Contains(lane.LastError, dispatcher.LaneCredentialsRejected) {

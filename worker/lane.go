@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,9 +13,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/condlog"
 	"github.com/orgdispatch/orgdispatch/platform"
 	"github.com/orgdispatch/orgdispatch/tenants"
 )
+
+// condPull is the condlog condition of a lane that cannot bind or pull
+// from its consumer.
+const condPull = "tenant lane cannot pull"
 
 // errShutdown is the cause given to jobs cancelled because the replica (or
 // the lane, on reload) stopped and they did not finish in time.
@@ -31,6 +37,12 @@ type lane struct {
 	gate *gate
 	sem  *semaphore
 	done *rateWindow
+	cond *condlog.Logger // this lane's fault conditions: one line each, not one per job
+
+	// status writes this tenant's records (set by start; tests may set it).
+	status     *statusWriter
+	stopStatus context.CancelFunc
+	statusDone chan struct{}
 
 	mu         sync.Mutex
 	tenant     tenants.Tenant
@@ -53,6 +65,8 @@ type lane struct {
 	dead        atomic.Uint64
 	rateLimited atomic.Uint64
 
+	parkedNow   atomic.Bool   // parked on this replica: not pulling (see parking.go)
+	wake        chan struct{} // cuts a parked wait short
 	stopping    atomic.Bool
 	pullCtx     context.Context // cancelled: stop pulling (shutdown phase 1)
 	stopPulling context.CancelFunc
@@ -70,10 +84,12 @@ func newLane(p *Pool, t tenants.Tenant) (*lane, error) {
 		sem:    newSemaphore(t.Concurrency),
 		done:   newRateWindow(p.cfg.Now),
 		pulled: make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		cond:   condlog.New(condlog.Config{Logger: p.log, Now: p.cfg.Now}),
 
 		rateSource: RateSourceConfigured,
 	}
-	l.gate = newGate(p.cfg.Now, laneRate(t, configuredRate(t), p.liveReplicas()), burstOf(t))
+	l.gate = newGate(p.cfg.Now, laneRate(t, configuredRate(t), p.liveFor(t.ID)), burstOf(t))
 	c, err := l.newClient(t)
 	if err != nil {
 		return nil, err
@@ -150,14 +166,14 @@ func (l *lane) applyRate() {
 	}
 	l.rateSource = source
 	l.mu.Unlock()
-	live := l.p.liveReplicas()
+	live := l.p.liveFor(l.id)
 	r := laneRate(t, perSec, live)
 	l.gate.setLimit(r)
 	// After a pause, replicas take turns: replica k of n starts k/(n·r) after
 	// the pause's end, so the org's requests are spread 1/(n·r) apart instead
 	// of leaving every replica at the same instant. A 429 then reaches every
 	// replica (a few ms) before another one's next request is due.
-	l.gate.setResumeOffset(time.Duration(float64(l.p.replicaRank()) / (float64(live) * float64(r)) * float64(time.Second)))
+	l.gate.setResumeOffset(time.Duration(float64(min(l.p.replicaRank(), live-1)) / (float64(live) * float64(r)) * float64(time.Second)))
 	if b := burstOf(t); l.gate.limiter.Burst() != b {
 		l.gate.limiter.SetBurst(b)
 	}
@@ -179,6 +195,7 @@ func (l *lane) update(t tenants.Tenant) error {
 		l.client = c
 		l.mu.Unlock()
 		l.gate.unpark() // new credentials deserve a try at once
+		l.wakeUp()
 	}
 	l.mu.Lock()
 	l.tenant = t
@@ -223,6 +240,26 @@ func (l *lane) setError(msg string) {
 	l.mu.Unlock()
 }
 
+// start runs the lane: its status writer, then its pull loop. The pool
+// calls it (with p.status set) once per lane.
+func (l *lane) start() {
+	l.startStatus()
+	go l.pull()
+}
+
+// startStatus starts the lane's own status writer; finishStop flushes and
+// stops it.
+func (l *lane) startStatus() {
+	p := l.p
+	l.status = newStatusWriter(p.cfg.JS, p.status, p.cfg.Names.StatusBucket(), l.id, p.log, l.cond)
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stopStatus, l.statusDone = cancel, make(chan struct{})
+	go func() {
+		defer close(l.statusDone)
+		l.status.run(ctx, p.cfg.ShutdownTimeout)
+	}()
+}
+
 // pull runs until the lane stops: it binds the tenant's durable consumer and
 // hands each message to a job goroutine as soon as a concurrency slot is
 // free. The iterator never buffers more than the lane's concurrency, and the
@@ -233,6 +270,9 @@ func (l *lane) pull() {
 	l.refreshLimits() // rate: auto: read the org's limits once at start
 	failures := 0
 	for !l.stopping.Load() {
+		if !l.waitWhileParked() {
+			return
+		}
 		err := l.pullOnce()
 		if err == nil {
 			failures = 0
@@ -243,7 +283,7 @@ func (l *lane) pull() {
 		}
 		failures++
 		l.setError(err.Error())
-		l.p.log.Warn("tenant lane cannot pull", "tenant", l.id, "error", err)
+		l.cond.Report(slog.LevelWarn, l.id, condPull, "failures", failures, "error", err)
 		wait := backoffCeiling(failures, l.p.cfg.BackoffBase, l.p.cfg.BackoffMax)
 		select {
 		case <-time.After(wait):
@@ -264,6 +304,7 @@ func (l *lane) pullOnce() error {
 	if err != nil {
 		return fmt.Errorf("bind consumer %s: %w", name, err)
 	}
+	l.cond.Clear(l.id, condPull)
 	info := cons.CachedInfo()
 	l.syncPause(info, asked)
 	l.mu.Lock()
@@ -277,7 +318,9 @@ func (l *lane) pullOnce() error {
 	l.mu.Lock()
 	l.iter, l.iterSize = it, size
 	l.mu.Unlock()
-	if l.stopping.Load() {
+	if l.stopping.Load() || l.parkedNowAt(l.p.cfg.Now()) {
+		// Stopping or parked meanwhile (beginStop, parkAndStopPulling found
+		// no iterator to drain): hand out what comes, pull no more.
 		it.Drain()
 	}
 	l.consume(it)
@@ -286,7 +329,7 @@ func (l *lane) pullOnce() error {
 	restart := l.restart
 	l.restart = false
 	l.mu.Unlock()
-	if restart || l.stopping.Load() {
+	if restart || l.stopping.Load() || l.parkedNowAt(l.p.cfg.Now()) {
 		return nil
 	}
 	// Closed by the server or the connection (consumer deleted, …): bind
@@ -408,6 +451,11 @@ func (l *lane) finishStop(deadline <-chan struct{}) {
 		<-idle
 	}
 	l.cancelJobs(errShutdown)
+	// No job runs any more: flush the lane's status records.
+	if l.stopStatus != nil {
+		l.stopStatus()
+		<-l.statusDone
+	}
 }
 
 // syncPause adopts the consumer's pause as the server reports it (at bind
@@ -442,6 +490,7 @@ func (l *lane) report() dispatcher.LaneReport {
 	l.mu.Lock()
 	r := dispatcher.LaneReport{
 		Tenant:      l.id,
+		Parked:      l.parkedNow.Load(),
 		LastError:   l.lastErr,
 		LastErrorAt: l.lastErrAt,
 		RateSource:  l.rateSource,

@@ -34,7 +34,7 @@ func TestDeliveryWithoutMetadataIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.status = newStatusWriter(e.js, kv, e.names.StatusBucket(), p.log)
+	p.lane("org_a").status = newStatusWriter(e.js, kv, e.names.StatusBucket(), "org_a", p.log, nil)
 
 	e.publish("org_a", getJob("j1", "c1"))
 	cons, err := e.js.Consumer(ctx, e.names.JobsStream(), e.names.Consumer("org_a"))

@@ -170,8 +170,10 @@ func TestUpdateTenants(t *testing.T) {
 	}
 }
 
-// While the token endpoint is down the lane parks with backoff and its jobs
-// wait, handed back without using attempts; when it is back they run.
+// While the token endpoint is down the lane parks with backoff: it hands its
+// job back at once without using an attempt, stops pulling, and probes with
+// token fetches on its own schedule, not with jobs; when the endpoint is
+// back it pulls again and the job runs.
 func TestTokenOutageParksLane(t *testing.T) {
 	e := newEnv(t, platformtest.Config{}, "a")
 	ta := e.tenant("a", func(t *tenants.Tenant) { t.Concurrency = 1; t.MaxAttempts = 1 })
@@ -180,16 +182,25 @@ func TestTokenOutageParksLane(t *testing.T) {
 	p, _ := e.start(e.config("r1", hooks, ta))
 	e.sim.SetTokenOutage(true)
 	e.publish("a", getJob("j1", "c1"))
-	hooks.waitFor(t, "two hand-backs", 10*time.Second, func(h *recHooks) bool { return h.finished["a"][OutcomeHandedBack] >= 2 })
-	if l := p.Lanes()[0]; l.State != dispatcher.LaneTokenUnavailable {
+	hooks.waitFor(t, "a hand-back", 10*time.Second, func(h *recHooks) bool { return h.finished["a"][OutcomeHandedBack] >= 1 })
+	eventually(t, "the lane parked, not pulling", 10*time.Second, func() bool { return p.Lanes()[0].Parked })
+	// A redelivery may still reach the iterator while it drains (it is
+	// handed back again, free); after that, only probes.
+	handedBack := hooks.count("a", OutcomeHandedBack)
+	probes := e.sim.Stats("client_a").TokenErrors
+	eventually(t, "3 more token probes", 10*time.Second, func() bool { return e.sim.Stats("client_a").TokenErrors >= probes+3 })
+	if l := p.Lanes()[0]; l.State != dispatcher.LaneTokenUnavailable || !l.Parked {
 		t.Errorf("lane during the outage: %+v", l)
+	}
+	if n := hooks.count("a", OutcomeHandedBack); n != handedBack || n > 2 {
+		t.Errorf("%d hand-backs during the outage (%d when parked), want no more while parked: a parked lane probes with token fetches, not jobs", n, handedBack)
 	}
 	e.sim.SetTokenOutage(false)
 	st := e.waitStatus("a", "j1", dispatcher.StateSucceeded, 10*time.Second)
-	if st.Attempts != 1 || st.FreeDeliveries < 2 {
-		t.Errorf("status %+v: want attempt 1 after ≥ 2 free deliveries", st)
+	if st.Attempts != 1 || st.FreeDeliveries != handedBack {
+		t.Errorf("status %+v: want attempt 1 after %d free deliveries", st, handedBack)
 	}
-	if l := p.Lanes()[0]; l.State != dispatcher.LaneRunning {
+	if l := p.Lanes()[0]; l.State != dispatcher.LaneRunning || l.Parked {
 		t.Errorf("lane after the outage: %+v", l)
 	}
 }

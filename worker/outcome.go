@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"time"
 
@@ -27,13 +28,13 @@ const pauseSlack = 250 * time.Millisecond
 const pausedHandBackCap = 5 * time.Second
 
 // blockedDelay is the hand-back delay of a job the gate refused: the rest of
-// a parking (local to this replica: the server would deliver the job again
-// at once), the rest of a pause up to pausedHandBackCap.
+// a pause up to pausedHandBackCap; none for a parking, which is local to
+// this replica (it stops pulling; a healthy replica takes the job at once).
 func blockedDelay(remaining time.Duration, state string) time.Duration {
 	if state == dispatcher.LanePaused {
 		return min(remaining, pausedHandBackCap)
 	}
-	return remaining
+	return 0
 }
 
 // jobKeyRE matches job ids that can be status keys (the envelope's id rule).
@@ -61,10 +62,14 @@ func (r *run) key() (string, bool) {
 }
 
 func (r *run) status(state string, now time.Time) dispatcher.JobStatus {
-	return dispatcher.JobStatus{
+	st := dispatcher.JobStatus{
 		ID: r.job.ID, Tenant: r.tenant, Op: r.op, State: state, CorrelationID: r.corr,
 		Attempts: r.attempts, Updated: now, FreeDeliveries: r.free, FirstAttempt: r.first,
 	}
+	if r.meta != nil {
+		st.Seq, st.Delivery = r.meta.Sequence.Stream, r.meta.NumDelivered
+	}
+	return st
 }
 
 // handle runs one delivered message to its outcome: ack, delayed retry,
@@ -97,9 +102,11 @@ func (l *lane) handle(msg jetstream.Msg) {
 	// first delivery has none, so the common path reads nothing.
 	if meta.NumDelivered > 1 {
 		if key, ok := r.key(); ok {
-			st, found, err := p.status.get(l.jobsCtx, key)
+			st, found, err := l.status.get(l.jobsCtx, key)
 			if err != nil {
-				p.log.Warn("read job status; counting every delivery as an attempt", "tenant", l.id, "job_id", r.job.ID, "error", err)
+				l.cond.Report(slog.LevelWarn, l.id, condReadStatus, "job_id", r.job.ID, "error", err)
+			} else {
+				l.cond.Clear(l.id, condReadStatus)
 			}
 			if found {
 				r.free = st.FreeDeliveries
@@ -130,7 +137,7 @@ func (l *lane) handle(msg jetstream.Msg) {
 	}
 
 	l.refreshLimits() // rate: auto: read the org's limits when a read is due
-	p.status.put(r.status(dispatcher.StateRunning, now))
+	l.status.put(r.status(dispatcher.StateRunning, now))
 	res, err := l.call(r)
 	if res != nil {
 		r.corr = res.CorrelationID
@@ -208,7 +215,7 @@ func (l *lane) settle(r *run, res *platform.Result, err error) {
 		l.rateLimitedBy(r, limited)
 
 	case errors.As(err, &authErr):
-		until := l.gate.park(dispatcher.LaneCredentialsRejected, p.cfg.BackoffBase, p.cfg.BackoffMax, 0)
+		until := l.parkAndStopPulling(dispatcher.LaneCredentialsRejected, 0)
 		l.parked(r, until, dispatcher.LaneCredentialsRejected, authErr.Error(), authErr.Status)
 
 	case errors.As(err, &tokenErr):
@@ -218,7 +225,7 @@ func (l *lane) settle(r *run, res *platform.Result, err error) {
 		}
 		// A 429 (or 503) from the token endpoint with Retry-After: park at
 		// least that long.
-		until := l.gate.park(state, p.cfg.BackoffBase, p.cfg.BackoffMax, tokenErr.RetryAfter)
+		until := l.parkAndStopPulling(state, tokenErr.RetryAfter)
 		l.parked(r, until, state, tokenErr.Error(), tokenErr.Status)
 
 	case errors.As(err, &permErr):
@@ -252,8 +259,11 @@ func (l *lane) succeed(r *run, res *platform.Result) {
 	// DoubleAck could report but not prevent. Delivery is at-least-once either
 	// way.
 	if err := r.msg.Ack(); err != nil {
-		p.log.Warn("ack failed; the job may run again", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "error", err)
+		l.cond.Report(slog.LevelWarn, l.id, condAck, "job_id", r.job.ID, "op", r.op, "error", err)
+	} else {
+		l.cond.Clear(l.id, condAck)
 	}
+	l.cond.Clear(l.id, condRetrying)
 	l.gate.unpark()
 	now := p.cfg.Now()
 	// Counters and hooks first: whoever sees the succeeded record or event
@@ -263,7 +273,7 @@ func (l *lane) succeed(r *run, res *platform.Result) {
 	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeSucceeded, now.Sub(r.start))
 	st := r.status(dispatcher.StateSucceeded, now)
 	st.HTTPStatus = res.Status
-	p.status.put(st)
+	l.status.put(st)
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateSucceeded, HTTPStatus: res.Status, CorrelationID: r.corr, At: now})
 	p.log.Debug("job succeeded", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", res.Status)
 }
@@ -307,7 +317,9 @@ func (l *lane) rateLimited429(e *platform.RateLimitError, jobID string) (time.Ti
 			"reason", reason, "correlation_id", e.CorrelationID)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
 		if _, err := dispatcher.ExtendPause(ctx, p.cfg.JS, p.cfg.Names, l.id, until, reason, p.cfg.ReplicaID); err != nil {
-			p.log.Warn("pause tenant on the server; other replicas learn of the 429 on their own", "tenant", l.id, "error", err)
+			l.cond.Report(slog.LevelWarn, l.id, condPauseServer, "error", err)
+		} else {
+			l.cond.Clear(l.id, condPauseServer)
 		}
 		cancel()
 	}
@@ -334,13 +346,13 @@ func (l *lane) learnFrom429(e *platform.RateLimitError) {
 	}
 }
 
-// parked hands the job back while the lane waits for working credentials or
-// a working token endpoint.
+// parked hands the job back at once, for a healthy replica, while this
+// replica's lane waits for working credentials or a working token endpoint
+// (see parking.go).
 func (l *lane) parked(r *run, until time.Time, state, reason string, status int) {
-	p := l.p
 	l.setError(state + ": " + reason)
-	p.log.Warn("tenant lane parked", "tenant", l.id, "job_id", r.job.ID, "status", status, "state", state, "until", until.UTC().Format(time.RFC3339), "error", reason, "correlation_id", r.corr)
-	l.handBack(r, until.Sub(p.cfg.Now()), state+": "+reason, status, OutcomeHandedBack)
+	l.cond.Report(slog.LevelWarn, l.id, condParked, "job_id", r.job.ID, "status", status, "state", state, "until", until.UTC().Format(time.RFC3339), "error", reason, "correlation_id", r.corr)
+	l.handBack(r, 0, state+": "+reason, status, OutcomeHandedBack)
 }
 
 // retry ends a counted attempt that failed transiently: another delivery
@@ -360,30 +372,43 @@ func (l *lane) retry(r *run, reason string, status int, retryAfter time.Duration
 	p.cfg.Hooks.JobFinished(l.id, r.op, OutcomeRetried, now.Sub(r.start))
 	st := r.status(dispatcher.StateRetrying, now)
 	st.Error, st.HTTPStatus = reason, status
+	// A counted attempt: its record carries only the error and the first
+	// attempt's time, so one try is enough; it never replaces a later
+	// delivery's record.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
-	if err := p.status.putSync(ctx, st); err != nil {
-		p.log.Warn("record retry", "tenant", l.id, "job_id", r.job.ID, "error", err)
+	if err := l.status.putSync(ctx, st); err != nil {
+		l.cond.Report(slog.LevelWarn, l.id, condRecordRetry, "job_id", r.job.ID, "error", err)
+	} else {
+		l.cond.Clear(l.id, condRecordRetry)
 	}
 	cancel()
-	if err := r.msg.NakWithDelay(delay); err != nil {
-		p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
-	}
+	l.nak(r, delay)
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateRetrying, HTTPStatus: status, Error: reason, CorrelationID: r.corr, At: now})
-	p.log.Info("job will be retried", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "delay", delay, "error", reason, "correlation_id", r.corr)
+	p.log.Debug("job will be retried", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "delay", delay, "error", reason, "correlation_id", r.corr)
+	l.cond.Report(slog.LevelInfo, l.id, condRetrying, "job_id", r.job.ID, "op", r.op, "status", status, "attempt", r.attempts, "error", reason, "correlation_id", r.corr)
 }
 
 // handBack returns the job to the queue without using up an attempt: it
 // records the free delivery durably first (the next delivery's attempt count
-// relies on it), then naks with delay (0: at once).
+// relies on it), then naks with delay (0: at once). A slow or failing write
+// is tried again, with backoff, until it is stored — the message is kept in
+// progress meanwhile — so that a slow status bucket never turns a free
+// delivery into an attempt. Only a shutdown past its deadline gives up on it.
 func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, outcome string) {
 	p := l.p
 	now := p.cfg.Now()
 	if key, ok := r.key(); ok {
-		st := r.status(dispatcher.StateRetrying, now)
-		st.Error, st.HTTPStatus = reason, status
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
-		err := p.status.update(ctx, key, func(cur dispatcher.JobStatus, found bool) dispatcher.JobStatus {
+		mine := r.status(dispatcher.StateRetrying, now)
+		mine.Error, mine.HTTPStatus = reason, status
+		record := func(cur dispatcher.JobStatus, found bool) (dispatcher.JobStatus, bool) {
+			st := mine
 			if found {
+				if supersedes(cur, st) {
+					return cur, false // a later delivery recorded its own
+				}
+				if r.meta != nil && cur.Seq == st.Seq && cur.Delivery == st.Delivery && cur.State == dispatcher.StateRetrying {
+					return cur, false // this delivery's outcome is stored (an earlier try landed)
+				}
 				st.FreeDeliveries = cur.FreeDeliveries + 1
 				if !cur.FirstAttempt.IsZero() {
 					st.FirstAttempt = cur.FirstAttempt
@@ -395,13 +420,53 @@ func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, 
 			if r.meta != nil {
 				st.Attempts = max(0, int(r.meta.NumDelivered)-st.FreeDeliveries)
 			}
-			return st
-		})
-		cancel()
-		if err != nil {
-			p.log.Warn("record handed-back delivery; it may count as an attempt", "tenant", l.id, "job_id", r.job.ID, "error", err)
+			return st, true
+		}
+		for try := 1; ; try++ {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(l.jobsCtx), statusTimeout)
+			err := l.status.update(ctx, key, record)
+			cancel()
+			if err == nil {
+				l.cond.Clear(l.id, condRecordHandBack)
+				break
+			}
+			l.cond.Report(slog.LevelWarn, l.id, condRecordHandBack, "job_id", r.job.ID, "tries", try, "error", err)
+			if context.Cause(l.jobsCtx) != nil {
+				break // shutting down past the deadline: hand it back regardless
+			}
+			t := time.NewTimer(backoffCeiling(try, handBackRetryBase, handBackRetryMax))
+			select {
+			case <-t.C:
+			case <-l.jobsCtx.Done():
+				t.Stop()
+			}
 		}
 	}
+	l.nak(r, delay)
+	p.cfg.Hooks.JobFinished(l.id, r.op, outcome, now.Sub(r.start))
+	p.log.Debug("job handed back", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "delay", delay, "reason", reason)
+}
+
+// Backoff between tries to record a hand-back.
+const (
+	handBackRetryBase = 50 * time.Millisecond
+	handBackRetryMax  = 2 * time.Second
+)
+
+// condlog conditions of the outcome paths, logged once per lane while they
+// last (see lane.cond).
+const (
+	condRetrying       = "jobs failed transiently and will be retried"
+	condAck            = "ack failed; jobs may run again"
+	condReadStatus     = "read job status failed; counting every delivery as an attempt"
+	condPauseServer    = "pause tenant on the server failed; other replicas learn of the 429 on their own"
+	condRecordHandBack = "record handed-back delivery failed; retrying before the nak"
+	condRecordRetry    = "record retry failed"
+	condNak            = "nak failed; the job is redelivered after the ack wait"
+)
+
+// nak hands the message back after delay (0: at once).
+func (l *lane) nak(r *run, delay time.Duration) {
 	var err error
 	if delay > 0 {
 		err = r.msg.NakWithDelay(delay)
@@ -409,10 +474,10 @@ func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, 
 		err = r.msg.Nak()
 	}
 	if err != nil {
-		p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
+		l.cond.Report(slog.LevelWarn, l.id, condNak, "job_id", r.job.ID, "error", err)
+		return
 	}
-	p.cfg.Hooks.JobFinished(l.id, r.op, outcome, now.Sub(r.start))
-	p.log.Debug("job handed back", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", status, "delay", delay, "reason", reason)
+	l.cond.Clear(l.id, condNak)
 }
 
 // handBackUnstarted returns a message that was buffered when the lane
@@ -438,9 +503,7 @@ func (l *lane) giveUp(r *run, dl deadLetter) {
 	dl.attempts, dl.first, dl.last = r.attempts, r.first, now
 	if err := p.publishDeadLetter(l.jobsCtx, r, dl); err != nil {
 		p.log.Error("store dead letter; retrying later", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "error", err)
-		if err := r.msg.NakWithDelay(backoffCeiling(1, p.cfg.BackoffBase, p.cfg.BackoffMax)); err != nil {
-			p.log.Warn("nak failed; the job is redelivered after the ack wait", "tenant", l.id, "job_id", r.job.ID, "error", err)
-		}
+		l.nak(r, backoffCeiling(1, p.cfg.BackoffBase, p.cfg.BackoffMax))
 		return
 	}
 	if err := r.msg.TermWithReason(dl.class); err != nil {
@@ -452,7 +515,7 @@ func (l *lane) giveUp(r *run, dl deadLetter) {
 	if _, ok := r.key(); ok {
 		st := r.status(dispatcher.StateDead, now)
 		st.Error, st.HTTPStatus = dl.class+": "+dl.reason, dl.httpStatus
-		p.status.put(st)
+		l.status.put(st)
 	}
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateDead, HTTPStatus: dl.httpStatus, Error: dl.class + ": " + dl.reason, CorrelationID: r.corr, At: now})
 	p.log.Warn("job dead-lettered", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", dl.httpStatus, "class", dl.class, "attempts", dl.attempts, "error", dl.reason, "correlation_id", r.corr)

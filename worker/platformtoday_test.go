@@ -22,19 +22,19 @@ import (
 // headers, normalized 429 bodies with a limit object, the organization
 // limits API, ININ-Correlation-Id on every answer).
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
+// jsonLogs is a JSON log sink safe for concurrent writers.
+type jsonLogs struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *jsonLogs) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) lines() []map[string]any {
+func (s *jsonLogs) lines() []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []map[string]any
@@ -70,7 +70,7 @@ func TestCorrelationIDsReachEveryRecord(t *testing.T) {
 	e := newEnv(t, platformtest.Config{}, "a")
 	ta := e.tenant("a", nil)
 	e.provision(ta)
-	logs := &syncBuffer{}
+	logs := &jsonLogs{}
 	cfg := e.config("r1", newRecHooks(), ta)
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	e.start(cfg)

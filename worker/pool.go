@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/tenants"
 )
@@ -21,13 +23,17 @@ type Pool struct {
 	cfg Config
 	log *slog.Logger
 
-	status *statusWriter
-	live   atomic.Int64
-	rank   atomic.Int64 // this replica's place among the live ones, by id
-	pages  atomic.Int64 // pages of lane figures the heartbeat announces
+	status  jetstream.KeyValue // the status bucket; each lane writes its records with its own writer
+	live    atomic.Int64
+	rank    atomic.Int64  // this replica's place among the live ones, by id
+	pages   atomic.Int64  // pages of lane figures the heartbeat announces
+	beatNow chan struct{} // asks the heartbeat to beat now (a lane parked or resumed)
 	// laneReports is Lanes; tests give it many lanes' figures without
 	// running the lanes.
 	laneReports func() []dispatcher.LaneReport
+
+	peersMu     sync.Mutex
+	parkedPeers map[string]int // tenant → live peers whose lane of it is parked
 
 	mu       sync.Mutex
 	lanes    map[string]*lane
@@ -43,7 +49,7 @@ func New(cfg Config) (*Pool, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}}
+	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}, beatNow: make(chan struct{}, 1)}
 	p.live.Store(1)
 	p.laneReports = p.Lanes
 	for _, t := range cfg.Tenants {
@@ -98,26 +104,18 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: lanes bucket %s (provision first): %w", p.cfg.Names.LanesBucket(), err)
 	}
-	p.status = newStatusWriter(p.cfg.JS, statusKV, p.cfg.Names.StatusBucket(), p.log)
-	writerCtx, stopWriter := context.WithCancel(context.Background())
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		p.status.run(writerCtx, p.cfg.ShutdownTimeout)
-	}()
+	p.mu.Lock()
+	p.status = statusKV
+	p.mu.Unlock()
 	// Watch pauses before the lanes read their consumers: no advisory falls
 	// between the read and the subscription.
 	stopWatch, err := p.watchPauses()
 	if err != nil {
-		stopWriter()
-		<-writerDone
 		return err
 	}
 	stopLeaders, err := p.watchLeaders()
 	if err != nil {
 		stopWatch()
-		stopWriter()
-		<-writerDone
 		return err
 	}
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
@@ -142,7 +140,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	p.mu.Lock()
 	p.running = true
 	for _, l := range p.lanes {
-		go l.pull()
+		l.start()
 	}
 	n := len(p.lanes)
 	p.mu.Unlock()
@@ -156,8 +154,6 @@ func (p *Pool) Run(ctx context.Context) error {
 	<-figuresDone
 	stopLeaders()
 	stopWatch()
-	stopWriter()
-	<-writerDone
 	p.log.Info("worker stopped")
 	return nil
 }
@@ -233,7 +229,7 @@ func (p *Pool) Update(ctx context.Context, ts []tenants.Tenant) error {
 		}
 		p.lanes[t.ID] = l
 		if p.running {
-			go l.pull()
+			l.start()
 		}
 		p.log.Info("tenant lane added", "tenant", t.ID)
 	}

@@ -53,3 +53,22 @@ func replicaRank(self string, seen map[string]time.Time, now time.Time, interval
 	}
 	return live, rank
 }
+
+// parkedPeers counts, per tenant, the live peers (self excluded) whose lane
+// of it is parked: they pull none of its jobs, so they take no share of its
+// quota.
+func parkedPeers(self string, seen map[string]time.Time, parked map[string][]string, now time.Time, interval time.Duration) map[string]int {
+	var out map[string]int
+	for id, tenants := range parked {
+		if at, ok := seen[id]; id == self || !ok || now.Sub(at) >= 3*interval {
+			continue
+		}
+		for _, t := range tenants {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[t]++
+		}
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"maps"
 	"testing"
 	"time"
 
@@ -63,5 +64,28 @@ func TestRateWindow(t *testing.T) {
 	now = now.Add(20 * time.Second)
 	if got := w.perSecond(); got != 0 {
 		t.Errorf("after 20 idle seconds: %g", got)
+	}
+}
+
+// A peer whose lane of a tenant is parked takes no share of that tenant's
+// quota; a stale peer and self do not count.
+func TestParkedPeers(t *testing.T) {
+	now := time.Now()
+	const interval = time.Second
+	seen := map[string]time.Time{"r1": now, "r2": now, "r3": now, "old": now.Add(-3 * interval)}
+	parked := map[string][]string{
+		"r1":   {"a", "b"}, // self
+		"r2":   {"a"},
+		"r3":   {"a", "c"},
+		"old":  {"b"}, // no longer live
+		"gone": {"b"}, // not seen at all
+	}
+	got := parkedPeers("r1", seen, parked, now, interval)
+	want := map[string]int{"a": 2, "c": 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("parkedPeers = %v, want %v", got, want)
+	}
+	if got := parkedPeers("r1", seen, map[string][]string{"r1": {"a"}}, now, interval); got != nil {
+		t.Errorf("only self parked: %v, want none", got)
 	}
 }

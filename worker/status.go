@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/condlog"
 )
 
 // statusBatch caps how many records one round of the writer sends before it
@@ -25,8 +26,15 @@ const statusLinger = 10 * time.Millisecond
 // statusTimeout bounds one status write or read.
 const statusTimeout = 5 * time.Second
 
-// statusWriter keeps the status bucket (key <tenant>.<job id>) up to date
-// without putting it on the jobs' path.
+// condStatusWrite is the condlog condition of a tenant's status records
+// that cannot be written.
+const condStatusWrite = "write job status failed"
+
+// statusWriter keeps one tenant's records in the status bucket (key
+// <tenant>.<job id>) up to date without putting it on the jobs' path. Every
+// lane has its own (see lane.startStatus): one tenant's burst of records,
+// hand-backs or retries queues behind nothing of another's, and a slow write
+// delays only its own tenant.
 //
 // Ordinary updates (running, retrying, succeeded, dead) are queued and
 // coalesced by key: a job that starts and finishes between two rounds is
@@ -39,15 +47,29 @@ const statusTimeout = 5 * time.Second
 // Counting a free delivery (a hand-back) cannot wait: the Nak that follows
 // relies on it. The writer runs it synchronously between rounds: the key's
 // queued update is dropped (the new record supersedes it), the record is
-// read, its FreeDeliveries incremented and written with a compare-and-set,
-// and only then is the caller released. A retry's record is written the same
-// way (without the read), so that no queued write of this delivery can land
+// read, its FreeDeliveries incremented and written with a compare-and-set on
+// the revision read, and only then is the caller released. A retry's record
+// is written the same way, so that no queued write of this delivery can land
 // after the next delivery's.
+//
+// Synchronous writes never replace a newer record: each record names the
+// delivery that wrote it (JobStatus.Seq, Delivery), and a write for an older
+// delivery than the record's is dropped. A caller that stops waiting while
+// its write is still queued withdraws it (it never lands); once the write is
+// being sent, the caller waits for its outcome, which the writer bounds by
+// timeout. A write sent but not confirmed cannot land over the next
+// delivery's record either: it went out on this connection before the Nak
+// that allows the next delivery, and the server handles one connection's
+// messages in order; and it fails its compare-and-set if anything was
+// written since its read.
 type statusWriter struct {
-	js     jetstream.JetStream
-	kv     jetstream.KeyValue
-	prefix string // "$KV.<bucket>."
-	log    *slog.Logger
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	prefix  string // "$KV.<bucket>."
+	tenant  string
+	log     *slog.Logger
+	cond    *condlog.Logger
+	timeout time.Duration // bounds one write or read; statusTimeout
 
 	mu       sync.Mutex
 	pending  map[string]dispatcher.JobStatus
@@ -55,24 +77,45 @@ type statusWriter struct {
 	syncs    []*syncUpdate
 	wake     chan struct{}
 	syncWake chan struct{} // cuts a linger short
+
+	testHookSync func(ctx context.Context) // tests: runs before each synchronous write
 }
 
-// syncUpdate is a write of one record that a caller waits for: a
-// read-modify-write when update is set, else a put of st.
+// syncUpdate is a read-modify-write of one record that a caller waits for.
+// update returns the new record, and false when nothing is to be written.
 type syncUpdate struct {
 	key    string
-	update func(cur dispatcher.JobStatus, found bool) dispatcher.JobStatus
-	st     dispatcher.JobStatus
+	update func(cur dispatcher.JobStatus, found bool) (dispatcher.JobStatus, bool)
 	done   chan error
 }
 
-func newStatusWriter(js jetstream.JetStream, kv jetstream.KeyValue, bucket string, log *slog.Logger) *statusWriter {
+// newStatusWriter returns tenant's writer; cond (nil: a discarding one)
+// receives its write failures, one line per condition.
+func newStatusWriter(js jetstream.JetStream, kv jetstream.KeyValue, bucket, tenant string, log *slog.Logger, cond *condlog.Logger) *statusWriter {
+	if cond == nil {
+		cond = condlog.New(condlog.Config{})
+	}
 	return &statusWriter{
-		js: js, kv: kv, prefix: "$KV." + bucket + ".", log: log,
+		js: js, kv: kv, prefix: "$KV." + bucket + ".", tenant: tenant, log: log, cond: cond,
+		timeout:  statusTimeout,
 		pending:  map[string]dispatcher.JobStatus{},
 		wake:     make(chan struct{}, 1),
 		syncWake: make(chan struct{}, 1),
 	}
+}
+
+// supersedes reports whether record cur was written by a later delivery
+// than st's: another stream message of the same job id (republished after
+// it finished), or a later delivery of the same message. Records that name
+// no delivery (queued, or written before these fields) supersede nothing.
+func supersedes(cur, st dispatcher.JobStatus) bool {
+	if cur.Seq == 0 || st.Seq == 0 {
+		return false
+	}
+	if cur.Seq != st.Seq {
+		return cur.Seq > st.Seq
+	}
+	return cur.Delivery > st.Delivery
 }
 
 // put queues st to be written soon; a later put of the same key replaces it.
@@ -88,17 +131,21 @@ func (w *statusWriter) put(st dispatcher.JobStatus) {
 }
 
 // update runs a read-modify-write of key's record through the writer and
-// waits until it is stored (or failed, or ctx is done).
-func (w *statusWriter) update(ctx context.Context, key string, fn func(cur dispatcher.JobStatus, found bool) dispatcher.JobStatus) error {
+// waits until it is stored, or not needed (fn returned false), or failed;
+// or until ctx is done while it is still queued (it is then withdrawn).
+func (w *statusWriter) update(ctx context.Context, key string, fn func(cur dispatcher.JobStatus, found bool) (dispatcher.JobStatus, bool)) error {
 	return w.sync(ctx, &syncUpdate{key: key, update: fn, done: make(chan error, 1)})
 }
 
 // putSync writes st through the writer, in order with what is queued for
-// its key, and waits until it is stored. The retry path uses it: the next
-// delivery may run on another replica at once, and a late queued write from
-// here must not land on top of what that replica records.
+// its key, and waits as update does; a record of a later delivery is kept.
+// The retry path uses it: the next delivery may run on another replica at
+// once, and a late queued write from here must not land on top of what that
+// replica records.
 func (w *statusWriter) putSync(ctx context.Context, st dispatcher.JobStatus) error {
-	return w.sync(ctx, &syncUpdate{key: dispatcher.StatusKey(st.Tenant, st.ID), st: st, done: make(chan error, 1)})
+	return w.update(ctx, dispatcher.StatusKey(st.Tenant, st.ID), func(cur dispatcher.JobStatus, found bool) (dispatcher.JobStatus, bool) {
+		return st, !found || !supersedes(cur, st)
+	})
 }
 
 func (w *statusWriter) sync(ctx context.Context, u *syncUpdate) error {
@@ -115,20 +162,24 @@ func (w *statusWriter) sync(ctx context.Context, u *syncUpdate) error {
 	case err := <-u.done:
 		return err
 	case <-ctx.Done():
-		// The caller goes on (it naks the job): a write it no longer waits
-		// for must not land later, on top of the next delivery's record.
+		// A write the caller no longer waits for must not land later, on
+		// top of the next delivery's record: withdraw it while it is
+		// queued. Once it is being sent, its outcome is what counts: wait
+		// for it (the writer bounds it by w.timeout).
 		w.mu.Lock()
 		if i := slices.Index(w.syncs, u); i >= 0 {
 			w.syncs = slices.Delete(w.syncs, i, i+1)
+			w.mu.Unlock()
+			return fmt.Errorf("status %s: %w", key, context.Cause(ctx))
 		}
 		w.mu.Unlock()
-		return fmt.Errorf("status %s: %w", key, context.Cause(ctx))
+		return <-u.done
 	}
 }
 
 // get reads key's record; found is false when there is none.
 func (w *statusWriter) get(ctx context.Context, key string) (st dispatcher.JobStatus, found bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	e, err := w.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -216,17 +267,10 @@ func (w *statusWriter) round(ctx context.Context) bool {
 }
 
 func (w *statusWriter) readModifyWrite(ctx context.Context, u *syncUpdate) error {
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	if u.update == nil {
-		data, err := json.Marshal(u.st)
-		if err != nil {
-			return fmt.Errorf("status %s: encode: %w", u.key, err)
-		}
-		if _, err := w.kv.Put(ctx, u.key, data); err != nil {
-			return fmt.Errorf("status %s: write: %w", u.key, err)
-		}
-		return nil
+	if w.testHookSync != nil {
+		w.testHookSync(ctx)
 	}
 	for try := 0; ; try++ {
 		var cur dispatcher.JobStatus
@@ -244,7 +288,11 @@ func (w *statusWriter) readModifyWrite(ctx context.Context, u *syncUpdate) error
 				cur = dispatcher.JobStatus{}
 			}
 		}
-		data, err := json.Marshal(u.update(cur, rev != 0))
+		st, write := u.update(cur, rev != 0)
+		if !write {
+			return nil
+		}
+		data, err := json.Marshal(st)
 		if err != nil {
 			return fmt.Errorf("status %s: encode: %w", u.key, err)
 		}
@@ -273,6 +321,7 @@ func (w *statusWriter) writeBatch(ctx context.Context, batch []dispatcher.JobSta
 		return
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	failed := 0
 	for _, st := range batch {
 		data, err := json.Marshal(st)
 		if err != nil {
@@ -281,25 +330,35 @@ func (w *statusWriter) writeBatch(ctx context.Context, batch []dispatcher.JobSta
 		}
 		f, err := w.js.PublishAsync(w.prefix+dispatcher.StatusKey(st.Tenant, st.ID), data)
 		if err != nil {
-			w.log.Warn("write job status", "tenant", st.Tenant, "job_id", st.ID, "status", st.State, "error", err)
+			failed++
+			w.failed("job_id", st.ID, "status", st.State, "error", err)
 			continue
 		}
 		futures = append(futures, f)
 	}
-	timeout := time.NewTimer(statusTimeout)
+	timeout := time.NewTimer(w.timeout)
 	defer timeout.Stop()
-	for _, f := range futures {
+	for i, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			w.log.Warn("write job status", "key", f.Msg().Subject[len(w.prefix):], "error", err)
+			failed++
+			w.failed("key", f.Msg().Subject[len(w.prefix):], "error", err)
 		case <-timeout.C:
-			w.log.Warn("write job status: no ack in time", "pending", len(futures))
+			w.failed("error", "no ack in time", "pending", len(futures)-i)
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
+	if failed == 0 {
+		w.cond.Clear(w.tenant, condStatusWrite)
+	}
+}
+
+// failed reports a write that failed: one line per condition, not per job.
+func (w *statusWriter) failed(attrs ...any) {
+	w.cond.Report(slog.LevelWarn, w.tenant, condStatusWrite, attrs...)
 }
 
 func (w *statusWriter) failSyncs(err error) {

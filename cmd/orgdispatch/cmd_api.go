@@ -95,7 +95,7 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if ts != nil {
 		provisioned = ts.Tenants
 	}
-	if err := dispatcher.Provision(ctx, js, n.names, cfg.StreamConfig(), provisioned); err != nil {
+	if err := dispatcher.ProvisionWhenReady(ctx, js, n.names, cfg.StreamConfig(), provisioned, logger); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
 

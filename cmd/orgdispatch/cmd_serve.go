@@ -139,7 +139,7 @@ func runNode(ctx context.Context, mode string, args []string, stdout, stderr io.
 	defer cleanup()
 
 	n := &node{cfg: cfg, logger: logger, nc: nc, js: js, names: cfg.Names(), tenants: ts}
-	if err := dispatcher.Provision(ctx, js, n.names, cfg.StreamConfig(), ts.Tenants); err != nil {
+	if err := dispatcher.ProvisionWhenReady(ctx, js, n.names, cfg.StreamConfig(), ts.Tenants, logger); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
 

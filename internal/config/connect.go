@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/orgdispatch/orgdispatch/internal/condlog"
 	"github.com/orgdispatch/orgdispatch/internal/natsserver"
 )
 
@@ -114,6 +115,10 @@ func Connect(ctx context.Context, c Config, logger *slog.Logger) (*nats.Conn, je
 	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(c.NATSURL, opts...)
 		if err == nil {
+			if err := waitJetStream(ctx, nc, logger); err != nil {
+				closeConn(nc)
+				return nil, nil, nil, err
+			}
 			return finish(nc, func() { closeConn(nc) })
 		}
 		if !errors.Is(err, nats.ErrNoServers) {
@@ -127,6 +132,44 @@ func Connect(ctx context.Context, c Config, logger *slog.Logger) (*nats.Conn, je
 		case <-time.After(wait):
 		}
 	}
+}
+
+// condJetStreamNotReady is logged once while the server's JetStream does not
+// answer yet.
+const condJetStreamNotReady = "NATS JetStream does not answer yet (no meta leader: cluster still forming?); start-up waits and retries"
+
+// waitJetStream checks the server nc is connected to
+// (natsserver.CheckServerVersion) and, while its JetStream cannot answer yet
+// — a cluster that is still forming has no meta leader — waits with backoff
+// and checks again until ctx ends, logging the condition once and summing
+// it up when JetStream answers. Other failures (too old a server, JetStream
+// disabled) are returned at once: the operator must act on them.
+func waitJetStream(ctx context.Context, nc *nats.Conn, logger *slog.Logger) error {
+	cond := condlog.New(condlog.Config{Logger: logger})
+	for attempt := 1; ; attempt++ {
+		err := natsserver.CheckServerVersion(nc)
+		if err == nil {
+			cond.Clear("", condJetStreamNotReady)
+			return nil
+		}
+		if !jetStreamNotReady(err) {
+			return err
+		}
+		cond.Report(slog.LevelWarn, "", condJetStreamNotReady, "url", nc.ConnectedUrlRedacted(), "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up waiting: %w)", err, context.Cause(ctx))
+		case <-time.After(reconnectDelay(attempt)):
+		}
+	}
+}
+
+// jetStreamNotReady reports a JetStream that may answer later: no answer in
+// time, no responders, or "temporarily unavailable" (503).
+func jetStreamNotReady(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || (errors.As(err, &apiErr) && apiErr.Code == 503)
 }
 
 func connectEmbedded(c Config, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, func(), error) {
