@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"maps"
 	"sync"
 	"time"
@@ -111,6 +112,10 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 	}
 }
 
+// condHeartbeat is the condlog condition of a replica whose liveness record
+// cannot be written (peers stop counting it after 3 intervals).
+const condHeartbeat = "write heartbeat failed"
+
 // maxParkedInHeartbeat caps the tenants a liveness record lists as parked
 // on its replica, so that the record stays small whatever the tenant count
 // (≈ 70 KiB at most). Past it — thousands of tenants parked on one replica,
@@ -157,9 +162,13 @@ func (p *Pool) beat(ctx context.Context, kv jetstream.KeyValue) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	if _, err := kv.Put(ctx, p.cfg.ReplicaID, data); err != nil && ctx.Err() == nil {
-		p.log.Warn("write heartbeat", "error", err)
+	if _, err := kv.Put(ctx, p.cfg.ReplicaID, data); err != nil {
+		if ctx.Err() == nil {
+			p.cond.Report(slog.LevelWarn, "", condHeartbeat, "error", err)
+		}
+		return
 	}
+	p.cond.Clear("", condHeartbeat)
 }
 
 // figures writes the lanes' figures to the lanes bucket every

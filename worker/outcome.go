@@ -457,6 +457,7 @@ const (
 // last (see lane.cond).
 const (
 	condRetrying       = "jobs failed transiently and will be retried"
+	condDeadLettered   = "jobs dead-lettered"
 	condAck            = "ack failed; jobs may run again"
 	condReadStatus     = "read job status failed; counting every delivery as an attempt"
 	condPauseServer    = "pause tenant on the server failed; other replicas learn of the 429 on their own"
@@ -518,5 +519,8 @@ func (l *lane) giveUp(r *run, dl deadLetter) {
 		l.status.put(st)
 	}
 	p.publishEvent(event{ID: r.job.ID, Tenant: l.id, Op: r.op, Outcome: dispatcher.StateDead, HTTPStatus: dl.httpStatus, Error: dl.class + ": " + dl.reason, CorrelationID: r.corr, At: now})
-	p.log.Warn("job dead-lettered", "tenant", l.id, "job_id", r.job.ID, "op", r.op, "status", dl.httpStatus, "class", dl.class, "attempts", dl.attempts, "error", dl.reason, "correlation_id", r.corr)
+	// One line per tenant and class while jobs keep being given up (a
+	// permanent 4xx storm, exhausted retries), summed up once a minute; every
+	// one of them is in the dead-letter stream with its reason.
+	l.cond.Report(slog.LevelWarn, l.id, condDeadLettered+" ("+dl.class+")", "job_id", r.job.ID, "op", r.op, "status", dl.httpStatus, "class", dl.class, "attempts", dl.attempts, "error", dl.reason, "correlation_id", r.corr)
 }

@@ -103,7 +103,7 @@ func TestCorrelationIDsReachEveryRecord(t *testing.T) {
 	}
 	found := false
 	for _, l := range logs.lines() {
-		if l["msg"] == "job dead-lettered" {
+		if l["msg"] == condDeadLettered+" ("+ClassPermanent+")" {
 			found = true
 			if l["correlation_id"] != want {
 				t.Errorf("log line %v: correlation_id %v, want %q", l, l["correlation_id"], want)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/condlog"
 	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
@@ -31,6 +32,8 @@ type Pool struct {
 	// laneReports is Lanes; tests give it many lanes' figures without
 	// running the lanes.
 	laneReports func() []dispatcher.LaneReport
+
+	cond *condlog.Logger // the replica's own fault conditions (its heartbeat)
 
 	peersMu     sync.Mutex
 	parkedPeers map[string]int // tenant → live peers whose lane of it is parked
@@ -50,6 +53,7 @@ func New(cfg Config) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{cfg: cfg, log: cfg.Logger.With("replica", cfg.ReplicaID), lanes: map[string]*lane{}, beatNow: make(chan struct{}, 1)}
+	p.cond = condlog.New(condlog.Config{Logger: p.log, Now: cfg.Now})
 	p.live.Store(1)
 	p.laneReports = p.Lanes
 	for _, t := range cfg.Tenants {
