@@ -178,6 +178,14 @@ func runUtilization(ctx context.Context, cfg UtilizationConfig, name string, aut
 	if err := dispatcher.Provision(ctx, e.js, benchNames, dispatcher.StreamConfig{}, ts); err != nil {
 		return nil, fmt.Errorf("bench: provision: %w", err)
 	}
+	// Counted from before the worker starts: a rate: auto lane reads the
+	// limits as it starts.
+	var limitsReads atomic.Int64
+	e.sim.OnRequest(func(req platformtest.Request) {
+		if strings.HasPrefix(req.Path, "/api/v2/organizations/limits/") {
+			limitsReads.Add(1)
+		}
+	})
 	w, err := e.startWorker(ctx, "bench-worker", ts, nil)
 	if err != nil {
 		return nil, err
@@ -195,12 +203,6 @@ func runUtilization(ctx context.Context, cfg UtilizationConfig, name string, aut
 	const bucket = 100 * time.Millisecond
 	rec := newRecorder(start, 1, d+time.Second, bucket, 0)
 	e.observe(rec)
-	var limitsReads atomic.Int64
-	e.sim.OnRequest(func(req platformtest.Request) {
-		if strings.HasPrefix(req.Path, "/api/v2/organizations/limits/") {
-			limitsReads.Add(1)
-		}
-	})
 	var gen genResult
 	withComponent(ctx, compLoadgen, func(ctx context.Context) {
 		gen = runOpenLoop(ctx, []flow{{tenant: 0, rate: cfg.Offered * q}}, start, start.Add(d), 4, rec, e.publisher(benchNames, tids))
