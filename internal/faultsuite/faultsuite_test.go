@@ -1,0 +1,77 @@
+package faultsuite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// binaries are built once for all tests by TestMain.
+var binaries Binaries
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "faultsuite-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	binaries, err = Build(ctx, dir, Binaries{})
+	cancel()
+	if err != nil {
+		// Fail loudly: the suite needs both binaries.
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// AssertRecovery switches on the 5 s recovery assertion of issue 9
+// (RecoveryTarget). Today's code stalls a tenant for about AckWait after a
+// process or server is killed; turn this on when the fix lands.
+const AssertRecovery = false
+
+// runScenario runs a short version of a scenario and checks what holds on
+// today's code: no job lost, no more duplicates than jobs were in flight at
+// the fault, no process exited unexpectedly.
+func runScenario(t *testing.T, cfg Config) *Result {
+	t.Helper()
+	cfg.Binaries = binaries
+	cfg.Dir = t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s in %.1f s\n%s", cfg.Scenario, time.Since(start).Seconds(), res.Text())
+	if !res.Drained || res.Lost != 0 {
+		t.Errorf("%d jobs lost (drained: %v after %.1f s): want 0", res.Lost, res.Drained, res.DrainSec)
+	}
+	if res.Published == 0 {
+		t.Error("no job published")
+	}
+	if res.Duplicates > res.InFlightAtFault {
+		t.Errorf("%d duplicates, more than the %d jobs in flight at the fault", res.Duplicates, res.InFlightAtFault)
+	}
+	if len(res.Exited) > 0 {
+		t.Errorf("processes exited unexpectedly: %v\n(logs in %s)", res.Exited, filepath.Join(cfg.Dir, string(cfg.Scenario)))
+	}
+	for _, tn := range res.Tenants {
+		if AssertRecovery && !tn.Resumed(RecoveryTarget.Seconds()) {
+			t.Errorf("tenant %s: longest stall %.1f s, recovered %v after %.1f s: want calls resumed within %s", tn.Tenant, tn.LongestStallSec, tn.Recovered, tn.RecoverSec, RecoveryTarget)
+		}
+	}
+	return res
+}
+
+func TestWorkerKill(t *testing.T) {
+	runScenario(t, Config{Scenario: WorkerKill})
+}
