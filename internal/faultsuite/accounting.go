@@ -52,11 +52,12 @@ func (r *run) account(gen *generator, dl *deadLetters) accounts {
 	for _, tn := range r.tenants.ids {
 		t := TenantResult{Tenant: tn, Published: len(acked[tn]), Unconfirmed: len(unconfirmed[tn])}
 		for _, id := range acked[tn] {
-			n := r.platform.jobSuccesses(tn, id)
+			n, first := r.platform.jobSuccesses(tn, id)
 			switch {
 			case n > 0:
 				t.Succeeded++
 				t.Duplicates += n - 1
+				t.SlowestJobSec = max(t.SlowestJobSec, first.Sub(gen.publishedAt(tn, id)).Seconds())
 			case dl.has(tn, id):
 				t.DeadLettered++
 			default:

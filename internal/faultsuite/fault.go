@@ -32,6 +32,35 @@ func (r *run) precondition() error {
 	return nil
 }
 
+// prepare finds what the fault aims at, before the fault's time is taken:
+// for LeaderKill, the node that leads the jobs stream now.
+func (r *run) prepare(ctx context.Context) error {
+	if r.cfg.Scenario != LeaderKill {
+		return nil
+	}
+	s, err := r.js.Stream(ctx, r.names.JobsStream())
+	if err != nil {
+		return fmt.Errorf("faultsuite: jobs stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("faultsuite: jobs stream info: %w", err)
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return fmt.Errorf("faultsuite: the jobs stream has no leader: %+v", info.Cluster)
+	}
+	if len(info.Cluster.Replicas) != len(r.nodes)-1 {
+		return fmt.Errorf("faultsuite: the jobs stream has %d replicas besides its leader, want %d", len(info.Cluster.Replicas), len(r.nodes)-1)
+	}
+	for _, n := range r.nodes {
+		if n.ServerName == info.Cluster.Leader {
+			r.leader = n
+			return nil
+		}
+	}
+	return fmt.Errorf("faultsuite: the jobs stream's leader %q is none of the cluster's nodes", info.Cluster.Leader)
+}
+
 // victimName is the orgdispatch process the fault aims at, if one.
 func (r *run) victimName() string {
 	switch r.cfg.Scenario {
@@ -61,26 +90,7 @@ func (r *run) inject(ctx context.Context) (string, func(context.Context) error, 
 	case NATSKill:
 		return r.killNode(ctx, r.nodes[0])
 	case LeaderKill:
-		s, err := r.js.Stream(ctx, r.names.JobsStream())
-		if err != nil {
-			return "", nil, fmt.Errorf("faultsuite: jobs stream: %w", err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return "", nil, fmt.Errorf("faultsuite: jobs stream info: %w", err)
-		}
-		if info.Cluster == nil || info.Cluster.Leader == "" {
-			return "", nil, fmt.Errorf("faultsuite: the jobs stream has no leader: %+v", info.Cluster)
-		}
-		if len(info.Cluster.Replicas) != len(r.nodes)-1 {
-			return "", nil, fmt.Errorf("faultsuite: the jobs stream has %d replicas besides its leader, want %d", len(info.Cluster.Replicas), len(r.nodes)-1)
-		}
-		for _, n := range r.nodes {
-			if n.ServerName == info.Cluster.Leader {
-				return r.killNode(ctx, n)
-			}
-		}
-		return "", nil, fmt.Errorf("faultsuite: the jobs stream's leader %q is none of the cluster's nodes", info.Cluster.Leader)
+		return r.killNode(ctx, r.leader)
 	case Storm5xx:
 		sim.FailNext(clientID(target), 1<<30, 503)
 		return fmt.Sprintf("every API request of %s answered 503", target), func(context.Context) error {

@@ -75,3 +75,44 @@ func runScenario(t *testing.T, cfg Config) *Result {
 func TestWorkerKill(t *testing.T) {
 	runScenario(t, Config{Scenario: WorkerKill})
 }
+
+func TestServeKill(t *testing.T) {
+	runScenario(t, Config{Scenario: ServeKill})
+}
+
+func TestNATSKillAndRestart(t *testing.T) {
+	runScenario(t, Config{Scenario: NATSKill})
+}
+
+func TestClusterLeaderKill(t *testing.T) {
+	res := runScenario(t, Config{Scenario: LeaderKill})
+	if res.RestoreAtSec == 0 {
+		t.Error("the killed leader was not restarted")
+	}
+}
+
+func TestStorm5xxOneTenant(t *testing.T) {
+	res := runScenario(t, Config{Scenario: Storm5xx})
+	// The other tenants do not notice: this holds on today's code.
+	for _, tn := range res.Tenants[1:] {
+		if !tn.Resumed(RecoveryTarget.Seconds()) {
+			t.Errorf("tenant %s, beside the storm: longest stall %.1f s: want ≤ %s", tn.Tenant, tn.LongestStallSec, RecoveryTarget)
+		}
+	}
+}
+
+func TestTokenUnreachableForOneReplica(t *testing.T) {
+	runScenario(t, Config{Scenario: TokenUnreachable})
+}
+
+func TestCredentialsRevoked(t *testing.T) {
+	res := runScenario(t, Config{Scenario: CredentialsRevoked})
+	for _, tn := range res.Tenants[1:] {
+		if !tn.Resumed(RecoveryTarget.Seconds()) {
+			t.Errorf("tenant %s, beside the revoked one: longest stall %.1f s: want ≤ %s", tn.Tenant, tn.LongestStallSec, RecoveryTarget)
+		}
+	}
+	if !res.Tenants[0].Recovered {
+		t.Errorf("tenant %s did not resume after its new secret was written to the tenants files", res.Tenants[0].Tenant)
+	}
+}

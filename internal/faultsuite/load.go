@@ -29,8 +29,9 @@ type generator struct {
 	backlog int
 
 	mu          sync.Mutex
-	acked       map[string][]string // tenant → ids acknowledged by JetStream
-	unconfirmed map[string][]string // tenant → ids never acknowledged (the run ended first)
+	acked       map[string][]string  // tenant → ids acknowledged by JetStream
+	ackedAt     map[string]time.Time // tenant/id → when the acknowledgement came
+	unconfirmed map[string][]string  // tenant → ids never acknowledged (the run ended first)
 }
 
 // confirmTimeout bounds how long the generator goes on re-sending the job
@@ -38,7 +39,7 @@ type generator struct {
 const confirmTimeout = 30 * time.Second
 
 func newGenerator(js jetstream.JetStream, names dispatcher.Names, rate float64, backlog int) *generator {
-	return &generator{js: js, names: names, rate: rate, backlog: backlog, acked: map[string][]string{}, unconfirmed: map[string][]string{}}
+	return &generator{js: js, names: names, rate: rate, backlog: backlog, acked: map[string][]string{}, ackedAt: map[string]time.Time{}, unconfirmed: map[string][]string{}}
 }
 
 // run publishes for every tenant until ctx ends.
@@ -65,6 +66,7 @@ func (g *generator) tenant(ctx context.Context, tenant string) {
 		if g.publish(ctx, tenant, id) {
 			g.mu.Lock()
 			g.acked[tenant] = append(g.acked[tenant], id)
+			g.ackedAt[tenant+"/"+id] = time.Now()
 			g.mu.Unlock()
 		} else {
 			g.mu.Lock()
@@ -105,6 +107,13 @@ func (g *generator) publish(ctx context.Context, tenant, id string) bool {
 		t := time.NewTimer(100 * time.Millisecond)
 		<-t.C
 	}
+}
+
+// publishedAt is when tenant's job id was acknowledged (zero: not).
+func (g *generator) publishedAt(tenant, id string) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ackedAt[tenant+"/"+id]
 }
 
 // published returns the acknowledged and the unconfirmed ids per tenant.

@@ -24,7 +24,7 @@ type Platform struct {
 
 	mu        sync.Mutex
 	successes map[string][]time.Time // tenant → times of its jobs' 2xx answers, in order
-	jobOK     map[string]int         // tenant/job id → 2xx answers
+	jobOK     map[string]*jobRecord  // tenant/job id → its 2xx answers
 	lastCall  map[string]time.Time   // origin (process name) → its latest API request
 	servers   []*http.Server
 	closed    bool
@@ -42,7 +42,7 @@ func newPlatform(cfg platformtest.Config) *Platform {
 	p := &Platform{
 		Sim:       platformtest.New(cfg),
 		successes: map[string][]time.Time{},
-		jobOK:     map[string]int{},
+		jobOK:     map[string]*jobRecord{},
 		lastCall:  map[string]time.Time{},
 	}
 	p.Sim.OnRequest(p.observe)
@@ -59,8 +59,19 @@ func (p *Platform) observe(r platformtest.Request) {
 	now := time.Now()
 	p.mu.Lock()
 	p.successes[r.Org] = append(p.successes[r.Org], now)
-	p.jobOK[r.Org+"/"+id]++
+	k := r.Org + "/" + id
+	if jr := p.jobOK[k]; jr != nil {
+		jr.n++
+	} else {
+		p.jobOK[k] = &jobRecord{n: 1, first: now}
+	}
 	p.mu.Unlock()
+}
+
+// jobRecord is one job's successes at the platform.
+type jobRecord struct {
+	n     int       // 2xx answers
+	first time.Time // the first one
 }
 
 // listen serves the simulator on a new 127.0.0.1 listener for the process
@@ -114,11 +125,15 @@ func (p *Platform) succeeded(tenant string) int {
 	return len(p.successes[tenant])
 }
 
-// jobSuccesses is how many 2xx answers tenant's job id got.
-func (p *Platform) jobSuccesses(tenant, id string) int {
+// jobSuccesses is how many 2xx answers tenant's job id got, and when the
+// first came.
+func (p *Platform) jobSuccesses(tenant, id string) (int, time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.jobOK[tenant+"/"+id]
+	if jr := p.jobOK[tenant+"/"+id]; jr != nil {
+		return jr.n, jr.first
+	}
+	return 0, time.Time{}
 }
 
 // close stops every listener.

@@ -60,6 +60,10 @@ type TenantResult struct {
 	Lost            int  `json:"lost"`
 	Duplicates      int  `json:"duplicates"`
 	Unconfirmed     int  `json:"unconfirmed"`
+	// SlowestJobSec is the longest time from a job's publish to its first
+	// success: the jobs a killed replica held wait here (AckWait), beside
+	// the backlog's queueing.
+	SlowestJobSec float64 `json:"slowest_job_sec"`
 	// LongestStallSec is the largest gap between consecutive successful
 	// calls of the tenant during the load, starting StallAtSec after the
 	// load started; StallOpen when it had not ended when the load did (the

@@ -105,6 +105,7 @@ type run struct {
 	platform *Platform
 	gate     *tokenGate
 	nodes    []*NATSNode
+	leader   *NATSNode // LeaderKill: the jobs stream's leader before the fault
 	serve    *Orgdispatch
 	workers  []*Orgdispatch
 	nc       *nats.Conn

@@ -15,16 +15,16 @@ func (res *Result) Text() string {
 	}
 	fmt.Fprintf(&b, ", load %.1f s, drained %v after %.1f s\n", res.LoadSec, res.Drained, res.DrainSec)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tenant\tin flight\tpublished\tsucceeded\tdead\tlost\tdup\tunconfirmed\tlongest stall s\tstall at s\trecover s\t")
+	fmt.Fprintln(tw, "tenant\tin flight\tpublished\tsucceeded\tdead\tlost\tdup\tunconfirmed\tlongest stall s\tstall at s\trecover s\tslowest job s\t")
 	for _, t := range res.Tenants {
 		name := t.Tenant
 		if t.Targeted {
 			name += " (targeted)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.1f\t%s\t\n", name, t.InFlightAtFault, t.Published, t.Succeeded, t.DeadLettered, t.Lost, t.Duplicates, t.Unconfirmed,
-			t.StallText(), t.StallAtSec, t.RecoverText())
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.1f\t%s\t%.1f\t\n", name, t.InFlightAtFault, t.Published, t.Succeeded, t.DeadLettered, t.Lost, t.Duplicates, t.Unconfirmed,
+			t.StallText(), t.StallAtSec, t.RecoverText(), t.SlowestJobSec)
 	}
-	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\t\t\t\n", res.InFlightAtFault, res.Published, res.Succeeded, res.DeadLettered, res.Lost, res.Duplicates, res.Unconfirmed)
+	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\t\t\t\t\n", res.InFlightAtFault, res.Published, res.Succeeded, res.DeadLettered, res.Lost, res.Duplicates, res.Unconfirmed)
 	tw.Flush()
 	for _, e := range res.Exited {
 		fmt.Fprintf(&b, "unexpected exit: %s\n", e)

@@ -58,6 +58,9 @@ func (r *run) measure(ctx context.Context) (*Result, error) {
 		case <-time.After(pollInterval):
 		}
 	}
+	if err := r.prepare(ctx); err != nil {
+		return nil, err
+	}
 	inFlight := r.inFlight(ctx)
 	faultTime := time.Now()
 	what, undo, err := r.inject(ctx)
