@@ -10,6 +10,7 @@ type Result struct {
 	// Tenants and their offered load.
 	TenantCount int     `json:"tenants"`
 	RatePerSec  float64 `json:"rate_per_tenant_per_sec"`
+	Backlog     int     `json:"backlog_per_tenant"`
 	Concurrency int     `json:"concurrency"`
 	LatencyMs   float64 `json:"platform_latency_ms"`
 

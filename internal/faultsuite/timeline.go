@@ -16,7 +16,7 @@ const preconditionTimeout = 30 * time.Second
 func (r *run) measure(ctx context.Context) (*Result, error) {
 	cfg := r.cfg
 	res := &Result{
-		Scenario: cfg.Scenario, Layout: r.layout(), TenantCount: cfg.Tenants, RatePerSec: cfg.Rate,
+		Scenario: cfg.Scenario, Layout: r.layout(), TenantCount: cfg.Tenants, RatePerSec: cfg.Rate, Backlog: cfg.Backlog,
 		Concurrency: cfg.Concurrency, LatencyMs: float64(cfg.Latency) / float64(time.Millisecond),
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
