@@ -7,7 +7,13 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+// keepDirEnv names a directory where the tests keep each run's logs and
+// stores (by default they go with the test's temporary directory).
+const keepDirEnv = "ORGDISPATCH_FAULTSUITE_DIR"
 
 // binaries are built once for all tests by TestMain.
 var binaries Binaries
@@ -29,6 +35,12 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -37,6 +49,11 @@ func TestMain(m *testing.M) {
 // process or server is killed; turn this on when the fix lands.
 const AssertRecovery = false
 
+// Every test is parallel: the kill scenarios wait out AckWait (60 s) for
+// the jobs the killed process held, and go test's -parallel (GOMAXPROCS)
+// overlaps those waits. The figures the tests log are therefore measured
+// beside another run; bench faults measures one fault at a time.
+
 // runScenario runs a short version of a scenario and checks what holds on
 // today's code: no job lost, no more duplicates than jobs were in flight at
 // the fault, no process exited unexpectedly.
@@ -44,6 +61,13 @@ func runScenario(t *testing.T, cfg Config) *Result {
 	t.Helper()
 	cfg.Binaries = binaries
 	cfg.Dir = t.TempDir()
+	if keep := os.Getenv(keepDirEnv); keep != "" {
+		// Keep the processes' logs and stores for a look afterwards.
+		cfg.Dir = filepath.Join(keep, t.Name())
+		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -73,18 +97,22 @@ func runScenario(t *testing.T, cfg Config) *Result {
 }
 
 func TestWorkerKill(t *testing.T) {
+	t.Parallel()
 	runScenario(t, Config{Scenario: WorkerKill})
 }
 
 func TestServeKill(t *testing.T) {
+	t.Parallel()
 	runScenario(t, Config{Scenario: ServeKill})
 }
 
 func TestNATSKillAndRestart(t *testing.T) {
+	t.Parallel()
 	runScenario(t, Config{Scenario: NATSKill})
 }
 
 func TestClusterLeaderKill(t *testing.T) {
+	t.Parallel()
 	res := runScenario(t, Config{Scenario: LeaderKill})
 	if res.RestoreAtSec == 0 {
 		t.Error("the killed leader was not restarted")
@@ -92,6 +120,7 @@ func TestClusterLeaderKill(t *testing.T) {
 }
 
 func TestStorm5xxOneTenant(t *testing.T) {
+	t.Parallel()
 	res := runScenario(t, Config{Scenario: Storm5xx})
 	// The other tenants do not notice: this holds on today's code.
 	for _, tn := range res.Tenants[1:] {
@@ -102,10 +131,12 @@ func TestStorm5xxOneTenant(t *testing.T) {
 }
 
 func TestTokenUnreachableForOneReplica(t *testing.T) {
+	t.Parallel()
 	runScenario(t, Config{Scenario: TokenUnreachable})
 }
 
 func TestCredentialsRevoked(t *testing.T) {
+	t.Parallel()
 	res := runScenario(t, Config{Scenario: CredentialsRevoked})
 	for _, tn := range res.Tenants[1:] {
 		if !tn.Resumed(RecoveryTarget.Seconds()) {
