@@ -39,6 +39,9 @@ type FaultsConfig struct {
 // FaultsFigures are the faults scenario's typed figures.
 type FaultsFigures struct {
 	Results []*faultsuite.Result `json:"results"`
+	// StartTogether is serve and a worker started at once on a fresh
+	// 3-node cluster (nil when not run).
+	StartTogether *faultsuite.StartResult `json:"start_together,omitempty"`
 	// Errors are the scenarios that could not be run, with why.
 	Errors map[string]string `json:"errors,omitempty"`
 }
@@ -102,6 +105,9 @@ func RunFaults(ctx context.Context, c FaultsConfig) (*Report, error) {
 		summaryRow(summary, res)
 		faultTargets(r, res)
 	}
+	if len(c.Only) == 0 {
+		startTogether(ctx, r, figs, bins, dir, c)
+	}
 	r.Tables = append([]Table{*summary}, r.Tables...)
 	if first != nil {
 		r.set("tenants", "%d, each offered %.0f jobs/s after a backlog of %d jobs, concurrency %d, rate_per_minute %d", first.TenantCount, first.RatePerSec, first.Backlog, first.Concurrency, int(first.RatePerSec*60)*4)
@@ -113,6 +119,28 @@ func RunFaults(ctx context.Context, c FaultsConfig) (*Report, error) {
 	r.note("a stall is the largest gap between a tenant's consecutive 2xx answers during the load; recover is from the fault until the tenant's gaps stay under %s; slowest job is publish → first 2xx, where a killed replica's own in-flight jobs wait out AckWait", faultsuite.ResumedGap)
 	r.finish()
 	return r, nil
+}
+
+// startTogether starts serve and a worker at the same moment on a fresh
+// 3-node cluster: issue 9 saw both exit while provisioning.
+func startTogether(ctx context.Context, r *Report, figs *FaultsFigures, bins faultsuite.Binaries, dir string, c FaultsConfig) {
+	res, err := faultsuite.StartTogether(ctx, faultsuite.Config{Binaries: bins, Dir: dir, Logger: c.Logger})
+	if err != nil {
+		figs.Errors["start-together"] = err.Error()
+		r.target("start-together: ran", "the check runs", false, "%s", firstLine(err.Error()))
+		return
+	}
+	figs.StartTogether = res
+	tb := r.table("start-together: a fresh "+res.Layout+", serve and the worker started at the same moment", "process", "ready", "after s", "exit")
+	for _, p := range res.Processes {
+		after := ""
+		if p.Ready {
+			after = fmt.Sprintf("%.1f", p.ReadySec)
+		}
+		tb.row(p.Name, fmt.Sprint(p.Ready), after, p.Exit)
+	}
+	r.target("start-together: both start", "both ready, and jobs run", res.AllReady && res.Succeeded == res.Published,
+		"all ready: %v; jobs %d of %d succeeded", res.AllReady, res.Succeeded, res.Published)
 }
 
 func firstLine(s string) string {

@@ -147,3 +147,26 @@ func TestCredentialsRevoked(t *testing.T) {
 		t.Errorf("tenant %s did not resume after its new secret was written to the tenants files", res.Tenants[0].Tenant)
 	}
 }
+
+// AssertClusterStart switches on the assertion that serve and a worker
+// started together on a fresh cluster both come up. Issue 9 reports that
+// both exit (provision bucket orgdispatch_replicas: context deadline
+// exceeded); turn this on when the fix lands.
+const AssertClusterStart = false
+
+func TestStartTogetherOnFreshCluster(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	res, err := StartTogether(ctx, Config{Binaries: binaries, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s, started together: %+v; jobs %d published, %d succeeded", res.Layout, res.Processes, res.Published, res.Succeeded)
+	if res.AllReady && res.Succeeded != res.Published {
+		t.Errorf("both ready, but only %d of %d jobs succeeded", res.Succeeded, res.Published)
+	}
+	if AssertClusterStart && !res.AllReady {
+		t.Errorf("not every process came up: %+v", res.Processes)
+	}
+}

@@ -64,10 +64,10 @@ type Orgdispatch struct {
 	apiBase, tokenURL string // the platform endpoints its tenants file names
 }
 
-// startOrgdispatch starts `orgdispatch <command>` named name with its own
-// tenants file (ts, with the platform at apiBase and tokenURL) and settings, and waits until its /readyz answers
-// 2xx.
-func (h *Harness) startOrgdispatch(ctx context.Context, name, command string, natsURLs []string, replicas int, ts tenantSet, apiBase, tokenURL string) (*Orgdispatch, error) {
+// launchOrgdispatch starts `orgdispatch <command>` named name with its own
+// tenants file (ts, with the platform at apiBase and tokenURL) and
+// settings; waitReady waits for it.
+func (h *Harness) launchOrgdispatch(name, command string, natsURLs []string, replicas int, ts tenantSet, apiBase, tokenURL string) (*Orgdispatch, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -94,7 +94,7 @@ func (h *Harness) startOrgdispatch(ctx context.Context, name, command string, na
 	if err := o.Start(); err != nil {
 		return nil, err
 	}
-	return o, o.waitReady(ctx)
+	return o, nil
 }
 
 // waitReady polls the process's /readyz until it answers 2xx, failing when

@@ -147,6 +147,65 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // setUp starts the platform, the nats-servers, serve and the workers.
 func (r *run) setUp(ctx context.Context) error {
+	if err := r.setUpWorld(ctx); err != nil {
+		return err
+	}
+	// serve provisions the streams and buckets; the workers start once it
+	// is ready (started together on a fresh cluster, both may fail to
+	// provision: see StartTogether).
+	var err error
+	if r.serve, err = r.startOrgdispatch(ctx, "serve", "serve"); err != nil {
+		return err
+	}
+	for i := range r.spec.workers {
+		w, err := r.startOrgdispatch(ctx, fmt.Sprintf("worker-%d", i+1), "worker")
+		if err != nil {
+			return err
+		}
+		r.workers = append(r.workers, w)
+	}
+	return nil
+}
+
+// startOrgdispatch launches an orgdispatch process and waits until it is
+// ready.
+func (r *run) startOrgdispatch(ctx context.Context, name, command string) (*Orgdispatch, error) {
+	o, err := r.launch(name, command)
+	if err != nil {
+		return nil, err
+	}
+	return o, o.waitReady(ctx)
+}
+
+// launch starts an orgdispatch process with its own platform listener (and
+// the token gate, for the gated process) without waiting for it.
+func (r *run) launch(name, command string) (*Orgdispatch, error) {
+	base, err := r.platform.listen(name)
+	if err != nil {
+		return nil, err
+	}
+	tokenURL := base + "/oauth/token"
+	if name == r.spec.gated {
+		if r.gate, err = newTokenGate(strings.TrimPrefix(base, "http://")); err != nil {
+			return nil, err
+		}
+		tokenURL = r.gate.url() + "/oauth/token"
+	}
+	return r.h.launchOrgdispatch(name, command, r.natsURLs(), r.spec.natsNodes, r.tenants, base, tokenURL)
+}
+
+// natsURLs are the client URLs of every nats-server node.
+func (r *run) natsURLs() []string {
+	var urls []string
+	for _, n := range r.nodes {
+		urls = append(urls, n.URL())
+	}
+	return urls
+}
+
+// setUpWorld starts the platform, the nats-servers and the producer's
+// connection.
+func (r *run) setUpWorld(ctx context.Context) error {
 	cfg := r.cfg
 	r.tenants = tenantSet{secrets: map[string]string{}, ratePerMin: int(cfg.Rate*60) * 4, concurrency: cfg.Concurrency, maxAttempts: 10}
 	var clients []platformtest.ClientCred
@@ -167,44 +226,13 @@ func (r *run) setUp(ctx context.Context) error {
 	if r.nodes, err = r.h.startNATS(ctx, r.spec.natsNodes); err != nil {
 		return err
 	}
-	var urls []string
-	for _, n := range r.nodes {
-		urls = append(urls, n.URL())
-	}
-	r.nc, err = nats.Connect(strings.Join(urls, ","), nats.Name("faultsuite-producer"), nats.MaxReconnects(-1),
+	r.nc, err = nats.Connect(strings.Join(r.natsURLs(), ","), nats.Name("faultsuite-producer"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second))
 	if err != nil {
 		return fmt.Errorf("faultsuite: connect: %w", err)
 	}
 	if r.js, err = jetstream.New(r.nc); err != nil {
 		return fmt.Errorf("faultsuite: %w", err)
-	}
-	start := func(name, command string) (*Orgdispatch, error) {
-		base, err := r.platform.listen(name)
-		if err != nil {
-			return nil, err
-		}
-		tokenURL := base + "/oauth/token"
-		if name == r.spec.gated {
-			if r.gate, err = newTokenGate(strings.TrimPrefix(base, "http://")); err != nil {
-				return nil, err
-			}
-			tokenURL = r.gate.url() + "/oauth/token"
-		}
-		return r.h.startOrgdispatch(ctx, name, command, urls, r.spec.natsNodes, r.tenants, base, tokenURL)
-	}
-	// serve provisions the streams and buckets; the workers start once it
-	// is ready (started together on a fresh cluster, both may fail to
-	// provision: see docs/reliability.md).
-	if r.serve, err = start("serve", "serve"); err != nil {
-		return err
-	}
-	for i := range r.spec.workers {
-		w, err := start(fmt.Sprintf("worker-%d", i+1), "worker")
-		if err != nil {
-			return err
-		}
-		r.workers = append(r.workers, w)
 	}
 	return nil
 }
