@@ -55,12 +55,15 @@ type TenantResult struct {
 	// credentials revoked) hits.
 	Targeted        bool `json:"targeted"`
 	InFlightAtFault int  `json:"in_flight_at_fault"`
-	Published       int  `json:"published"`
-	Succeeded       int  `json:"succeeded"`
-	DeadLettered    int  `json:"dead_lettered"`
-	Lost            int  `json:"lost"`
-	Duplicates      int  `json:"duplicates"`
-	Unconfirmed     int  `json:"unconfirmed"`
+	// ConsumerLeader is the server that led the tenant's consumer just
+	// before the fault (in a cluster; "" for a single server).
+	ConsumerLeader string `json:"consumer_leader,omitempty"`
+	Published      int    `json:"published"`
+	Succeeded      int    `json:"succeeded"`
+	DeadLettered   int    `json:"dead_lettered"`
+	Lost           int    `json:"lost"`
+	Duplicates     int    `json:"duplicates"`
+	Unconfirmed    int    `json:"unconfirmed"`
 	// SlowestJobSec is the longest time from a job's publish to its first
 	// success: the jobs a killed replica held wait here (AckWait), beside
 	// the backlog's queueing.

@@ -21,6 +21,9 @@ func (res *Result) Text() string {
 		if t.Targeted {
 			name += " (targeted)"
 		}
+		if t.ConsumerLeader != "" {
+			name += " [consumer on " + t.ConsumerLeader + "]"
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.1f\t%s\t%.1f\t\n", name, t.InFlightAtFault, t.Published, t.Succeeded, t.DeadLettered, t.Lost, t.Duplicates, t.Unconfirmed,
 			t.StallText(), t.StallAtSec, t.RecoverText(), t.SlowestJobSec)
 	}

@@ -61,7 +61,7 @@ func (r *run) measure(ctx context.Context) (*Result, error) {
 	if err := r.prepare(ctx); err != nil {
 		return nil, err
 	}
-	inFlight := r.inFlight(ctx)
+	inFlight, leaders := r.inFlight(ctx)
 	faultTime := time.Now()
 	what, undo, err := r.inject(ctx)
 	if err != nil {
@@ -109,6 +109,7 @@ func (r *run) measure(ctx context.Context) (*Result, error) {
 	for _, tn := range r.tenants.ids {
 		t := acc.tenants[tn]
 		t.InFlightAtFault = inFlight[tn]
+		t.ConsumerLeader = leaders[tn]
 		t.Targeted = r.spec.targeted && tn == r.tenants.ids[0]
 		times := r.platform.successTimes(tn)
 		gap, at, open := stall(times, start, loadEnd)
@@ -137,9 +138,10 @@ func (r *run) measure(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
-// inFlight is each tenant's jobs delivered and not yet acknowledged.
-func (r *run) inFlight(ctx context.Context) map[string]int {
-	out := map[string]int{}
+// inFlight is each tenant's jobs delivered and not yet acknowledged, and
+// (in a cluster) the server leading its consumer.
+func (r *run) inFlight(ctx context.Context) (map[string]int, map[string]string) {
+	out, leaders := map[string]int{}, map[string]string{}
 	for _, tn := range r.tenants.ids {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		c, err := r.js.Consumer(cctx, r.names.JobsStream(), r.names.Consumer(tn))
@@ -147,6 +149,9 @@ func (r *run) inFlight(ctx context.Context) map[string]int {
 			var info, ierr = c.Info(cctx)
 			if ierr == nil {
 				out[tn] = info.NumAckPending
+				if info.Cluster != nil {
+					leaders[tn] = info.Cluster.Leader
+				}
 			}
 			err = ierr
 		}
@@ -155,7 +160,7 @@ func (r *run) inFlight(ctx context.Context) map[string]int {
 			r.notes = append(r.notes, fmt.Sprintf("in flight of %s before the fault unknown: %v", tn, err))
 		}
 	}
-	return out
+	return out, leaders
 }
 
 // logTails is the end of every process's log, for an error.
