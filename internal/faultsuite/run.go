@@ -34,8 +34,9 @@ type Config struct {
 	Tenants int
 	Rate    float64
 	// Backlog is the jobs each tenant publishes at once when the load
-	// starts [20 s of Rate], so that its lanes work at full concurrency
-	// when the fault comes.
+	// starts [enough to keep its lanes at full concurrency until 5 s after
+	// the fault: (Concurrency/Latency − Rate) × (Warmup + 5 s)], so that
+	// the fault comes while every tenant has all its jobs in flight.
 	Backlog     int
 	Concurrency int
 	Latency     time.Duration
@@ -58,11 +59,6 @@ func (c Config) withDefaults() Config {
 	if c.Rate <= 0 {
 		c.Rate = 30
 	}
-	if c.Backlog < 0 {
-		c.Backlog = 0
-	} else if c.Backlog == 0 {
-		c.Backlog = int(20 * c.Rate)
-	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
 	}
@@ -71,6 +67,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Warmup <= 0 {
 		c.Warmup = 5 * time.Second
+	}
+	if c.Backlog < 0 {
+		c.Backlog = 0
+	} else if c.Backlog == 0 {
+		capacity := float64(c.Concurrency) / c.Latency.Seconds() // jobs/s with every slot busy
+		c.Backlog = max(int((capacity-c.Rate)*(c.Warmup+5*time.Second).Seconds()), 0)
 	}
 	if c.Duration <= 0 {
 		c.Duration = 25 * time.Second
