@@ -229,7 +229,12 @@ func (r *run) setUpWorld(ctx context.Context) error {
 		return err
 	}
 	r.nc, err = nats.Connect(strings.Join(r.natsURLs(), ","), nats.Name("faultsuite-producer"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second))
+		nats.ReconnectWait(100*time.Millisecond), nats.Timeout(2*time.Second),
+		// Connection errors are the faults at work: to the run's log, not
+		// nats.go's default of stderr.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			r.cfg.Logger.Debug("faultsuite: producer connection", "err", err)
+		}))
 	if err != nil {
 		return fmt.Errorf("faultsuite: connect: %w", err)
 	}
