@@ -8,7 +8,7 @@
 // and the time the tenant took to recover from the fault.
 //
 // The pieces are real: nats-server built from the module go.mod requires,
-// orgdispatch built from this module (or the running binary), each started
+// orgdispatch built from this module, each started
 // as its own process group on loopback; jobs are published with nats.go to
 // orgdispatch.jobs.<tenant>.<op> with Nats-Msg-Id <tenant>:<id>, as any
 // producer would. The platform is the in-process simulator

@@ -82,10 +82,10 @@ func (r *run) inject(ctx context.Context) (string, func(context.Context) error, 
 	switch r.cfg.Scenario {
 	case WorkerKill:
 		w := r.workers[len(r.workers)-1]
-		r.killed[w.Process] = true
+		r.killed[w.proc] = true
 		return "SIGKILL " + w.Name, nil, w.Kill()
 	case ServeKill:
-		r.killed[r.serve.Process] = true
+		r.killed[r.serve.proc] = true
 		return "SIGKILL serve", nil, r.serve.Kill()
 	case NATSKill:
 		return r.killNode(ctx, r.nodes[0])
@@ -119,7 +119,7 @@ func (r *run) inject(ctx context.Context) (string, func(context.Context) error, 
 
 // killNode SIGKILLs a nats-server; undoing it restarts the node (same
 // ports, same store) and waits until it serves JetStream again.
-func (r *run) killNode(ctx context.Context, n *NATSNode) (string, func(context.Context) error, error) {
+func (r *run) killNode(ctx context.Context, n *natsNode) (string, func(context.Context) error, error) {
 	if err := n.Kill(); err != nil {
 		return "", nil, err
 	}
@@ -138,7 +138,7 @@ func (r *run) killNode(ctx context.Context, n *NATSNode) (string, func(context.C
 // rewriteTenantsFiles writes every orgdispatch process's tenants file anew
 // (it reloads it on change), keeping each one's platform endpoints.
 func (r *run) rewriteTenantsFiles() error {
-	for _, o := range append([]*Orgdispatch{r.serve}, r.workers...) {
+	for _, o := range append([]*odProcess{r.serve}, r.workers...) {
 		tmp := o.TenantsFile + ".new"
 		if err := os.WriteFile(tmp, r.tenants.yaml(o.apiBase, o.tokenURL), 0o600); err != nil {
 			return fmt.Errorf("faultsuite: %w", err)

@@ -20,19 +20,19 @@ const (
 	pollInterval = 100 * time.Millisecond
 )
 
-// Harness owns the processes of one run: it starts them and kills them all
+// harness owns the processes of one run: it starts them and kills them all
 // (their process groups) at the end.
-type Harness struct {
+type harness struct {
 	dir  string
 	bins Binaries
 
 	mu    sync.Mutex
-	procs []*Process
+	procs []*proc
 }
 
 // process describes a child process with env (nil: nothing but PATH),
 // logging to dir/<name>.log; the harness kills it on close.
-func (h *Harness) process(name, bin string, args, env []string) *Process {
+func (h *harness) process(name, bin string, args, env []string) *proc {
 	dir := filepath.Join(h.dir, name)
 	_ = os.MkdirAll(dir, 0o755)
 	env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + os.TempDir()}, env...)
@@ -44,7 +44,7 @@ func (h *Harness) process(name, bin string, args, env []string) *Process {
 }
 
 // close kills every process the harness started.
-func (h *Harness) close() {
+func (h *harness) close() {
 	h.mu.Lock()
 	procs := h.procs
 	h.mu.Unlock()
@@ -53,9 +53,9 @@ func (h *Harness) close() {
 	}
 }
 
-// Orgdispatch is one orgdispatch process (serve or worker) of a run.
-type Orgdispatch struct {
-	*Process
+// odProcess is one orgdispatch process (serve or worker) of a run.
+type odProcess struct {
+	*proc
 	// HTTPAddr is its ORGDISPATCH_HTTP_ADDR (readiness, metrics).
 	HTTPAddr string
 	// TenantsFile is its ORGDISPATCH_TENANTS_FILE.
@@ -67,12 +67,12 @@ type Orgdispatch struct {
 // launchOrgdispatch starts `orgdispatch <command>` named name with its own
 // tenants file (ts, with the platform at apiBase and tokenURL) and
 // settings; waitReady waits for it.
-func (h *Harness) launchOrgdispatch(name, command string, natsURLs []string, replicas int, ts tenantSet, apiBase, tokenURL string) (*Orgdispatch, error) {
+func (h *harness) launchOrgdispatch(name, command string, natsURLs []string, replicas int, ts tenantSet, apiBase, tokenURL string) (*odProcess, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	o := &Orgdispatch{HTTPAddr: "127.0.0.1:" + strconv.Itoa(port), apiBase: apiBase, tokenURL: tokenURL}
+	o := &odProcess{HTTPAddr: "127.0.0.1:" + strconv.Itoa(port), apiBase: apiBase, tokenURL: tokenURL}
 	tenantsYAML := ts.yaml(apiBase, tokenURL)
 	o.TenantsFile = filepath.Join(h.dir, name, "tenants.yaml")
 	if err := os.MkdirAll(filepath.Dir(o.TenantsFile), 0o755); err != nil {
@@ -90,7 +90,7 @@ func (h *Harness) launchOrgdispatch(name, command string, natsURLs []string, rep
 		"ORGDISPATCH_STORE_DIR=" + filepath.Join(h.dir, name, "store"),
 		"ORGDISPATCH_LOG_LEVEL=info",
 	}
-	o.Process = h.process(name, h.bins.Orgdispatch, []string{command}, env)
+	o.proc = h.process(name, h.bins.Orgdispatch, []string{command}, env)
 	if err := o.Start(); err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (h *Harness) launchOrgdispatch(name, command string, natsURLs []string, rep
 
 // waitReady polls the process's /readyz until it answers 2xx, failing when
 // the process exits or ctx ends.
-func (o *Orgdispatch) waitReady(ctx context.Context) error {
+func (o *odProcess) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	var last error
@@ -117,7 +117,7 @@ func (o *Orgdispatch) waitReady(ctx context.Context) error {
 	}
 }
 
-func (o *Orgdispatch) ready(ctx context.Context) error {
+func (o *odProcess) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+o.HTTPAddr+"/readyz", nil)

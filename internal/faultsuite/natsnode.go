@@ -14,11 +14,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// NATSNode is one nats-server process with JetStream on: a single server,
+// natsNode is one nats-server process with JetStream on: a single server,
 // or one node of a cluster. Its ports and store directory stay the same
 // across restarts, so a restarted node is the same server.
-type NATSNode struct {
-	*Process
+type natsNode struct {
+	*proc
 	// ServerName is the node's server name (-n), as stream and consumer
 	// cluster info name their leaders.
 	ServerName string
@@ -29,20 +29,20 @@ type NATSNode struct {
 }
 
 // URL is the node's client URL.
-func (n *NATSNode) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.ClientPort) }
+func (n *natsNode) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.ClientPort) }
 
 // startNATS starts size nats-servers: one single server for size 1, a
 // JetStream cluster of size nodes routed to each other otherwise. All listen
 // on 127.0.0.1 only, on free ports, each with its own store directory. It
 // returns once every node serves JetStream.
-func (h *Harness) startNATS(ctx context.Context, size int) ([]*NATSNode, error) {
-	nodes := make([]*NATSNode, size)
+func (h *harness) startNATS(ctx context.Context, size int) ([]*natsNode, error) {
+	nodes := make([]*natsNode, size)
 	for i := range nodes {
 		cp, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		n := &NATSNode{ServerName: fmt.Sprintf("nats-%d", i+1), ClientPort: cp}
+		n := &natsNode{ServerName: fmt.Sprintf("nats-%d", i+1), ClientPort: cp}
 		if size > 1 {
 			if n.ClusterPort, err = freePort(); err != nil {
 				return nil, err
@@ -65,7 +65,7 @@ func (h *Harness) startNATS(ctx context.Context, size int) ([]*NATSNode, error) 
 			}
 			args = append(args, "--cluster_name", "faultsuite", "--cluster", "nats://127.0.0.1:"+strconv.Itoa(n.ClusterPort), "--routes", strings.Join(routes, ","))
 		}
-		n.Process = h.process(n.ServerName, h.bins.NATSServer, args, nil)
+		n.proc = h.process(n.ServerName, h.bins.NATSServer, args, nil)
 		if err := n.Start(); err != nil {
 			return nil, err
 		}
@@ -81,7 +81,7 @@ func (h *Harness) startNATS(ctx context.Context, size int) ([]*NATSNode, error) 
 // waitReady waits until the node accepts a client and answers JetStream
 // account info (in a cluster: once a meta leader is elected), failing when
 // the process exits or ctx ends.
-func (n *NATSNode) waitReady(ctx context.Context) error {
+func (n *natsNode) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	var last error
@@ -99,7 +99,7 @@ func (n *NATSNode) waitReady(ctx context.Context) error {
 	}
 }
 
-func (n *NATSNode) ready(ctx context.Context) error {
+func (n *natsNode) ready(ctx context.Context) error {
 	nc, err := nats.Connect(n.URL(), nats.Timeout(time.Second), nats.NoReconnect())
 	if err != nil {
 		return err

@@ -12,13 +12,13 @@ import (
 	"github.com/orgdispatch/orgdispatch/platform/platformtest"
 )
 
-// Platform is the platform simulator served over HTTP on 127.0.0.1, with
+// simPlatform is the platform simulator served over HTTP on 127.0.0.1, with
 // one listener per orgdispatch process (so that the requests of each
 // process can be told apart), and the record of every job's successes.
 //
 // A job's campaign id is its job id; a 2xx answer to POST
 // /api/v2/outbound/campaigns/{id}/start is that job's success.
-type Platform struct {
+type simPlatform struct {
 	// Sim is the simulator: faults are injected through it.
 	Sim *platformtest.Simulator
 
@@ -37,9 +37,9 @@ const (
 	startSuffix = "/start"
 )
 
-func newPlatform(cfg platformtest.Config) *Platform {
+func newPlatform(cfg platformtest.Config) *simPlatform {
 	cfg.MaxRecorded = -1 // the hook sees every request; no ring needed
-	p := &Platform{
+	p := &simPlatform{
 		Sim:       platformtest.New(cfg),
 		successes: map[string][]time.Time{},
 		jobOK:     map[string]*jobRecord{},
@@ -51,7 +51,7 @@ func newPlatform(cfg platformtest.Config) *Platform {
 
 // observe is the simulator's OnRequest hook: it counts each job's 2xx
 // answers and notes when each tenant succeeded.
-func (p *Platform) observe(r platformtest.Request) {
+func (p *simPlatform) observe(r platformtest.Request) {
 	if r.Status/100 != 2 || r.Method != http.MethodPost || !strings.HasPrefix(r.Path, startPath) || !strings.HasSuffix(r.Path, startSuffix) {
 		return
 	}
@@ -76,7 +76,7 @@ type jobRecord struct {
 
 // listen serves the simulator on a new 127.0.0.1 listener for the process
 // named origin and returns its base URL.
-func (p *Platform) listen(origin string) (string, error) {
+func (p *simPlatform) listen(origin string) (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("faultsuite: platform listener: %w", err)
@@ -105,21 +105,21 @@ func (p *Platform) listen(origin string) (string, error) {
 }
 
 // lastCallOf is when the process named origin last sent an API request.
-func (p *Platform) lastCallOf(origin string) time.Time {
+func (p *simPlatform) lastCallOf(origin string) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lastCall[origin]
 }
 
 // successTimes is a copy of tenant's success times.
-func (p *Platform) successTimes(tenant string) []time.Time {
+func (p *simPlatform) successTimes(tenant string) []time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]time.Time(nil), p.successes[tenant]...)
 }
 
 // succeeded counts tenant's 2xx answers so far.
-func (p *Platform) succeeded(tenant string) int {
+func (p *simPlatform) succeeded(tenant string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.successes[tenant])
@@ -127,7 +127,7 @@ func (p *Platform) succeeded(tenant string) int {
 
 // jobSuccesses is how many 2xx answers tenant's job id got, and when the
 // first came.
-func (p *Platform) jobSuccesses(tenant, id string) (int, time.Time) {
+func (p *simPlatform) jobSuccesses(tenant, id string) (int, time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if jr := p.jobOK[tenant+"/"+id]; jr != nil {
@@ -137,7 +137,7 @@ func (p *Platform) jobSuccesses(tenant, id string) (int, time.Time) {
 }
 
 // close stops every listener.
-func (p *Platform) close() {
+func (p *simPlatform) close() {
 	p.mu.Lock()
 	p.closed = true
 	servers := p.servers

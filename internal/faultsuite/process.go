@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// Process is one child process of a run (a nats-server, serve, a worker):
+// proc is one child process of a run (a nats-server, serve, a worker):
 // started in its own process group, its output appended to a log file, and
 // restartable with the same command after it was killed.
-type Process struct {
+type proc struct {
 	// Name names it in logs and errors, e.g. "worker-2" or "nats-1".
 	Name string
 
@@ -31,13 +31,13 @@ type Process struct {
 }
 
 // newProcess describes a process; Start runs it.
-func newProcess(name, bin string, args, env []string, dir string) *Process {
-	return &Process{Name: name, bin: bin, args: args, env: env, dir: dir, log: filepath.Join(dir, name+".log")}
+func newProcess(name, bin string, args, env []string, dir string) *proc {
+	return &proc{Name: name, bin: bin, args: args, env: env, dir: dir, log: filepath.Join(dir, name+".log")}
 }
 
 // Start starts the process (again, after it exited), in its own process
 // group so that Kill takes any children with it.
-func (p *Process) Start() error {
+func (p *proc) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
@@ -75,7 +75,7 @@ func (p *Process) Start() error {
 }
 
 // Exited is closed when the current run of the process has ended.
-func (p *Process) Exited() <-chan struct{} {
+func (p *proc) Exited() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.exited == nil {
@@ -87,7 +87,7 @@ func (p *Process) Exited() <-chan struct{} {
 }
 
 // Running reports whether the process runs now.
-func (p *Process) Running() bool {
+func (p *proc) Running() bool {
 	select {
 	case <-p.Exited():
 		return false
@@ -97,7 +97,7 @@ func (p *Process) Running() bool {
 }
 
 // Err is how the last run ended (nil while it runs or after a clean exit).
-func (p *Process) Err() error {
+func (p *proc) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
@@ -105,7 +105,7 @@ func (p *Process) Err() error {
 
 // Kill sends SIGKILL to the process's group and waits until the process
 // has been reaped. Killing a process that is not running does nothing.
-func (p *Process) Kill() error {
+func (p *proc) Kill() error {
 	p.mu.Lock()
 	cmd, exited := p.cmd, p.exited
 	p.mu.Unlock()
@@ -125,7 +125,7 @@ func (p *Process) Kill() error {
 }
 
 // LogTail is the last n bytes of the process's log, for error messages.
-func (p *Process) LogTail(n int) string {
+func (p *proc) LogTail(n int) string {
 	data, err := os.ReadFile(p.log)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
@@ -137,4 +137,4 @@ func (p *Process) LogTail(n int) string {
 }
 
 // LogPath is the process's log file.
-func (p *Process) LogPath() string { return p.log }
+func (p *proc) LogPath() string { return p.log }

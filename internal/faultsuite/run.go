@@ -103,18 +103,18 @@ func (c Config) validate() error {
 type run struct {
 	cfg      Config
 	spec     spec
-	h        *Harness
-	platform *Platform
+	h        *harness
+	platform *simPlatform
 	gate     *tokenGate
-	nodes    []*NATSNode
-	leader   *NATSNode // LeaderKill: the jobs stream's leader before the fault
-	serve    *Orgdispatch
-	workers  []*Orgdispatch
+	nodes    []*natsNode
+	leader   *natsNode // LeaderKill: the jobs stream's leader before the fault
+	serve    *odProcess
+	workers  []*odProcess
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	names    dispatcher.Names
 	tenants  tenantSet
-	killed   map[*Process]bool // processes the fault killed (not restarted)
+	killed   map[*proc]bool // processes the fault killed (not restarted)
 	notes    []string
 }
 
@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, spec: specs[cfg.Scenario], h: &Harness{dir: filepath.Join(dir, string(cfg.Scenario)), bins: bins}, names: dispatcher.MustNames(""), killed: map[*Process]bool{}}
+	r := &run{cfg: cfg, spec: specs[cfg.Scenario], h: &harness{dir: filepath.Join(dir, string(cfg.Scenario)), bins: bins}, names: dispatcher.MustNames(""), killed: map[*proc]bool{}}
 	defer r.close()
 	if err := r.setUp(ctx); err != nil {
 		return nil, err
@@ -171,7 +171,7 @@ func (r *run) setUp(ctx context.Context) error {
 
 // startOrgdispatch launches an orgdispatch process and waits until it is
 // ready.
-func (r *run) startOrgdispatch(ctx context.Context, name, command string) (*Orgdispatch, error) {
+func (r *run) startOrgdispatch(ctx context.Context, name, command string) (*odProcess, error) {
 	o, err := r.launch(name, command)
 	if err != nil {
 		return nil, err
@@ -181,7 +181,7 @@ func (r *run) startOrgdispatch(ctx context.Context, name, command string) (*Orgd
 
 // launch starts an orgdispatch process with its own platform listener (and
 // the token gate, for the gated process) without waiting for it.
-func (r *run) launch(name, command string) (*Orgdispatch, error) {
+func (r *run) launch(name, command string) (*odProcess, error) {
 	base, err := r.platform.listen(name)
 	if err != nil {
 		return nil, err
@@ -259,14 +259,14 @@ func (r *run) close() {
 }
 
 // processes is every process of the run.
-func (r *run) processes() []*Process {
-	var out []*Process
+func (r *run) processes() []*proc {
+	var out []*proc
 	for _, n := range r.nodes {
-		out = append(out, n.Process)
+		out = append(out, n.proc)
 	}
-	out = append(out, r.serve.Process)
+	out = append(out, r.serve.proc)
 	for _, w := range r.workers {
-		out = append(out, w.Process)
+		out = append(out, w.proc)
 	}
 	return out
 }

@@ -58,7 +58,7 @@ func StartTogether(ctx context.Context, cfg Config) (*StartResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, spec: spec{natsNodes: 3, workers: 1}, h: &Harness{dir: filepath.Join(dir, "start-together"), bins: bins}, names: dispatcher.MustNames(""), killed: map[*Process]bool{}}
+	r := &run{cfg: cfg, spec: spec{natsNodes: 3, workers: 1}, h: &harness{dir: filepath.Join(dir, "start-together"), bins: bins}, names: dispatcher.MustNames(""), killed: map[*proc]bool{}}
 	defer r.close()
 	if err := r.setUpWorld(ctx); err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func StartTogether(ctx context.Context, cfg Config) (*StartResult, error) {
 	res := &StartResult{Layout: r.layout(), AllReady: true}
 	res.Processes = make([]StartOutcome, 2)
 	var wg sync.WaitGroup
-	for i, o := range []*Orgdispatch{r.serve, w} {
+	for i, o := range []*odProcess{r.serve, w} {
 		wg.Go(func() {
 			out := StartOutcome{Name: o.Name}
 			if err := o.waitReady(ctx); err != nil {
@@ -125,7 +125,7 @@ func StartTogether(ctx context.Context, cfg Config) (*StartResult, error) {
 
 // lastError is why o did not become ready: err's first line and the last
 // line of its log (where orgdispatch prints the error it exits with).
-func lastError(o *Orgdispatch, err error) string {
+func lastError(o *odProcess, err error) string {
 	why, _, _ := strings.Cut(err.Error(), "\n")
 	tail := strings.TrimSpace(o.LogTail(4000))
 	if i := strings.LastIndexByte(tail, '\n'); i >= 0 {
