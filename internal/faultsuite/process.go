@@ -1,13 +1,11 @@
 package faultsuite
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -56,7 +54,7 @@ func (p *proc) Start() error {
 	cmd.Env = p.env
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("faultsuite: start %s: %w", p.Name, err)
@@ -117,7 +115,7 @@ func (p *proc) Kill() error {
 		return nil
 	default:
 	}
-	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := killGroup(cmd.Process); err != nil {
 		return fmt.Errorf("faultsuite: kill %s: %w", p.Name, err)
 	}
 	<-exited
