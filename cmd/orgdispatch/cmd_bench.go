@@ -13,12 +13,13 @@ import (
 
 	"github.com/orgdispatch/orgdispatch/internal/bench"
 	"github.com/orgdispatch/orgdispatch/internal/config"
+	"github.com/orgdispatch/orgdispatch/internal/faultsuite"
 )
 
 func init() {
 	register(command{
 		name:    "bench",
-		summary: "run a benchmark scenario (isolation, utilization, pause, overhead, scale)",
+		summary: "run a benchmark scenario (isolation, utilization, pause, overhead, scale, faults)",
 		run:     runBench,
 	})
 }
@@ -28,7 +29,10 @@ const benchHelp = `Usage: orgdispatch bench <scenario> [flags]
 Runs one benchmark scenario against an embedded JetStream server (file
 storage in a temporary directory) and the in-process platform simulator over
 HTTP on 127.0.0.1, prints its table with the machine and the quotas used,
-and marks each target met or missed. See docs/benchmarks.md.
+and marks each target met or missed. See docs/benchmarks.md. The faults
+scenario instead runs nats-server and orgdispatch as real processes, built
+with the go command from this module (run it inside the module); see
+docs/reliability.md.
 
 Scenarios:
 %s
@@ -52,6 +56,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	profileDir := fs.String("profile-dir", "", "write the CPU profiles of overhead and scale phases to this directory")
 	dir := fs.String("dir", "", "parent of the temporary JetStream store directories (default: the system's)")
 	consumerStorage := fs.String("consumer-storage", "file", "tenant consumers' storage in the scale scenario: file or memory (as ORGDISPATCH_CONSUMER_STORAGE)")
+	faults := fs.String("faults", "", "faults scenario: comma-separated faults to run (default all: "+faultNames()+")")
 	legacyHeaders := fs.Bool("legacy-headers", false, "utilization scenario: the simulator also sends the inin-ratelimit-* headers Genesys Cloud removed in 2021 (for comparison)")
 
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -93,7 +98,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *legacyHeaders && name != "utilization" {
 		return fmt.Errorf("%w: --legacy-headers: only the utilization scenario takes it", errUsage)
 	}
-	rep, err := bench.Run(ctx, name, bench.Options{Duration: *duration, Dir: *dir, ProfileDir: *profileDir, ConsumerStorage: storage, LegacyHeaders: *legacyHeaders})
+	if *faults != "" && name != "faults" {
+		return fmt.Errorf("%w: --faults: only the faults scenario takes it", errUsage)
+	}
+	var faultList []string
+	if *faults != "" {
+		faultList = strings.Split(*faults, ",")
+	}
+	rep, err := bench.Run(ctx, name, bench.Options{Duration: *duration, Dir: *dir, ProfileDir: *profileDir, ConsumerStorage: storage, LegacyHeaders: *legacyHeaders, Faults: faultList})
 	if err != nil {
 		return err
 	}
@@ -111,6 +123,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return nil
+}
+
+// faultNames lists the faults scenario's faults.
+func faultNames() string {
+	var names []string
+	for _, s := range faultsuite.Scenarios() {
+		names = append(names, string(s))
+	}
+	return strings.Join(names, ",")
 }
 
 // writeFileWith creates path and fills it with write.

@@ -22,6 +22,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "scale", "--consumer-storage", "disk"}, `--consumer-storage "disk": want file or memory`},
 		{[]string{"bench", "pause", "--consumer-storage", "memory"}, "only the scale scenario takes it"},
 		{[]string{"bench", "pause", "--legacy-headers"}, "only the utilization scenario takes it"},
+		{[]string{"bench", "pause", "--faults", "nats-kill"}, "only the faults scenario takes it"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tc.args, &stdout, &stderr); code != 2 {

@@ -34,6 +34,9 @@ type Options struct {
 	// inin-ratelimit-* headers that Genesys Cloud removed in 2021, to compare
 	// rate: auto's legacy header pacing with what today's platform gives.
 	LegacyHeaders bool
+	// Faults names the faults scenario's faults to run (faultsuite
+	// scenario names); empty runs them all.
+	Faults []string
 }
 
 func (o Options) duration(def time.Duration) time.Duration {

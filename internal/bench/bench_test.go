@@ -306,7 +306,7 @@ func TestRunUnknownScenario(t *testing.T) {
 			t.Errorf("scenario %s: %+v", s.Name, s)
 		}
 	}
-	if got := strings.Join(names, ","); got != "isolation,overhead,pause,scale,utilization" {
+	if got := strings.Join(names, ","); got != "faults,isolation,overhead,pause,scale,utilization" {
 		t.Errorf("scenarios %s", got)
 	}
 }
