@@ -44,10 +44,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// AssertRecovery switches on the 5 s recovery assertion of issue 9
-// (RecoveryTarget). Today's code stalls a tenant for about AckWait after a
-// process or server is killed; turn this on when the fix lands.
-const AssertRecovery = false
+// AssertRecovery switches on the recovery assertion of issue 9: every
+// tenant's calls resume within recoveryBound of the fault.
+const AssertRecovery = true
+
+// recoveryBound is how soon every tenant's calls must resume: RecoveryTarget
+// (5 s), except after the loss of the jobs stream's leader. Then the
+// surviving nodes elect a new leader only after nats-server's raft election
+// timeout, a random 4–9 s that 2.15.2 hard-codes (server/raft.go,
+// minElectionTimeoutDefault and maxElectionTimeoutDefault): no client can
+// make it sooner, so the bound is its maximum plus 3 s. docs/reliability.md
+// reports that target as missed.
+func recoveryBound(s Scenario) time.Duration {
+	if s == LeaderKill {
+		return 9*time.Second + 3*time.Second
+	}
+	return RecoveryTarget
+}
 
 // Every test is parallel: the kill scenarios wait out AckWait (60 s) for
 // the jobs the killed process held, and go test's -parallel (GOMAXPROCS)
@@ -89,8 +102,8 @@ func runScenario(t *testing.T, cfg Config) *Result {
 		t.Errorf("processes exited unexpectedly: %v\n(logs in %s)", res.Exited, filepath.Join(cfg.Dir, string(cfg.Scenario)))
 	}
 	for _, tn := range res.Tenants {
-		if AssertRecovery && !tn.Resumed(RecoveryTarget.Seconds()) {
-			t.Errorf("tenant %s: longest stall %.1f s, recovered %v after %.1f s: want calls resumed within %s", tn.Tenant, tn.LongestStallSec, tn.Recovered, tn.RecoverSec, RecoveryTarget)
+		if bound := recoveryBound(cfg.Scenario); AssertRecovery && !tn.Resumed(bound.Seconds()) {
+			t.Errorf("tenant %s: longest stall %.1f s, recovered %v after %.1f s: want calls resumed within %s", tn.Tenant, tn.LongestStallSec, tn.Recovered, tn.RecoverSec, bound)
 		}
 	}
 	return res
@@ -152,7 +165,7 @@ func TestCredentialsRevoked(t *testing.T) {
 // started together on a fresh cluster both come up. Issue 9 reports that
 // both exit (provision bucket orgdispatch_replicas: context deadline
 // exceeded); turn this on when the fix lands.
-const AssertClusterStart = false
+const AssertClusterStart = true
 
 func TestStartTogetherOnFreshCluster(t *testing.T) {
 	t.Parallel()

@@ -29,13 +29,13 @@ type Config struct {
 	// directory, removed afterwards.
 	Dir string
 	// Tenants is the number of tenants [3]; Rate the jobs per second each
-	// is offered [30]; Concurrency each tenant's jobs in flight,
-	// cluster-wide [4]; Latency the platform's answer time [30 ms].
+	// is offered [30]; Concurrency each tenant's jobs in flight per
+	// orgdispatch process [4]; Latency the platform's answer time [30 ms].
 	Tenants int
 	Rate    float64
 	// Backlog is the jobs each tenant publishes at once when the load
 	// starts [enough to keep its lanes at full concurrency until 5 s after
-	// the fault: (Concurrency/Latency − Rate) × (Warmup + 5 s)], so that
+	// the fault: (processes × Concurrency/Latency − Rate) × (Warmup + 5 s)], so that
 	// the fault comes while every tenant has all its jobs in flight.
 	Backlog     int
 	Concurrency int
@@ -71,7 +71,10 @@ func (c Config) withDefaults() Config {
 	if c.Backlog < 0 {
 		c.Backlog = 0
 	} else if c.Backlog == 0 {
-		capacity := float64(c.Concurrency) / c.Latency.Seconds() // jobs/s with every slot busy
+		// Jobs/s with every slot busy: each orgdispatch process (serve and
+		// the workers) runs up to Concurrency of a tenant's jobs at once.
+		processes := 1 + specs[c.Scenario].workers
+		capacity := float64(processes*c.Concurrency) / c.Latency.Seconds()
 		c.Backlog = max(int((capacity-c.Rate)*(c.Warmup+5*time.Second).Seconds()), 0)
 	}
 	if c.Duration <= 0 {
