@@ -105,23 +105,9 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	limit := dispatcher.DefaultAuditPage
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > dispatcher.MaxAuditPage {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want 1-%d", v, dispatcher.MaxAuditPage))
-			return
-		}
-		limit = n
-	}
-	var after uint64
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("after %q: want a sequence number", v))
-			return
-		}
-		after = n
+	limit, after, ok := pageParams(w, q, dispatcher.DefaultAuditPage, dispatcher.MaxAuditPage)
+	if !ok {
+		return
 	}
 	read := limit
 	if several {

@@ -179,18 +179,8 @@ func reasonQuery(reason string) url.Values {
 // DeadLetters lists one page of dead letters (tenant "": all tenants;
 // limit 0: the server's default; after 0: from the start).
 func (c *Client) DeadLetters(ctx context.Context, tenant string, limit int, after uint64) (DeadLettersResponse, error) {
-	q := url.Values{}
-	if tenant != "" {
-		q.Set("tenant", tenant)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if after > 0 {
-		q.Set("after", strconv.FormatUint(after, 10))
-	}
 	var out DeadLettersResponse
-	err := c.do(ctx, http.MethodGet, "/v1/dlq", q, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/v1/dlq", pageQuery(tenant, limit, after), nil, &out)
 	return out, err
 }
 
@@ -219,6 +209,14 @@ func (c *Client) DeleteDeadLetter(ctx context.Context, seq uint64, reason ...str
 // limit 0: the server's default). With after 0 the latest come, newest
 // first; with after > 0 those after it, oldest first.
 func (c *Client) Audit(ctx context.Context, tenant string, limit int, after uint64) (AuditResponse, error) {
+	var out AuditResponse
+	err := c.do(ctx, http.MethodGet, "/v1/audit", pageQuery(tenant, limit, after), nil, &out)
+	return out, err
+}
+
+// pageQuery is a listing's query: tenant ("" for all), limit (0: the
+// server's default) and after (0: none).
+func pageQuery(tenant string, limit int, after uint64) url.Values {
 	q := url.Values{}
 	if tenant != "" {
 		q.Set("tenant", tenant)
@@ -229,7 +227,5 @@ func (c *Client) Audit(ctx context.Context, tenant string, limit int, after uint
 	if after > 0 {
 		q.Set("after", strconv.FormatUint(after, 10))
 	}
-	var out AuditResponse
-	err := c.do(ctx, http.MethodGet, "/v1/audit", q, nil, &out)
-	return out, err
+	return q
 }

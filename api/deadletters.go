@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
@@ -20,23 +21,9 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	limit := dispatcher.DefaultDeadLetterPage
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > dispatcher.MaxDeadLetterPage {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want 1-%d", v, dispatcher.MaxDeadLetterPage))
-			return
-		}
-		limit = n
-	}
-	var after uint64
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("after %q: want a sequence number", v))
-			return
-		}
-		after = n
+	limit, after, ok := pageParams(w, q, dispatcher.DefaultDeadLetterPage, dispatcher.MaxDeadLetterPage)
+	if !ok {
+		return
 	}
 	dls, err := s.cfg.Admin.DeadLetters(r.Context(), tenant, limit, after)
 	if err != nil {
@@ -149,4 +136,28 @@ func (s *Server) deadLetterInScope(w http.ResponseWriter, r *http.Request, seq u
 		return dl, false
 	}
 	return dl, true
+}
+
+// pageParams reads a listing's limit (1–max, default def) and after (a
+// stream sequence, 0 for none) query parameters; a bad value is answered 400
+// and ok is false.
+func pageParams(w http.ResponseWriter, q url.Values, def, max int) (limit int, after uint64, ok bool) {
+	limit = def
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want 1-%d", v, max))
+			return 0, 0, false
+		}
+		limit = n
+	}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("after %q: want a sequence number", v))
+			return 0, 0, false
+		}
+		after = n
+	}
+	return limit, after, true
 }
