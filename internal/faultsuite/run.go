@@ -129,21 +129,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	dir := cfg.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "orgdispatch-faults-")
-		if err != nil {
-			return nil, fmt.Errorf("faultsuite: %w", err)
-		}
-		dir = d
-		defer os.RemoveAll(d)
-	}
-	bins, err := Build(ctx, filepath.Join(dir, "bin"), cfg.Binaries)
+	r, cleanup, err := newRun(ctx, cfg, specs[cfg.Scenario], string(cfg.Scenario))
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, spec: specs[cfg.Scenario], h: &harness{dir: filepath.Join(dir, string(cfg.Scenario)), bins: bins}, names: dispatcher.MustNames(""), killed: map[*proc]bool{}}
-	defer r.close()
+	defer cleanup()
 	if err := r.setUp(ctx); err != nil {
 		return nil, err
 	}
@@ -284,4 +274,26 @@ func (r *run) layout() string {
 
 func (r *run) logf(format string, args ...any) {
 	r.cfg.Logger.Info(fmt.Sprintf(format, args...), "scenario", string(r.cfg.Scenario))
+}
+
+// newRun prepares a run of cfg laid out as sp: its directory (cfg.Dir, or a
+// temporary one removed by cleanup), the binaries, and a harness working in
+// the sub-directory name. cleanup stops every process and removes what it
+// made.
+func newRun(ctx context.Context, cfg Config, sp spec, name string) (r *run, cleanup func(), err error) {
+	dir, removeDir := cfg.Dir, func() {}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "orgdispatch-faults-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("faultsuite: %w", err)
+		}
+		dir, removeDir = d, func() { os.RemoveAll(d) }
+	}
+	bins, err := Build(ctx, filepath.Join(dir, "bin"), cfg.Binaries)
+	if err != nil {
+		removeDir()
+		return nil, nil, err
+	}
+	r = &run{cfg: cfg, spec: sp, h: &harness{dir: filepath.Join(dir, name), bins: bins}, names: dispatcher.MustNames(""), killed: map[*proc]bool{}}
+	return r, func() { r.close(); removeDir() }, nil
 }

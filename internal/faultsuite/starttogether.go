@@ -3,13 +3,9 @@ package faultsuite
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/orgdispatch/orgdispatch/dispatcher"
 )
 
 // StartResult is what happened when serve and a worker were started at the
@@ -45,21 +41,11 @@ const startJobs = 5
 // Tenants, Concurrency, Latency and Logger.
 func StartTogether(ctx context.Context, cfg Config) (*StartResult, error) {
 	cfg = cfg.withDefaults()
-	dir := cfg.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "orgdispatch-faults-")
-		if err != nil {
-			return nil, fmt.Errorf("faultsuite: %w", err)
-		}
-		dir = d
-		defer os.RemoveAll(d)
-	}
-	bins, err := Build(ctx, filepath.Join(dir, "bin"), cfg.Binaries)
+	r, cleanup, err := newRun(ctx, cfg, spec{natsNodes: 3, workers: 1}, "start-together")
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, spec: spec{natsNodes: 3, workers: 1}, h: &harness{dir: filepath.Join(dir, "start-together"), bins: bins}, names: dispatcher.MustNames(""), killed: map[*proc]bool{}}
-	defer r.close()
+	defer cleanup()
 	if err := r.setUpWorld(ctx); err != nil {
 		return nil, err
 	}
