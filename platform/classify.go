@@ -101,16 +101,14 @@ func correlationHeader(h http.Header) string {
 // does not matter), else the legacy inin-ratelimit-reset + 1 s, else the
 // default; then bounded to [minRetryAfter, MaxRetryAfter].
 func (c *Client) retryAfter(h http.Header) time.Duration {
-	d, ok := c.optionalRetryAfter(h)
-	if !ok {
-		if secs, ok2 := headerInt(h, headerLimitReset); ok2 {
-			d, ok = min(max(time.Duration(secs)*time.Second+time.Second, minRetryAfter), c.cfg.MaxRetryAfter), true
-		}
+	if d, ok := c.optionalRetryAfter(h); ok {
+		return d
 	}
-	if !ok {
-		d = min(max(c.cfg.DefaultRetryAfter, minRetryAfter), c.cfg.MaxRetryAfter)
+	d := c.cfg.DefaultRetryAfter
+	if secs, ok := headerInt(h, headerLimitReset); ok {
+		d = time.Duration(secs)*time.Second + time.Second
 	}
-	return d
+	return min(max(d, minRetryAfter), c.cfg.MaxRetryAfter)
 }
 
 // optionalRetryAfter reads Retry-After (see retryAfter) when the answer has
