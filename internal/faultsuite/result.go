@@ -88,5 +88,8 @@ func (t TenantResult) Resumed(d float64) bool {
 	if !t.Recovered || t.RecoverSec > d {
 		return false
 	}
-	return t.Targeted || (t.LongestStallSec <= d && !t.StallOpen)
+	// A stall still open when the load ended is a lower bound; one longer
+	// than ResumedGap already makes Recovered false, so an open gap of less
+	// (the last moments of the load, not the fault) is no stall to judge.
+	return t.Targeted || t.LongestStallSec <= d
 }
