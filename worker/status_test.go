@@ -236,8 +236,22 @@ func TestStatusWritesPerTenant(t *testing.T) {
 	}
 	solo := time.Since(start)
 
-	// A's burst: 2,000 hand-backs at once, queued before b's next one.
+	// A's burst: 2,000 hand-backs at once, queued before b's next one. A's
+	// writer holds its first write until half the burst is queued, so the
+	// queue is there however fast the writer would drain it. (The hook is
+	// set before any update: the writer reads it only after taking a queued
+	// update under the writer's mutex.)
 	const burst = 2000
+	release := make(chan struct{})
+	var gate sync.Once
+	la.status.testHookSync = func(ctx context.Context) {
+		gate.Do(func() {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		})
+	}
 	var wg sync.WaitGroup
 	burstStart := time.Now()
 	for i := range burst {
@@ -252,6 +266,7 @@ func TestStatusWritesPerTenant(t *testing.T) {
 		defer la.status.mu.Unlock()
 		return len(la.status.syncs) >= burst/2
 	})
+	close(release)
 	start = time.Now()
 	if err := lb.status.update(ctx, dispatcher.StatusKey("b", "during"), handBack); err != nil {
 		t.Fatal(err)
