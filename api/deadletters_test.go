@@ -64,7 +64,7 @@ func TestDeadLettersRoundTrip(t *testing.T) {
 	if a.status != http.StatusOK || res.Tenant != "org_a" || res.JobID != "a1" || res.JobSeq == 0 {
 		t.Fatalf("replay: %d %s", a.status, a.body)
 	}
-	s, err := e.js.Stream(t.Context(), e.names.JobsStream())
+	s, err := e.js.Stream(t.Context(), e.names.JobsStream("org_a"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,15 +172,11 @@ func (e *env) callWith(t *testing.T, authorization, method, path string, body an
 
 func (e *env) jobsInStream(t *testing.T) uint64 {
 	t.Helper()
-	s, err := e.js.Stream(t.Context(), e.names.JobsStream())
+	n, err := dispatcher.QueuedJobs(t.Context(), e.js, e.names)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return n
 }
 
 func job(tenant, id string) map[string]any {

@@ -113,8 +113,9 @@ func TestSubmitJobsTooLarge(t *testing.T) {
 }
 
 func TestSubmitJobsStreamFullIs503(t *testing.T) {
+	// MaxMsgs bounds each jobs stream; org_a and org_b are in two.
 	e := newEnv(t, withStreams(dispatcher.StreamConfig{MaxMsgs: 2}))
-	a := e.call(t, "POST", "/v1/jobs", []any{job("org_a", "1"), job("org_b", "2"), job("org_a", "3"), job("org_a", "4")})
+	a := e.call(t, "POST", "/v1/jobs", []any{job("org_a", "1"), job("org_a", "2"), job("org_a", "3"), job("org_a", "4")})
 	if a.status != http.StatusServiceUnavailable {
 		t.Fatalf("4 jobs into a stream of 2: %d %s, want 503", a.status, a.body)
 	}

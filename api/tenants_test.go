@@ -61,7 +61,7 @@ func TestPauseAndResume(t *testing.T) {
 		t.Errorf("GET after pause: %s", a.body)
 	}
 	// Pause and resume act on the consumer itself.
-	c, err := e.js.Consumer(t.Context(), e.names.JobsStream(), e.names.Consumer("org_a"))
+	c, err := e.js.Consumer(t.Context(), e.names.JobsStream("org_a"), e.names.Consumer("org_a"))
 	if err != nil || !c.CachedInfo().Paused {
 		t.Errorf("consumer not paused after POST pause (%v)", err)
 	}
@@ -82,7 +82,7 @@ func TestPauseAndResume(t *testing.T) {
 	if a.status != http.StatusOK || ts.Paused || ts.PauseReason != "" {
 		t.Errorf("resume: %d %s", a.status, a.body)
 	}
-	c, err = e.js.Consumer(t.Context(), e.names.JobsStream(), e.names.Consumer("org_a"))
+	c, err = e.js.Consumer(t.Context(), e.names.JobsStream("org_a"), e.names.Consumer("org_a"))
 	if err != nil || c.CachedInfo().Paused {
 		t.Errorf("consumer still paused after POST resume (%v)", err)
 	}

@@ -117,7 +117,6 @@ type Admin struct {
 	cached   []TenantStatus
 	cachedAt time.Time
 	known    map[string]bool
-	jobs     jetstream.Stream
 	dlq      jetstream.Stream
 	status   jetstream.KeyValue
 	replicas jetstream.KeyValue
@@ -162,23 +161,6 @@ func NewAdmin(js jetstream.JetStream, names Names, opts ...AdminOption) *Admin {
 // Names returns the names the Admin was built with.
 func (a *Admin) Names() Names { return a.names }
 
-func (a *Admin) jobsStream(ctx context.Context) (jetstream.Stream, error) {
-	a.mu.Lock()
-	s := a.jobs
-	a.mu.Unlock()
-	if s != nil {
-		return s, nil
-	}
-	s, err := a.js.Stream(ctx, a.names.JobsStream())
-	if err != nil {
-		return nil, fmt.Errorf("admin: stream %s: %w", a.names.JobsStream(), err)
-	}
-	a.mu.Lock()
-	a.jobs = s
-	a.mu.Unlock()
-	return s, nil
-}
-
 func (a *Admin) dlqStream(ctx context.Context) (jetstream.Stream, error) {
 	a.mu.Lock()
 	s := a.dlq
@@ -216,10 +198,10 @@ func (a *Admin) bucket(ctx context.Context, slot *jetstream.KeyValue, name strin
 // Ready reports whether the streams and buckets the Admin reads exist. It
 // asks NATS every time (it is a readiness probe).
 func (a *Admin) Ready(ctx context.Context) error {
-	for _, name := range []string{a.names.JobsStream(), a.names.DLQStream()} {
-		if _, err := a.js.Stream(ctx, name); err != nil {
-			return fmt.Errorf("admin: stream %s: %w", name, err)
-		}
+	// The jobs streams exist only for shards with tenants; the dead-letter
+	// stream is provisioned with them.
+	if _, err := a.js.Stream(ctx, a.names.DLQStream()); err != nil {
+		return fmt.Errorf("admin: stream %s: %w", a.names.DLQStream(), err)
 	}
 	for _, name := range []string{a.names.StatusBucket(), a.names.ReplicasBucket(), a.names.LanesBucket(), a.names.PausesBucket()} {
 		if _, err := a.js.KeyValue(ctx, name); err != nil {
@@ -273,10 +255,6 @@ func (a *Admin) invalidate() {
 }
 
 func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
-	s, err := a.jobsStream(ctx)
-	if err != nil {
-		return nil, err
-	}
 	pauses, err := a.readPauses(ctx)
 	if err != nil {
 		return nil, err
@@ -287,17 +265,27 @@ func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
 	}
 	now := a.now()
 	var out []TenantStatus
-	lister := s.ListConsumers(ctx)
-	for info := range lister.Info() {
-		id, ok := a.names.TenantOfConsumer(info.Name)
-		if !ok {
-			continue
+	for i := range JobShards {
+		name := a.names.ShardStream(i)
+		st, err := a.js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue // no tenant in this shard
 		}
-		rec, hasRec := pauses[id]
-		out = append(out, buildStatus(id, info, lanes[id], recPtr(rec, hasRec), now))
-	}
-	if err := lister.Err(); err != nil {
-		return nil, fmt.Errorf("admin: list consumers of %s: %w", a.names.JobsStream(), err)
+		if err != nil {
+			return nil, fmt.Errorf("admin: stream %s: %w", name, err)
+		}
+		lister := st.ListConsumers(ctx)
+		for info := range lister.Info() {
+			id, ok := a.names.TenantOfConsumer(info.Name)
+			if !ok {
+				continue
+			}
+			rec, hasRec := pauses[id]
+			out = append(out, buildStatus(id, info, lanes[id], recPtr(rec, hasRec), now))
+		}
+		if err := lister.Err(); err != nil {
+			return nil, fmt.Errorf("admin: list consumers of %s: %w", name, err)
+		}
 	}
 	slices.SortFunc(out, func(x, y TenantStatus) int { return cmp.Compare(x.ID, y.ID) })
 	if out == nil {
@@ -356,12 +344,8 @@ func (a *Admin) consumerInfo(ctx context.Context, id string) (*jetstream.Consume
 	if !ValidTenantID(id) {
 		return nil, fmt.Errorf("admin: tenant %q: %w", id, ErrTenantNotFound)
 	}
-	s, err := a.jobsStream(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := s.Consumer(ctx, a.names.Consumer(id))
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+	c, err := a.js.Consumer(ctx, a.names.JobsStream(id), a.names.Consumer(id))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("admin: tenant %s: %w", id, ErrTenantNotFound)
 	}
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/internal/natstest"
@@ -248,17 +247,11 @@ func TestAdminTenantsIsOneListing(t *testing.T) {
 	env := newAdminEnv(t)
 	// Tenant consumers as Provision makes them, but in memory: 300 of them
 	// on file storage take seconds to create.
-	g, gctx := errgroup.WithContext(t.Context())
-	g.SetLimit(16)
+	var ts []tenants.Tenant
 	for i := range 300 {
-		g.Go(func() error {
-			cfg := dispatcher.ConsumerConfig(env.names, tenants.Tenant{ID: fmt.Sprintf("org_%03d", i), Concurrency: 1})
-			cfg.MemoryStorage = true
-			_, err := env.js.CreateConsumer(gctx, env.names.JobsStream(), cfg)
-			return err
-		})
+		ts = append(ts, tenants.Tenant{ID: fmt.Sprintf("org_%03d", i), Concurrency: 1})
 	}
-	if err := g.Wait(); err != nil {
+	if err := dispatcher.Provision(t.Context(), env.js, env.names, dispatcher.StreamConfig{ConsumerStorage: jetstream.MemoryStorage}, ts); err != nil {
 		t.Fatal(err)
 	}
 	var lists, infos atomic.Int64
@@ -290,8 +283,10 @@ func TestAdminTenantsIsOneListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = sub.Unsubscribe()
-	if n := lists.Load(); n != 2 {
-		t.Errorf("%d consumer list requests, want 2 pages", n)
+	// One listing per jobs stream: 300 tenants are fewer than a page in
+	// each of the 16.
+	if n := lists.Load(); n != dispatcher.JobShards {
+		t.Errorf("%d consumer list requests, want %d (one per jobs stream)", n, dispatcher.JobShards)
 	}
 	if n := infos.Load(); n != 0 {
 		t.Errorf("%d consumer info requests, want none", n)
@@ -432,7 +427,7 @@ func TestAdminReplay(t *testing.T) {
 	if res.Duplicate || res.Tenant != "org_a" || res.JobID != "a1" || res.MsgID != dispatcher.ReplayMsgID("org_a", "a1", seq) {
 		t.Errorf("replay result = %+v", res)
 	}
-	stream, err := env.js.Stream(ctx, env.names.JobsStream())
+	stream, err := env.js.Stream(ctx, env.names.JobsStream("org_a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +468,7 @@ func TestAdminReplay(t *testing.T) {
 // drainJobs takes n of a tenant's jobs off the work queue and acks them.
 func drainJobs(t *testing.T, env adminEnv, tenant string, n int) {
 	t.Helper()
-	c, err := env.js.Consumer(t.Context(), env.names.JobsStream(), env.names.Consumer(tenant))
+	c, err := env.js.Consumer(t.Context(), env.names.JobsStream(tenant), env.names.Consumer(tenant))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -171,7 +171,7 @@ func (a *Admin) Replay(ctx context.Context, seq uint64) (ReplayResult, error) {
 	msg.Header.Set(HeaderOp, op)
 	msg.Header.Set(HeaderJobID, job.ID)
 	statusRev, statusKV := a.statusRevision(ctx, tenant, job.ID)
-	ack, err := a.js.PublishMsg(ctx, msg, jetstream.WithMsgID(res.MsgID), jetstream.WithExpectStream(a.names.JobsStream()))
+	ack, err := a.js.PublishMsg(ctx, msg, jetstream.WithMsgID(res.MsgID), jetstream.WithExpectStream(a.names.JobsStream(tenant)))
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("admin: replay dead letter %d: publish to %s: %w", seq, msg.Subject, err)
 	}

@@ -53,7 +53,9 @@ func InboxPrefix(producer string) string { return "_INBOX_" + producer }
 // subscribe to: its tenants' job subjects; its tenants' records in the job
 // status bucket (what Publisher writes as "queued" and Admin reads: KV
 // puts, and direct gets by key, which name the key in the subject) and
-// the bucket's stream info, which Publisher needs to bind it; the
+// the bucket's stream info, which Publisher needs to bind it; the info of
+// its tenants' consumers (the backlog and its limit, which Publisher checks
+// before publishing); the
 // account's JetStream info (usage totals, which orgdispatch publish checks
 // first); its own inbox; its tenants' outcome events. Nothing else of the
 // JetStream API, no other tenant, no dead letters, no audit records.
@@ -64,6 +66,7 @@ func (n Names) ProducerPermissions(p Producer) (publish, subscribe []string) {
 	publish = []string{"$JS.API.INFO", "$JS.API.STREAM.INFO.KV_" + bucket}
 	for _, t := range slices.Compact(tenants) {
 		publish = append(publish, n.TenantJobsFilter(t),
+			"$JS.API.CONSUMER.INFO."+n.JobsStream(t)+"."+n.Consumer(t),
 			"$KV."+bucket+"."+t+".>",
 			"$JS.API.DIRECT.GET.KV_"+bucket+".$KV."+bucket+"."+t+".>")
 		subscribe = append(subscribe, n.prefix+".events."+t+".>")

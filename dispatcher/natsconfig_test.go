@@ -174,14 +174,18 @@ func TestNATSAuthRefusesOtherTenants(t *testing.T) {
 	}
 	waitViolation(t, errs, "JetStream API")
 
-	st, err := sjs.Stream(t.Context(), names.JobsStream())
+	st, err := sjs.Stream(t.Context(), names.JobsStream("org_b"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.GetLastMsgForSubject(t.Context(), names.JobSubject("org_b", "campaign.start")); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Errorf("org_b has a job from crm-a: %v", err)
 	}
-	if m, err := st.GetLastMsgForSubject(t.Context(), names.JobSubject("org_a", "campaign.start")); err != nil || !bytes.Contains(m.Data, []byte(`"a1"`)) {
+	sta, err := sjs.Stream(t.Context(), names.JobsStream("org_a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sta.GetLastMsgForSubject(t.Context(), names.JobSubject("org_a", "campaign.start")); err != nil || !bytes.Contains(m.Data, []byte(`"a1"`)) {
 		t.Errorf("org_a's job: %v", err)
 	}
 

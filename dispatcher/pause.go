@@ -32,22 +32,30 @@ func Pause(ctx context.Context, js jetstream.JetStream, names Names, tenant stri
 	if !until.After(now) {
 		return fmt.Errorf("dispatcher: pause tenant %s: until %s is not in the future (use Resume to end a pause)", tenant, until.UTC().Format(time.RFC3339))
 	}
-	if _, err := js.PauseConsumer(ctx, names.JobsStream(), names.Consumer(tenant), until); err != nil {
+	if _, err := js.PauseConsumer(ctx, names.JobsStream(tenant), names.Consumer(tenant), until); err != nil {
 		return fmt.Errorf("dispatcher: pause tenant %s: %w", tenant, err)
 	}
 	rec := PauseRecord{Tenant: tenant, Until: until.UTC(), Reason: reason, By: by, At: now.UTC()}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("dispatcher: pause tenant %s: encode record: %w", tenant, err)
-	}
 	kv, err := js.KeyValue(ctx, names.PausesBucket())
 	if err != nil {
 		return fmt.Errorf("dispatcher: tenant %s is paused until %s but its reason was not recorded: pauses bucket: %w", tenant, until.UTC().Format(time.RFC3339), err)
 	}
-	if _, err := kv.Put(ctx, tenant, data); err != nil {
+	if err := putPauseRecord(ctx, kv, rec); err != nil {
 		return fmt.Errorf("dispatcher: tenant %s is paused until %s but its reason was not recorded: %w", tenant, until.UTC().Format(time.RFC3339), err)
 	}
 	return nil
+}
+
+// putPauseRecord stores rec, keyed by its tenant. A consumer created again
+// (after a nats-server restart forgot a memory-storage one) starts paused
+// until rec.Until (see ensureConsumer).
+func putPauseRecord(ctx context.Context, kv jetstream.KeyValue, rec PauseRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode pause record: %w", err)
+	}
+	_, err = kv.Put(ctx, rec.Tenant, data)
+	return err
 }
 
 // ExtendPause pauses tenant until until unless its consumer is already paused
@@ -62,7 +70,7 @@ func ExtendPause(ctx context.Context, js jetstream.JetStream, names Names, tenan
 	if !ValidTenantID(tenant) {
 		return false, fmt.Errorf("dispatcher: pause: invalid tenant id %q", tenant)
 	}
-	cons, err := js.Consumer(ctx, names.JobsStream(), names.Consumer(tenant))
+	cons, err := js.Consumer(ctx, names.JobsStream(tenant), names.Consumer(tenant))
 	if err != nil {
 		return false, fmt.Errorf("dispatcher: pause tenant %s: %w", tenant, err)
 	}
@@ -82,7 +90,7 @@ func Resume(ctx context.Context, js jetstream.JetStream, names Names, tenant str
 	if !ValidTenantID(tenant) {
 		return fmt.Errorf("dispatcher: resume: invalid tenant id %q", tenant)
 	}
-	if _, err := js.ResumeConsumer(ctx, names.JobsStream(), names.Consumer(tenant)); err != nil {
+	if _, err := js.ResumeConsumer(ctx, names.JobsStream(tenant), names.Consumer(tenant)); err != nil {
 		return fmt.Errorf("dispatcher: resume tenant %s: %w", tenant, err)
 	}
 	kv, err := js.KeyValue(ctx, names.PausesBucket())
@@ -104,7 +112,7 @@ func PauseState(ctx context.Context, js jetstream.JetStream, names Names, tenant
 	if !ValidTenantID(tenant) {
 		return time.Time{}, nil, fmt.Errorf("dispatcher: pause state: invalid tenant id %q", tenant)
 	}
-	cons, err := js.Consumer(ctx, names.JobsStream(), names.Consumer(tenant))
+	cons, err := js.Consumer(ctx, names.JobsStream(tenant), names.Consumer(tenant))
 	if err != nil {
 		return time.Time{}, nil, fmt.Errorf("dispatcher: pause state of tenant %s: %w", tenant, err)
 	}

@@ -66,7 +66,7 @@ func TestPauseStateIgnoresStaleRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	until := time.Now().Add(time.Minute)
-	if _, err := js.PauseConsumer(ctx, names.JobsStream(), names.Consumer("org_1"), until); err != nil {
+	if _, err := js.PauseConsumer(ctx, names.JobsStream("org_1"), names.Consumer("org_1"), until); err != nil {
 		t.Fatal(err)
 	}
 	got, rec, err := dispatcher.PauseState(ctx, js, names, "org_1")

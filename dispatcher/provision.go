@@ -2,8 +2,11 @@ package dispatcher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,24 +156,46 @@ func (c StreamConfig) validate() error {
 	}
 }
 
-// JobsStreamConfig is the configuration Provision gives the jobs stream.
-func JobsStreamConfig(names Names, cfg StreamConfig) jetstream.StreamConfig {
+// JobsStreamConfig is the configuration Provision gives jobs stream shard
+// (0 ≤ shard < JobShards), listening on subjects (its tenants' filters,
+// TenantJobsFilter) with maxPerSubject (the largest backlog limit of its
+// tenants) as its per-subject limit.
+//
+// The per-subject limit with DiscardNewPer is the server's own bound of one
+// tenant's backlog, per operation: a producer publishing more of a tenant's
+// jobs of one operation than that is refused by nats-server ("maximum
+// messages per subject exceeded") while every other subject of the stream —
+// every other tenant — takes jobs as before. The Publisher enforces each
+// tenant's exact limit over all its operations (BacklogFullError).
+func JobsStreamConfig(names Names, cfg StreamConfig, shard int, subjects []string, maxPerSubject int64) jetstream.StreamConfig {
 	cfg = cfg.withDefaults()
 	return jetstream.StreamConfig{
-		Name:         names.JobsStream(),
-		Description:  "orgdispatch jobs, one subject per tenant and operation",
-		Subjects:     []string{names.JobsSubjects()},
-		Retention:    jetstream.WorkQueuePolicy,
-		Storage:      jetstream.FileStorage,
-		Discard:      jetstream.DiscardNew,
-		Duplicates:   cfg.DuplicateWindow,
-		MaxConsumers: cfg.MaxConsumers,
-		Replicas:     cfg.Replicas,
-		MaxMsgs:      cfg.MaxMsgs,
-		MaxBytes:     cfg.MaxBytes,
-		MaxMsgSize:   MaxJobBytes + jobHeaderRoom,
+		Name:                 names.ShardStream(shard),
+		Description:          fmt.Sprintf("orgdispatch jobs, shard %d of %d: one subject per tenant and operation", shard, JobShards),
+		Subjects:             subjects,
+		Retention:            jetstream.WorkQueuePolicy,
+		Storage:              jetstream.FileStorage,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxMsgsPerSubject:    maxPerSubject,
+		Duplicates:           cfg.DuplicateWindow,
+		MaxConsumers:         cfg.MaxConsumers,
+		Replicas:             cfg.Replicas,
+		MaxMsgs:              cfg.MaxMsgs,
+		MaxBytes:             cfg.MaxBytes,
+		MaxMsgSize:           MaxJobBytes + jobHeaderRoom,
+		AllowDirect:          true,
+		Metadata:             map[string]string{MetaShards: strconv.Itoa(JobShards)},
 	}
 }
+
+// MetaShards is the jobs streams' metadata key holding JobShards, and
+// MetaMaxBacklog the tenant consumers' one holding the tenant's backlog
+// limit (tenants.Tenant.Backlog), which publishers read.
+const (
+	MetaShards     = "orgdispatch_shards"
+	MetaMaxBacklog = "orgdispatch_max_backlog"
+)
 
 // DLQStreamConfig is the configuration Provision gives the dead-letter stream.
 func DLQStreamConfig(names Names, cfg StreamConfig) jetstream.StreamConfig {
@@ -209,6 +234,7 @@ func (c StreamConfig) ConsumerConfig(names Names, t tenants.Tenant) jetstream.Co
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: ConsumerMaxAckPending,
 		MemoryStorage: c.ConsumerStorage == jetstream.MemoryStorage,
+		Metadata:      map[string]string{MetaMaxBacklog: strconv.Itoa(t.Backlog())},
 	}
 }
 
@@ -228,10 +254,6 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 	}
 	if err := checkTenants(ts, cfg.MaxConsumers); err != nil {
 		return err
-	}
-	jobs, err := js.CreateOrUpdateStream(ctx, JobsStreamConfig(names, cfg))
-	if err != nil {
-		return fmt.Errorf("dispatcher: provision stream %s: %w", names.JobsStream(), err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, DLQStreamConfig(names, cfg)); err != nil {
 		return fmt.Errorf("dispatcher: provision stream %s: %w", names.DLQStream(), err)
@@ -280,42 +302,186 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 		}
 	}
 
-	// One listing instead of one request per tenant: most consumers of a
-	// re-provisioned setup exist already and need nothing.
-	existing := map[string]*jetstream.ConsumerInfo{}
-	list := jobs.ListConsumers(ctx)
-	for info := range list.Info() {
-		existing[info.Name] = info
+	// A deployment of the single-stream layout: its stream stops taking
+	// jobs first (the sharded streams' subjects would overlap its own),
+	// and what it holds moves over once the shards are there.
+	legacy, err := detachLegacy(ctx, js, names)
+	if err != nil {
+		return err
 	}
-	if err := list.Err(); err != nil {
-		return fmt.Errorf("dispatcher: provision: list consumers of %s: %w", names.JobsStream(), err)
+	if err := provisionShards(ctx, js, names, cfg, ts); err != nil {
+		return err
 	}
-	// Refuse before changing anything: nats-server would refuse each
-	// consumer on its own, leaving the others updated.
-	var mismatched []string
+	if legacy != nil {
+		return drainLegacy(ctx, js, names, legacy)
+	}
+	return nil
+}
+
+// provisionShards creates or updates the jobs streams of ts's shards and
+// their tenants' consumers.
+func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, ts []tenants.Tenant) error {
+	byShard := map[int][]tenants.Tenant{}
 	for _, t := range ts {
-		if info := existing[names.Consumer(t.ID)]; info != nil && info.Config.MemoryStorage != (cfg.ConsumerStorage == jetstream.MemoryStorage) {
+		i := ShardOf(t.ID)
+		byShard[i] = append(byShard[i], t)
+	}
+	// Each shard's stream, then its consumers: one listing instead of one
+	// request per tenant, as most consumers of a re-provisioned setup exist
+	// already and need nothing. Refuse before changing anything when a
+	// consumer has the other storage: nats-server would refuse each on its
+	// own, leaving the others updated.
+	existing := make([]map[string]*jetstream.ConsumerInfo, JobShards)
+	var mismatched []string
+	var mismatchedStream string
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, group := range byShard {
+		g.Go(func() error {
+			stream, err := ensureShard(gctx, js, names, cfg, i, group)
+			if err != nil {
+				return err
+			}
+			have := map[string]*jetstream.ConsumerInfo{}
+			list := stream.ListConsumers(gctx)
+			for info := range list.Info() {
+				have[info.Name] = info
+			}
+			if err := list.Err(); err != nil {
+				return fmt.Errorf("dispatcher: provision: list consumers of %s: %w", names.ShardStream(i), err)
+			}
+			existing[i] = have
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if info := existing[ShardOf(t.ID)][names.Consumer(t.ID)]; info != nil && info.Config.MemoryStorage != (cfg.ConsumerStorage == jetstream.MemoryStorage) {
 			mismatched = append(mismatched, info.Name)
+			mismatchedStream = names.JobsStream(t.ID)
 		}
 	}
 	if len(mismatched) > 0 {
-		return &ConsumerStorageError{Stream: names.JobsStream(), Consumers: mismatched, Want: cfg.ConsumerStorage}
+		return &ConsumerStorageError{Stream: mismatchedStream, Consumers: mismatched, Want: cfg.ConsumerStorage}
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
+	pauses, err := pauseRecords(ctx, js, names)
+	if err != nil {
+		return err
+	}
+	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(provisionConcurrency)
 	for _, t := range ts {
-		info := existing[names.Consumer(t.ID)]
+		info := existing[ShardOf(t.ID)][names.Consumer(t.ID)]
 		want := cfg.ConsumerConfig(names, t)
 		if info != nil && consumerUpToDate(info.Config, want) {
 			continue
 		}
 		g.Go(func() error {
-			_, err := ensureConsumer(gctx, js, names, want, info != nil)
+			_, err := ensureConsumer(gctx, js, names, t.ID, want, info != nil, pauses[t.ID])
 			return err
 		})
 	}
 	return g.Wait()
+}
+
+// ensureShard creates jobs stream i listening on group's tenants' subjects,
+// or adds those it lacks to it. A subject of a tenant not in group stays:
+// Provision adds tenants, RemoveTenant takes one out.
+func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, i int, group []tenants.Tenant) (jetstream.Stream, error) {
+	name := names.ShardStream(i)
+	stream, err := js.Stream(ctx, name)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("dispatcher: provision stream %s: %w", name, err)
+	}
+	var subjects []string
+	var maxPer int64
+	if stream != nil {
+		have := stream.CachedInfo().Config
+		subjects = slices.Clone(have.Subjects)
+		maxPer = have.MaxMsgsPerSubject
+	}
+	inGroup := map[string]bool{}
+	var groupMax int64
+	for _, t := range group {
+		f := names.TenantJobsFilter(t.ID)
+		inGroup[f] = true
+		if !slices.Contains(subjects, f) {
+			subjects = append(subjects, f)
+		}
+		groupMax = max(groupMax, int64(t.Backlog()))
+	}
+	others := slices.ContainsFunc(subjects, func(f string) bool { return !inGroup[f] })
+	if !others || groupMax > maxPer {
+		// Tenants provisioned by someone else keep the limit they had.
+		maxPer = groupMax
+	}
+	slices.Sort(subjects)
+	want := JobsStreamConfig(names, cfg, i, subjects, maxPer)
+	if stream != nil && shardUpToDate(stream.CachedInfo().Config, want) {
+		return stream, nil
+	}
+	if stream == nil {
+		stream, err = js.CreateStream(ctx, want)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// Created meanwhile by another process: add to it.
+			return ensureShard(ctx, js, names, cfg, i, group)
+		}
+	} else {
+		stream, err = js.UpdateStream(ctx, want)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: provision stream %s: %w", name, err)
+	}
+	return stream, nil
+}
+
+// shardUpToDate reports whether a jobs stream's configuration has every
+// setting JobsStreamConfig manages.
+func shardUpToDate(have, want jetstream.StreamConfig) bool {
+	hs := slices.Clone(have.Subjects)
+	slices.Sort(hs)
+	return slices.Equal(hs, want.Subjects) &&
+		have.Description == want.Description &&
+		have.Discard == want.Discard && have.DiscardNewPerSubject == want.DiscardNewPerSubject &&
+		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.Duplicates == want.Duplicates &&
+		have.MaxConsumers == want.MaxConsumers &&
+		have.Replicas == want.Replicas &&
+		have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
+		have.MaxMsgSize == want.MaxMsgSize &&
+		have.AllowDirect == want.AllowDirect &&
+		have.Metadata[MetaShards] == want.Metadata[MetaShards]
+}
+
+// pauseRecords reads every recorded pause, keyed by tenant.
+func pauseRecords(ctx context.Context, js jetstream.JetStream, names Names) (map[string]PauseRecord, error) {
+	kv, err := js.KeyValue(ctx, names.PausesBucket())
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: provision: pauses bucket: %w", err)
+	}
+	out := map[string]PauseRecord{}
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: provision: list pauses: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	for key := range lister.Keys() {
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dispatcher: provision: read pause of %s: %w", key, err)
+		}
+		var r PauseRecord
+		if json.Unmarshal(e.Value(), &r) == nil {
+			out[key] = r
+		}
+	}
+	return out, nil
 }
 
 func checkTenants(ts []tenants.Tenant, maxConsumers int) error {
@@ -350,6 +516,7 @@ func consumerUpToDate(have, want jetstream.ConsumerConfig) bool {
 		have.DeliverPolicy == want.DeliverPolicy &&
 		have.MaxAckPending == want.MaxAckPending &&
 		have.MemoryStorage == want.MemoryStorage &&
+		have.Metadata[MetaMaxBacklog] == want.Metadata[MetaMaxBacklog] &&
 		len(have.BackOff) == 0
 }
 
@@ -373,21 +540,46 @@ func EnsureConsumerWith(ctx context.Context, js jetstream.JetStream, names Names
 		return nil, err
 	}
 	want := cfg.ConsumerConfig(names, t)
-	c, err := js.Consumer(ctx, names.JobsStream(), want.Durable)
+	if _, err := ensureShard(ctx, js, names, cfg.withDefaults(), ShardOf(t.ID), []tenants.Tenant{t}); err != nil {
+		return nil, err
+	}
+	c, err := js.Consumer(ctx, names.JobsStream(t.ID), want.Durable)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return ensureConsumer(ctx, js, names, want, false)
+		rec, err := pauseRecord(ctx, js, names, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		return ensureConsumer(ctx, js, names, t.ID, want, false, rec)
 	case err != nil:
 		return nil, fmt.Errorf("dispatcher: consumer of tenant %s: %w", t.ID, err)
 	}
 	info := c.CachedInfo()
 	if info.Config.MemoryStorage != want.MemoryStorage {
-		return nil, &ConsumerStorageError{Stream: names.JobsStream(), Consumers: []string{want.Durable}, Want: cfg.ConsumerStorage}
+		return nil, &ConsumerStorageError{Stream: names.JobsStream(t.ID), Consumers: []string{want.Durable}, Want: cfg.ConsumerStorage}
 	}
 	if consumerUpToDate(info.Config, want) {
 		return c, nil
 	}
-	return ensureConsumer(ctx, js, names, want, true)
+	return ensureConsumer(ctx, js, names, t.ID, want, true, PauseRecord{})
+}
+
+// pauseRecord reads tenant's recorded pause; none is the zero record.
+func pauseRecord(ctx context.Context, js jetstream.JetStream, names Names, tenant string) (PauseRecord, error) {
+	kv, err := js.KeyValue(ctx, names.PausesBucket())
+	if err != nil {
+		return PauseRecord{}, fmt.Errorf("dispatcher: pauses bucket: %w", err)
+	}
+	e, err := kv.Get(ctx, tenant)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return PauseRecord{}, nil
+	}
+	if err != nil {
+		return PauseRecord{}, fmt.Errorf("dispatcher: read pause of tenant %s: %w", tenant, err)
+	}
+	var r PauseRecord
+	_ = json.Unmarshal(e.Value(), &r)
+	return r, nil
 }
 
 // ensureConsumer creates or updates a consumer to want; exists says which.
@@ -397,8 +589,17 @@ func EnsureConsumerWith(ctx context.Context, js jetstream.JetStream, names Names
 // keeps the current pause on every update, so that re-provisioning at start-up
 // never resumes a tenant an operator or a 429 paused. Pause and resume go
 // through the pause API (Pause, Resume) only.
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, names Names, want jetstream.ConsumerConfig, exists bool) (jetstream.Consumer, error) {
-	c, err := js.CreateOrUpdateConsumer(ctx, names.JobsStream(), want)
+//
+// A consumer created anew — the first time, or again after a nats-server
+// restart forgot a memory-storage one — starts paused until rec.Until when
+// the tenant's recorded pause has not passed: the pause survives what the
+// server forgot, with its reason (still in the pauses bucket).
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, names Names, tenant string, want jetstream.ConsumerConfig, exists bool, rec PauseRecord) (jetstream.Consumer, error) {
+	if !exists && rec.Until.After(time.Now()) {
+		until := rec.Until
+		want.PauseUntil = &until
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, names.JobsStream(tenant), want)
 	if err != nil {
 		verb := "create"
 		if exists {
@@ -457,17 +658,80 @@ func storageName(s jetstream.StorageType) string {
 	return "file"
 }
 
-// RemoveConsumer deletes a tenant's consumer, e.g. when the tenant left the
-// tenants file. Its queued jobs stay in the stream and are delivered again if
-// the tenant comes back. Removing a consumer that does not exist is not an
-// error.
+// RemoveConsumer deletes a tenant's consumer. Its queued jobs stay in the
+// stream and are delivered again if the tenant comes back. Removing a
+// consumer that does not exist is not an error. See RetireTenant to refuse
+// the tenant's new jobs.
 func RemoveConsumer(ctx context.Context, js jetstream.JetStream, names Names, tenant string) error {
 	if !ValidTenantID(tenant) {
 		return fmt.Errorf("dispatcher: remove consumer: invalid tenant id %q", tenant)
 	}
-	err := js.DeleteConsumer(ctx, names.JobsStream(), names.Consumer(tenant))
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	err := js.DeleteConsumer(ctx, names.JobsStream(tenant), names.Consumer(tenant))
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("dispatcher: remove consumer of tenant %s: %w", tenant, err)
 	}
 	return nil
+}
+
+// RetireTenant takes tenant's subjects off its jobs stream, e.g. when it
+// left the tenants file: from then on its new jobs are refused (JetStream
+// answers that no stream takes them; the Publisher: *UnknownTenantError),
+// while its queued jobs and its consumer stay, to run if it comes back
+// (Provision or EnsureConsumerWith put the subjects back).
+func RetireTenant(ctx context.Context, js jetstream.JetStream, names Names, tenant string) error {
+	if !ValidTenantID(tenant) {
+		return fmt.Errorf("dispatcher: retire tenant: invalid tenant id %q", tenant)
+	}
+	s, err := js.Stream(ctx, names.JobsStream(tenant))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dispatcher: retire tenant %s: %w", tenant, err)
+	}
+	cfg := s.CachedInfo().Config
+	f := names.TenantJobsFilter(tenant)
+	i := slices.Index(cfg.Subjects, f)
+	if i < 0 {
+		return nil
+	}
+	cfg.Subjects = slices.Delete(cfg.Subjects, i, i+1)
+	if len(cfg.Subjects) == 0 {
+		// A stream needs a subject: one no producer uses.
+		cfg.Subjects = []string{names.prefix + ".retired." + cfg.Name}
+	}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("dispatcher: retire tenant %s: %w", tenant, err)
+	}
+	return nil
+}
+
+// JobsStreams returns the jobs streams that exist (a shard's stream exists
+// once a tenant of it was provisioned).
+func JobsStreams(ctx context.Context, js jetstream.JetStream, names Names) ([]jetstream.Stream, error) {
+	var out []jetstream.Stream
+	for i := range JobShards {
+		s, err := js.Stream(ctx, names.ShardStream(i))
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dispatcher: stream %s: %w", names.ShardStream(i), err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// QueuedJobs is how many jobs the jobs streams hold.
+func QueuedJobs(ctx context.Context, js jetstream.JetStream, names Names) (uint64, error) {
+	streams, err := JobsStreams(ctx, js, names)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, s := range streams {
+		n += s.CachedInfo().State.Msgs
+	}
+	return n, nil
 }

@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func provision(t *testing.T, js jetstream.JetStream, names dispatcher.Names, cfg
 
 func consumerInfo(t *testing.T, js jetstream.JetStream, names dispatcher.Names, tenant string) *jetstream.ConsumerInfo {
 	t.Helper()
-	c, err := js.Consumer(t.Context(), names.JobsStream(), names.Consumer(tenant))
+	c, err := js.Consumer(t.Context(), names.JobsStream(tenant), names.Consumer(tenant))
 	if err != nil {
 		t.Fatalf("consumer of %s: %v", tenant, err)
 	}
@@ -47,16 +48,30 @@ func TestProvisionCreatesLayout(t *testing.T) {
 	names := dispatcher.MustNames("")
 	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(3, 7))
 
-	jobs, err := js.Stream(t.Context(), "ORGDISPATCH_JOBS")
+	// Each tenant's jobs stream listens on its tenants' subjects only, so a
+	// job for a tenant that is not configured finds no stream.
+	if dispatcher.ShardOf("org_1") == dispatcher.ShardOf("org_2") {
+		t.Fatal("the test wants org_1 and org_2 in two shards")
+	}
+	if _, err := js.Stream(t.Context(), "ORGDISPATCH_JOBS"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("the single-stream layout's stream: %v, want none", err)
+	}
+	jobs, err := js.Stream(t.Context(), names.JobsStream("org_1"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if name := jobs.CachedInfo().Config.Name; name != fmt.Sprintf("ORGDISPATCH_JOBS_%02d", dispatcher.ShardOf("org_1")) {
+		t.Errorf("org_1's jobs stream is %s", name)
+	}
 	jc := jobs.CachedInfo().Config
-	if got := fmt.Sprint(jc.Subjects); got != "[orgdispatch.jobs.>]" {
+	if got := fmt.Sprint(jc.Subjects); got != "[orgdispatch.jobs.org_1.>]" {
 		t.Errorf("jobs subjects %s", got)
 	}
 	if jc.Retention != jetstream.WorkQueuePolicy || jc.Storage != jetstream.FileStorage || jc.Discard != jetstream.DiscardNew {
 		t.Errorf("jobs stream retention %v storage %v discard %v, want work queue, file, new", jc.Retention, jc.Storage, jc.Discard)
+	}
+	if !jc.DiscardNewPerSubject || jc.MaxMsgsPerSubject != tenants.DefaultMaxBacklog {
+		t.Errorf("jobs stream discard new per subject %v, max per subject %d, want true, %d", jc.DiscardNewPerSubject, jc.MaxMsgsPerSubject, tenants.DefaultMaxBacklog)
 	}
 	if jc.Duplicates != 10*time.Minute || jc.MaxConsumers != 10_000 || jc.Replicas != 1 || jc.MaxMsgs != -1 || jc.MaxBytes != -1 || jc.MaxAge != 0 {
 		t.Errorf("jobs stream dup %v consumers %d replicas %d msgs %d bytes %d age %v", jc.Duplicates, jc.MaxConsumers, jc.Replicas, jc.MaxMsgs, jc.MaxBytes, jc.MaxAge)
@@ -116,13 +131,13 @@ func TestProvisionStreamConfig(t *testing.T) {
 	provision(t, js, names, dispatcher.StreamConfig{
 		MaxConsumers: 50, DuplicateWindow: time.Minute, DLQMaxAge: time.Hour, StatusTTL: 2 * time.Hour,
 		ReplicasTTL: 10 * time.Second, MaxBytes: 1 << 20, MaxMsgs: 100,
-	}, nil)
-	jobs, err := js.Stream(t.Context(), "ACME_JOBS")
+	}, []tenants.Tenant{{ID: "a", Concurrency: 1, MaxBacklog: 7}})
+	jobs, err := js.Stream(t.Context(), fmt.Sprintf("ACME_JOBS_%02d", dispatcher.ShardOf("a")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	jc := jobs.CachedInfo().Config
-	if jc.MaxConsumers != 50 || jc.Duplicates != time.Minute || jc.MaxBytes != 1<<20 || jc.MaxMsgs != 100 || jc.Subjects[0] != "acme.jobs.>" {
+	if jc.MaxConsumers != 50 || jc.Duplicates != time.Minute || jc.MaxBytes != 1<<20 || jc.MaxMsgs != 100 || jc.Subjects[0] != "acme.jobs.a.>" || jc.MaxMsgsPerSubject != 7 {
 		t.Errorf("jobs stream %+v", jc)
 	}
 	dlq, err := js.Stream(t.Context(), "ACME_DLQ")
@@ -166,7 +181,7 @@ func publishRaw(t *testing.T, js jetstream.JetStream, names dispatcher.Names, te
 // deliver fetches n jobs of tenant and acks the first ack of them.
 func deliver(t *testing.T, js jetstream.JetStream, names dispatcher.Names, tenant string, n, ack int) {
 	t.Helper()
-	c, err := js.Consumer(t.Context(), names.JobsStream(), names.Consumer(tenant))
+	c, err := js.Consumer(t.Context(), names.JobsStream(tenant), names.Consumer(tenant))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +217,7 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	if before.AckPending != 2 || before.Pending != 2 || before.Delivered.Consumer != 3 {
 		t.Fatalf("setup: %+v", before)
 	}
-	streamBefore, _ := js.Stream(t.Context(), names.JobsStream())
+	streamBefore, _ := js.Stream(t.Context(), names.JobsStream("org_1"))
 
 	provision(t, js, names, dispatcher.StreamConfig{}, ts)
 
@@ -210,7 +225,7 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	if fmt.Sprintf("%+v", after) != fmt.Sprintf("%+v", before) {
 		t.Errorf("re-provisioning changed the consumer:\nbefore %+v\nafter  %+v", before, after)
 	}
-	streamAfter, _ := js.Stream(t.Context(), names.JobsStream())
+	streamAfter, _ := js.Stream(t.Context(), names.JobsStream("org_1"))
 	if b, a := streamBefore.CachedInfo(), streamAfter.CachedInfo(); a.State.Msgs != 4 || b.State.Msgs != a.State.Msgs || !b.Created.Equal(a.Created) {
 		t.Errorf("stream state changed: %d → %d msgs", b.State.Msgs, a.State.Msgs)
 	}
@@ -231,7 +246,7 @@ func TestProvisionUpgradesEarlierConsumers(t *testing.T) {
 	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(4, 2))
 	old := dispatcher.ConsumerConfig(names, tenantList(4)[0])
 	old.MaxAckPending = 4 // as the earlier version provisioned it
-	if _, err := js.CreateOrUpdateConsumer(t.Context(), names.JobsStream(), old); err != nil {
+	if _, err := js.CreateOrUpdateConsumer(t.Context(), names.JobsStream("org_1"), old); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -266,7 +281,7 @@ func TestServerKeepsPauseOnConsumerUpdate(t *testing.T) {
 	names := dispatcher.MustNames("")
 	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(4))
 	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	if _, err := js.PauseConsumer(t.Context(), names.JobsStream(), "tenant_org_1", until); err != nil {
+	if _, err := js.PauseConsumer(t.Context(), names.JobsStream("org_1"), "tenant_org_1", until); err != nil {
 		t.Fatal(err)
 	}
 	cfg := dispatcher.ConsumerConfig(names, tenantList(5)[0])
@@ -274,7 +289,7 @@ func TestServerKeepsPauseOnConsumerUpdate(t *testing.T) {
 	other := time.Now().Add(time.Minute)
 	for _, pause := range []*time.Time{nil, &other} {
 		cfg.PauseUntil = pause
-		if _, err := js.CreateOrUpdateConsumer(t.Context(), names.JobsStream(), cfg); err != nil {
+		if _, err := js.CreateOrUpdateConsumer(t.Context(), names.JobsStream("org_1"), cfg); err != nil {
 			t.Fatal(err)
 		}
 		info := consumerInfo(t, js, names, "org_1")
@@ -292,7 +307,7 @@ func TestProvisionKeepsPause(t *testing.T) {
 	names := dispatcher.MustNames("")
 	provision(t, js, names, dispatcher.StreamConfig{}, tenantList(4, 4))
 	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	if _, err := js.PauseConsumer(t.Context(), names.JobsStream(), "tenant_org_1", until); err != nil {
+	if _, err := js.PauseConsumer(t.Context(), names.JobsStream("org_1"), "tenant_org_1", until); err != nil {
 		t.Fatal(err)
 	}
 	check := func(step string) {
@@ -306,7 +321,7 @@ func TestProvisionKeepsPause(t *testing.T) {
 	check("unchanged")
 	old := dispatcher.ConsumerConfig(names, tenantList(4)[0])
 	old.MaxAckPending = 4 // an earlier version's consumer
-	if _, err := js.UpdateConsumer(t.Context(), names.JobsStream(), old); err != nil {
+	if _, err := js.UpdateConsumer(t.Context(), names.JobsStream("org_1"), old); err != nil {
 		t.Fatal(err)
 	}
 	check("setup")
@@ -349,7 +364,7 @@ func TestEnsureAndRemoveConsumer(t *testing.T) {
 	if err := dispatcher.RemoveConsumer(t.Context(), js, names, "late"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Consumer(t.Context(), names.JobsStream(), "tenant_late"); err == nil {
+	if _, err := js.Consumer(t.Context(), names.JobsStream("late"), "tenant_late"); err == nil {
 		t.Fatal("consumer still there")
 	}
 	if err := dispatcher.RemoveConsumer(t.Context(), js, names, "late"); err != nil {
@@ -387,8 +402,8 @@ func TestProvisionRejects(t *testing.T) {
 			t.Errorf("Provision(%v) = %v, want %q", tc.ts, err, tc.want)
 		}
 	}
-	if _, err := js.Stream(t.Context(), names.JobsStream()); err == nil {
-		t.Error("a rejected Provision created the stream")
+	if streams, err := dispatcher.JobsStreams(t.Context(), js, names); err != nil || len(streams) != 0 {
+		t.Errorf("a rejected Provision created %d jobs streams (%v)", len(streams), err)
 	}
 }
 
@@ -407,12 +422,23 @@ func TestProvisionManyTenants(t *testing.T) {
 	again := time.Since(start)
 	t.Logf("200 tenants: provisioned in %v, re-provisioned in %v", first, again)
 
-	jobs, err := js.Stream(t.Context(), names.JobsStream())
+	streams, err := dispatcher.JobsStreams(t.Context(), js, names)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(streams) != dispatcher.JobShards {
+		t.Errorf("200 tenants in %d jobs streams, want all %d", len(streams), dispatcher.JobShards)
+	}
 	n := 0
-	for info := range jobs.ListConsumers(t.Context()).Info() {
+	for info := range func(yield func(*jetstream.ConsumerInfo) bool) {
+		for _, s := range streams {
+			for info := range s.ListConsumers(t.Context()).Info() {
+				if !yield(info) {
+					return
+				}
+			}
+		}
+	} {
 		tenant, ok := names.TenantOfConsumer(info.Name)
 		var i int
 		if _, err := fmt.Sscanf(tenant, "org_%d", &i); !ok || err != nil || info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending {

@@ -40,11 +40,15 @@ func TestProvisionWhenReadyConcurrently(t *testing.T) {
 			t.Errorf("replica %d: %v", i, err)
 		}
 	}
-	s, err := js.Stream(ctx, names.JobsStream())
+	streams, err := dispatcher.JobsStreams(ctx, js, names)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := s.CachedInfo().State.Consumers; n != len(ts) {
+	n := 0
+	for _, s := range streams {
+		n += s.CachedInfo().State.Consumers
+	}
+	if n != len(ts) {
 		t.Errorf("%d consumers, want %d", n, len(ts))
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +37,53 @@ func (e *FullError) Error() string {
 	return fmt.Sprintf("jobs stream %s is full: %s", e.Stream, e.Reason)
 }
 
+// UnknownTenantError means no jobs stream takes the tenant's jobs: the tenant
+// is not configured (or was removed; see RetireTenant). The HTTP API
+// answers 404. NATS producers publishing on its subject get no answer from
+// JetStream (nats: no responders).
+type UnknownTenantError struct {
+	Tenant string
+}
+
+func (e *UnknownTenantError) Error() string {
+	return fmt.Sprintf("tenant %s is not configured: no jobs stream takes its jobs", e.Tenant)
+}
+
+// BacklogFullError means the tenant has as many jobs queued as its backlog
+// limit (max_backlog) allows: the job was not queued. Every other tenant's
+// publishes go on. The caller should retry later; the HTTP API answers 429.
+type BacklogFullError struct {
+	Tenant string
+	// Limit is the tenant's max_backlog; Backlog what was queued (at least
+	// Limit). PerOp means nats-server refused it: the jobs stream's limit
+	// per tenant and operation (Limit) was reached.
+	Limit   int
+	Backlog int
+	PerOp   bool
+}
+
+func (e *BacklogFullError) Error() string {
+	if e.PerOp {
+		return fmt.Sprintf("tenant %s's backlog is full: %d jobs of this operation queued, its limit (max_backlog %d)", e.Tenant, e.Backlog, e.Limit)
+	}
+	return fmt.Sprintf("tenant %s's backlog is full: %d jobs queued, max_backlog %d", e.Tenant, e.Backlog, e.Limit)
+}
+
+// ForeignDuplicateError means JetStream took the job for a duplicate of a
+// message on another tenant's subject that carries this tenant's message id
+// (a producer of the other tenant set it): the job was not queued. The
+// worker dead-letters such a message rather than run it; publish the job
+// again with another id.
+type ForeignDuplicateError struct {
+	Tenant, ID string
+	// Subject is the subject of the message holding the id.
+	Subject string
+}
+
+func (e *ForeignDuplicateError) Error() string {
+	return fmt.Sprintf("job %s of tenant %s not queued: its message id is held by a message on %s, published for another tenant; publish it with another id", e.ID, e.Tenant, e.Subject)
+}
+
 // PublishResult is what the jobs stream said about a published job.
 type PublishResult struct {
 	ID     string `json:"id"`
@@ -57,9 +107,21 @@ type Publisher struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	mu     sync.Mutex
-	status jetstream.KeyValue // nil until first found
+	mu      sync.Mutex
+	status  jetstream.KeyValue // nil until first found
+	backlog map[string]*backlogEntry
 }
+
+// backlogEntry is what the Publisher knows of a tenant's backlog: its limit
+// and queued count as its consumer reported them at, plus what it published
+// since.
+type backlogEntry struct {
+	limit, pending, since int
+	at                    time.Time
+}
+
+// backlogMaxAge bounds how long a tenant's backlog figures are reused.
+const backlogMaxAge = time.Second
 
 // PublisherOption configures a Publisher.
 type PublisherOption func(*Publisher)
@@ -88,10 +150,11 @@ func WithPublisherClock(now func() time.Time) PublisherOption {
 // Provision must have created.
 func NewPublisher(js jetstream.JetStream, names Names, opts ...PublisherOption) *Publisher {
 	p := &Publisher{
-		js:     js,
-		names:  names,
-		logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		now:    time.Now,
+		js:      js,
+		names:   names,
+		logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now:     time.Now,
+		backlog: map[string]*backlogEntry{},
 	}
 	for _, o := range opts {
 		o(p)
@@ -100,8 +163,10 @@ func NewPublisher(js jetstream.JetStream, names Names, opts ...PublisherOption) 
 }
 
 // Publish queues job for job.Tenant, which is required. An invalid job is an
-// *InvalidJobError and is not published; a full stream is a *FullError; a
-// stream that does not answer is ErrUnavailable (wrapped).
+// *InvalidJobError and is not published; a tenant that is not configured is
+// an *UnknownTenantError; a tenant whose backlog is at its limit a
+// *BacklogFullError; a full stream is a *FullError; a stream that does not
+// answer is ErrUnavailable (wrapped).
 //
 // Unless the job is a duplicate, Publish also records it as queued in the
 // status bucket. That record is best effort: the job is queued whether or not
@@ -122,6 +187,9 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 		return PublishResult{}, invalid("job is %d bytes, larger than the %d byte limit", len(data), MaxJobBytes)
 	}
 	res := PublishResult{ID: job.ID, Tenant: job.Tenant}
+	if err := p.admit(ctx, job.Tenant); err != nil {
+		return res, fmt.Errorf("dispatcher: publish job %s for tenant %s: %w", job.ID, job.Tenant, err)
+	}
 
 	// The status record's revision before publishing: the record is written
 	// only if nobody (a fast worker) has written it since.
@@ -144,12 +212,16 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 	msg.Header.Set(HeaderJobID, job.ID)
 	ack, err := p.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(MsgID(job.Tenant, job.ID)),
-		jetstream.WithExpectStream(p.names.JobsStream()))
+		jetstream.WithExpectStream(p.names.JobsStream(job.Tenant)))
 	if err != nil {
-		return res, p.publishError(job, err)
+		return res, p.publishError(ctx, job, err)
 	}
 	res.Seq, res.Duplicate = ack.Sequence, ack.Duplicate
-	if res.Duplicate || kv == nil {
+	if res.Duplicate {
+		return res, p.checkDuplicate(ctx, job, ack.Sequence)
+	}
+	p.published(job.Tenant)
+	if kv == nil {
 		return res, nil
 	}
 	p.recordQueued(ctx, kv, key, rev, job)
@@ -198,17 +270,96 @@ const (
 	errCodeStreamMessageExceedsMax                     = jetstream.JSErrCodeStreamMessageExceedsMaximum
 )
 
-func (p *Publisher) publishError(job Job, err error) error {
+// admit refuses a job of an unknown tenant or of one whose backlog is at its
+// limit. It reads the tenant's consumer (its backlog limit and what it has
+// queued and out) at most once a second, or sooner once what it read plus
+// what this Publisher published since reaches the limit.
+func (p *Publisher) admit(ctx context.Context, tenant string) error {
+	now := p.now()
+	p.mu.Lock()
+	e := p.backlog[tenant]
+	fresh := e != nil && now.Sub(e.at) < backlogMaxAge && e.pending+e.since < e.limit
+	p.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	c, err := p.js.Consumer(ctx, p.names.JobsStream(tenant), p.names.Consumer(tenant))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return &UnknownTenantError{Tenant: tenant}
+	}
+	if err != nil {
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("%w: tenant %s's consumer: %w", ErrUnavailable, tenant, err)
+		}
+		return fmt.Errorf("tenant %s's consumer: %w", tenant, err)
+	}
+	info := c.CachedInfo()
+	limit, err := strconv.Atoi(info.Config.Metadata[MetaMaxBacklog])
+	if err != nil || limit <= 0 {
+		limit = math.MaxInt // provisioned by an earlier version: no limit recorded
+	}
+	pending := int(info.NumPending) + info.NumAckPending
+	p.mu.Lock()
+	p.backlog[tenant] = &backlogEntry{limit: limit, pending: pending, at: now}
+	p.mu.Unlock()
+	if pending >= limit {
+		return &BacklogFullError{Tenant: tenant, Limit: limit, Backlog: pending}
+	}
+	return nil
+}
+
+// published counts a job queued for tenant since its backlog was read.
+func (p *Publisher) published(tenant string) {
+	p.mu.Lock()
+	if e := p.backlog[tenant]; e != nil {
+		e.since++
+	}
+	p.mu.Unlock()
+}
+
+// checkDuplicate makes sure the message job is a duplicate of (at seq) is
+// the tenant's own: a producer of another tenant in the same jobs stream
+// could have published one with this tenant's message id. A message
+// already consumed cannot be checked; the worker dead-letters one whose id
+// names another tenant rather than run it.
+func (p *Publisher) checkDuplicate(ctx context.Context, job Job, seq uint64) error {
+	s, err := p.js.Stream(ctx, p.names.JobsStream(job.Tenant))
+	if err != nil {
+		return nil
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return nil // consumed meanwhile
+	}
+	if tenant, _, err := p.names.ParseJobSubject(m.Subject); err == nil && tenant == job.Tenant {
+		return nil
+	}
+	return fmt.Errorf("dispatcher: publish job %s for tenant %s: %w", job.ID, job.Tenant, &ForeignDuplicateError{Tenant: job.Tenant, ID: job.ID, Subject: m.Subject})
+}
+
+func (p *Publisher) publishError(ctx context.Context, job Job, err error) error {
 	var apiErr *jetstream.APIError
+	stream := p.names.JobsStream(job.Tenant)
 	switch {
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed && strings.Contains(apiErr.Description, "per subject"):
+		limit := 0
+		if s, serr := p.js.Stream(ctx, stream); serr == nil {
+			limit = int(s.CachedInfo().Config.MaxMsgsPerSubject)
+		}
+		err = &BacklogFullError{Tenant: job.Tenant, Limit: limit, Backlog: limit, PerOp: true}
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed && strings.HasPrefix(apiErr.Description, "maximum "):
-		err = &FullError{Stream: p.names.JobsStream(), Reason: apiErr.Description}
+		err = &FullError{Stream: stream, Reason: apiErr.Description}
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources:
-		err = &FullError{Stream: p.names.JobsStream(), Reason: apiErr.Description}
+		err = &FullError{Stream: stream, Reason: apiErr.Description}
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamMessageExceedsMax:
 		return invalid("job too large for the jobs stream: %s", apiErr.Description)
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
-		err = fmt.Errorf("%w: no answer from %s (not provisioned?)", ErrUnavailable, p.names.JobsStream())
+		if s, serr := p.js.Stream(ctx, stream); errors.Is(serr, jetstream.ErrStreamNotFound) ||
+			(serr == nil && !slices.Contains(s.CachedInfo().Config.Subjects, p.names.TenantJobsFilter(job.Tenant))) {
+			err = &UnknownTenantError{Tenant: job.Tenant}
+		} else {
+			err = fmt.Errorf("%w: no answer from %s", ErrUnavailable, stream)
+		}
 	case errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrConnectionDraining), errors.Is(err, nats.ErrDisconnected):
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)

@@ -36,11 +36,11 @@ func startJob(tenant, id string) dispatcher.Job {
 
 func (e pubEnv) msgs(t *testing.T) uint64 {
 	t.Helper()
-	s, err := e.js.Stream(t.Context(), e.names.JobsStream())
+	n, err := dispatcher.QueuedJobs(t.Context(), e.js, e.names)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.CachedInfo().State.Msgs
+	return n
 }
 
 func (e pubEnv) status(t *testing.T, tenant, id string) (dispatcher.JobStatus, bool) {
@@ -77,7 +77,7 @@ func TestPublish(t *testing.T) {
 	if res != (dispatcher.PublishResult{ID: "c0a8-42-7", Tenant: "org_1", Seq: 1}) {
 		t.Fatalf("result %+v", res)
 	}
-	s, err := e.js.Stream(t.Context(), e.names.JobsStream())
+	s, err := e.js.Stream(t.Context(), e.names.JobsStream("org_1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestPublishSameIDTwoTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Duplicate || b.Duplicate || a.Seq == b.Seq {
+	if a.Duplicate || b.Duplicate {
 		t.Fatalf("%+v %+v: tenants deduplicated each other", a, b)
 	}
 	if n := e.msgs(t); n != 2 {
@@ -240,7 +240,7 @@ func TestPublishFull(t *testing.T) {
 			if full == nil {
 				t.Fatal("the stream never refused a job")
 			}
-			if queued < 1 || full.Stream != "ORGDISPATCH_JOBS" || !strings.HasPrefix(full.Reason, "maximum ") {
+			if queued < 1 || full.Stream != e.names.JobsStream("org_1") || !strings.HasPrefix(full.Reason, "maximum ") {
 				t.Fatalf("queued %d, then %v", queued, full)
 			}
 			// Queued jobs are kept and still delivered.
@@ -260,11 +260,12 @@ func TestPublishUnavailable(t *testing.T) {
 	_, _, js := natstest.RunServer(t)
 	pub := dispatcher.NewPublisher(js, dispatcher.MustNames("")) // nothing provisioned
 	_, err := pub.Publish(t.Context(), startJob("org_1", "j"))
-	if !errors.Is(err, dispatcher.ErrUnavailable) {
-		t.Fatalf("Publish without a stream = %v, want ErrUnavailable", err)
+	var unknown *dispatcher.UnknownTenantError
+	if !errors.As(err, &unknown) || unknown.Tenant != "org_1" {
+		t.Fatalf("Publish without a stream = %v, want *UnknownTenantError", err)
 	}
-	if !strings.Contains(err.Error(), "ORGDISPATCH_JOBS") {
-		t.Errorf("error does not name the stream: %v", err)
+	if !strings.Contains(err.Error(), "tenant org_1 is not configured") {
+		t.Errorf("error does not name the tenant: %v", err)
 	}
 }
 

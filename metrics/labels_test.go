@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -174,8 +176,10 @@ func TestMetricsSeriesBoundedWithJunkSubjects(t *testing.T) {
 		}
 		publish(names.JobSubject(ids[i%2], op), fmt.Sprintf(`{"id":"junk-%d","op":%q,"params":{}}`, i, op))
 		delivered++
-		// Unknown tenants: no consumer, so no worker ever sees them.
-		publish(names.JobSubject(fmt.Sprintf("org_junk_%d", i), "campaign.get"), `{"id":"x","op":"campaign.get","params":{"campaign_id":"c1"}}`)
+		// Unknown tenants: no jobs stream takes their jobs.
+		if _, err := js.Publish(t.Context(), names.JobSubject(fmt.Sprintf("org_junk_%d", i), "campaign.get"), []byte(`{"id":"x","op":"campaign.get","params":{"campaign_id":"c1"}}`), jetstream.WithRetryAttempts(0)); !errors.Is(err, jetstream.ErrNoStreamResponse) {
+			t.Fatalf("a job of an unknown tenant: %v, want no stream to take it", err)
+		}
 	}
 	hooks.waitFor(t, delivered, 30*time.Second)
 

@@ -122,7 +122,7 @@ func TestTenantCollectorReadsNATS(t *testing.T) {
 	publish("org_b", 2)
 	publish("org_c", 4)
 	// One of org_c's jobs is in flight.
-	c, err := js.Consumer(t.Context(), names.JobsStream(), names.Consumer("org_c"))
+	c, err := js.Consumer(t.Context(), names.JobsStream("org_c"), names.Consumer("org_c"))
 	if err != nil {
 		t.Fatal(err)
 	}

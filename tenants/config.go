@@ -22,7 +22,11 @@ const (
 	DefaultBurst         = 1
 	DefaultConcurrency   = 4
 	DefaultMaxAttempts   = 10
-	DefaultQuotaScope    = ScopeToken
+	// DefaultMaxBacklog is how many of a tenant's jobs may be queued (not
+	// yet finished) before its publishes are refused: at the default quota
+	// of 300 requests a minute, some 5½ hours of work.
+	DefaultMaxBacklog = 100_000
+	DefaultQuotaScope = ScopeToken
 )
 
 // Limits of the numeric settings.
@@ -30,6 +34,7 @@ const (
 	MaxRatePerMinute = 100_000
 	MaxConcurrency   = 1000
 	MaxAttemptsLimit = 100
+	MaxBacklogLimit  = 10_000_000
 )
 
 // Values of the rate setting.
@@ -94,6 +99,7 @@ type settings struct {
 	Burst         *int      `yaml:"burst"`
 	Concurrency   *int      `yaml:"concurrency"`
 	MaxAttempts   *int      `yaml:"max_attempts"`
+	MaxBacklog    *int      `yaml:"max_backlog"`
 	QuotaScope    *string   `yaml:"quota_scope"`
 	AllowedPaths  *[]string `yaml:"allowed_paths"`
 }
@@ -274,6 +280,9 @@ func (p *parser) checkSettings(where, id string, s settings, line int) {
 	if s.MaxAttempts != nil && (*s.MaxAttempts < 1 || *s.MaxAttempts > MaxAttemptsLimit) {
 		bad("max_attempts: want 1..%d, got %d", MaxAttemptsLimit, *s.MaxAttempts)
 	}
+	if s.MaxBacklog != nil && (*s.MaxBacklog < 1 || *s.MaxBacklog > MaxBacklogLimit) {
+		bad("max_backlog: want 1..%d, got %d", MaxBacklogLimit, *s.MaxBacklog)
+	}
 	if s.QuotaScope != nil && *s.QuotaScope != ScopeOrg && *s.QuotaScope != ScopeToken {
 		bad("quota_scope: want %q or %q, got %q", ScopeOrg, ScopeToken, *s.QuotaScope)
 	}
@@ -351,6 +360,7 @@ func (p *parser) resolveTenant(where, id string, line int, rt rawTenant, d setti
 	t.Burst = *s.Burst
 	t.Concurrency = *s.Concurrency
 	t.MaxAttempts = *s.MaxAttempts
+	t.MaxBacklog = *s.MaxBacklog
 	t.QuotaScope = *s.QuotaScope
 	t.AllowedPaths = append([]string(nil), (*s.AllowedPaths)...)
 	return t, len(p.errs) == before
@@ -381,6 +391,7 @@ func merge(s, d settings) settings {
 	pickInt(&s.Burst, d.Burst, DefaultBurst)
 	pickInt(&s.Concurrency, d.Concurrency, DefaultConcurrency)
 	pickInt(&s.MaxAttempts, d.MaxAttempts, DefaultMaxAttempts)
+	pickInt(&s.MaxBacklog, d.MaxBacklog, DefaultMaxBacklog)
 	if s.AllowedPaths == nil {
 		s.AllowedPaths = d.AllowedPaths
 	}

@@ -72,6 +72,7 @@ tenants:
 		Burst:         1,
 		Concurrency:   4,
 		MaxAttempts:   10,
+		MaxBacklog:    DefaultMaxBacklog,
 		QuotaScope:    ScopeToken,
 		AllowedPaths:  defaultPaths(),
 	}
@@ -95,6 +96,7 @@ defaults:
   burst: 3
   concurrency: 8
   max_attempts: 5
+  max_backlog: 2000
   quota_scope: token
   allowed_paths: [/api/v2/outbound/, /api/v2/routing/]
 tenants:
@@ -110,6 +112,7 @@ tenants:
     burst: 2
     concurrency: 1
     max_attempts: 100
+    max_backlog: 50
     quota_scope: org
     allowed_paths: [/api/v2/outbound/campaigns/]
 `)
@@ -120,7 +123,7 @@ tenants:
 	wantA := Tenant{
 		ID: "a", ClientID: "ca", ClientSecret: NewSecret("file-secret-1"),
 		Region: "eu-west-1", APIBase: "https://api.mypurecloud.ie", TokenURL: "https://login.mypurecloud.ie/oauth/token",
-		RatePerMinute: 180, RateAuto: true, Burst: 3, Concurrency: 8, MaxAttempts: 5, QuotaScope: ScopeToken,
+		RatePerMinute: 180, RateAuto: true, Burst: 3, Concurrency: 8, MaxAttempts: 5, MaxBacklog: 2000, QuotaScope: ScopeToken,
 		AllowedPaths: []string{"/api/v2/outbound/", "/api/v2/routing/"},
 	}
 	if !reflect.DeepEqual(a, wantA) {
@@ -130,7 +133,7 @@ tenants:
 	wantB := Tenant{
 		ID: "b", ClientID: "cb", ClientSecret: NewSecret("inline-b"),
 		Region: "ap-southeast-2", APIBase: "https://api.mypurecloud.com.au", TokenURL: "https://login.mypurecloud.com.au/oauth/token",
-		RatePerMinute: 600, RateAuto: false, Burst: 2, Concurrency: 1, MaxAttempts: 100, QuotaScope: ScopeOrg,
+		RatePerMinute: 600, RateAuto: false, Burst: 2, Concurrency: 1, MaxAttempts: 100, MaxBacklog: 50, QuotaScope: ScopeOrg,
 		AllowedPaths: []string{"/api/v2/outbound/campaigns/"},
 	}
 	if !reflect.DeepEqual(b, wantB) {
@@ -323,11 +326,12 @@ tenants:
 			[]string{`tenants[0] (a): region: platform: unknown region "mars-1"`}},
 		{"defaults region reported once", "defaults: {region: mars-1}\ntenants:\n  - {id: a, client_id: c, client_secret: s}\n  - {id: b, client_id: c, client_secret: s}\n",
 			[]string{`defaults: region: platform: unknown region "mars-1"`}},
-		{"ranges", "tenants:\n  - {id: a, client_id: c, client_secret: s, rate_per_minute: 0, burst: 0, concurrency: 1001, max_attempts: 101}\n",
+		{"ranges", "tenants:\n  - {id: a, client_id: c, client_secret: s, rate_per_minute: 0, burst: 0, concurrency: 1001, max_attempts: 101, max_backlog: 0}\n",
 			[]string{"tenants[0] (a): rate_per_minute: want 1..100000, got 0",
 				"tenants[0] (a): burst: want 1..100000, got 0",
 				"tenants[0] (a): concurrency: want 1..1000, got 1001",
-				"tenants[0] (a): max_attempts: want 1..100, got 101"}},
+				"tenants[0] (a): max_attempts: want 1..100, got 101",
+				"tenants[0] (a): max_backlog: want 1..10000000, got 0"}},
 		{"ranges high and low", "defaults: {rate_per_minute: 100001, concurrency: 0, max_attempts: 0}\ntenants:\n" + okTenant,
 			[]string{"defaults: rate_per_minute: want 1..100000, got 100001",
 				"defaults: concurrency: want 1..1000, got 0",

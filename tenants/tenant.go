@@ -59,10 +59,22 @@ type Tenant struct {
 	Burst         int  // limiter burst; default 1 (no bursts after a pause)
 	Concurrency   int  // cluster-wide jobs in flight (the consumer's MaxAckPending)
 	MaxAttempts   int  // attempts before a transiently failing job is dead-lettered
-	QuotaScope    string
+	// MaxBacklog is how many of the tenant's jobs may be queued before its
+	// publishes are refused; 0 means DefaultMaxBacklog (Backlog).
+	MaxBacklog int
+	QuotaScope string
 
 	// AllowedPaths are the path prefixes api.request may call.
 	AllowedPaths []string
+}
+
+// Backlog is the tenant's backlog limit: MaxBacklog, or DefaultMaxBacklog
+// when it is 0.
+func (t Tenant) Backlog() int {
+	if t.MaxBacklog == 0 {
+		return DefaultMaxBacklog
+	}
+	return t.MaxBacklog
 }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -101,6 +113,9 @@ func (t Tenant) Validate() error {
 	}
 	if t.MaxAttempts < 1 || t.MaxAttempts > MaxAttemptsLimit {
 		bad("max attempts %d: want 1..%d", t.MaxAttempts, MaxAttemptsLimit)
+	}
+	if t.MaxBacklog < 0 || t.MaxBacklog > MaxBacklogLimit {
+		bad("max backlog %d: want 1..%d (0: the default)", t.MaxBacklog, MaxBacklogLimit)
 	}
 	if t.QuotaScope != ScopeOrg && t.QuotaScope != ScopeToken {
 		bad("quota scope %q: want %q or %q", t.QuotaScope, ScopeOrg, ScopeToken)

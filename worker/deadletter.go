@@ -69,7 +69,7 @@ func (p *Pool) publishDeadLetter(ctx context.Context, r *run, dl deadLetter) err
 	h.Set(dispatcher.HeaderLastAttempt, dl.last.UTC().Format(time.RFC3339Nano))
 	h.Set(dispatcher.HeaderSubject, r.msg.Subject())
 	if r.meta != nil {
-		h.Set(nats.MsgIdHdr, fmt.Sprintf("dlq:%s:%d", r.tenant, r.meta.Sequence.Stream))
+		h.Set(nats.MsgIdHdr, fmt.Sprintf("dlq:%s:%s:%d", r.tenant, r.meta.Stream, r.meta.Sequence.Stream))
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)

@@ -132,8 +132,8 @@ func TestLeaderAdvisoryRestartsThePull(t *testing.T) {
 	}
 	eventually(t, "both lanes pulling", 5*time.Second, func() bool { return iter("a") != nil && iter("b") != nil })
 	before, other := iter("a"), iter("b")
-	adv := fmt.Sprintf(`{"type":%q,"stream":%q,"consumer":%q,"leader":"n2"}`, leaderAdvisoryType, e.names.JobsStream(), e.names.Consumer("a"))
-	if err := e.nc.Publish("$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED."+e.names.JobsStream()+"."+e.names.Consumer("a"), []byte(adv)); err != nil {
+	adv := fmt.Sprintf(`{"type":%q,"stream":%q,"consumer":%q,"leader":"n2"}`, leaderAdvisoryType, e.names.JobsStream("a"), e.names.Consumer("a"))
+	if err := e.nc.Publish("$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED."+e.names.JobsStream("a")+"."+e.names.Consumer("a"), []byte(adv)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "lane a to pull anew", 5*time.Second, func() bool { it := iter("a"); return it != nil && it != before })

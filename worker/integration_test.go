@@ -178,7 +178,7 @@ func TestPauseIsClusterWide(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cons, err := e.js.Consumer(ctx, e.names.JobsStream(), e.names.Consumer("a"))
+	cons, err := e.js.Consumer(ctx, e.names.JobsStream("a"), e.names.Consumer("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +514,7 @@ func TestShutdownLosesNoJob(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := e.js.Stream(ctx, e.names.JobsStream())
+	s, err := e.js.Stream(ctx, e.names.JobsStream("a"))
 	if err != nil {
 		t.Fatal(err)
 	}

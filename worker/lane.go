@@ -296,7 +296,7 @@ func (l *lane) pull() {
 // pullOnce binds the consumer, reads its pause, and consumes until the
 // iterator closes (stop, a concurrency change, the consumer went away).
 func (l *lane) pullOnce() error {
-	stream, name := l.p.cfg.Names.JobsStream(), l.p.cfg.Names.Consumer(l.id)
+	stream, name := l.p.cfg.Names.JobsStream(l.id), l.p.cfg.Names.Consumer(l.id)
 	ctx, cancel := context.WithTimeout(l.pullCtx, statusTimeout)
 	asked := time.Now()
 	cons, err := l.p.cfg.JS.Consumer(ctx, stream, name)

@@ -28,14 +28,14 @@ type leaderAdvisory struct {
 // advisory comes the moment the new leader is elected. It returns the
 // function that stops watching.
 func (p *Pool) watchLeaders() (stop func(), err error) {
-	subject := "$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED." + p.cfg.Names.JobsStream() + ".*"
+	const subject = "$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.*.*"
 	sub, err := p.cfg.Conn.Subscribe(subject, func(m *nats.Msg) {
 		var a leaderAdvisory
-		if err := json.Unmarshal(m.Data, &a); err != nil || a.Type != leaderAdvisoryType || a.Stream != p.cfg.Names.JobsStream() {
+		if err := json.Unmarshal(m.Data, &a); err != nil || a.Type != leaderAdvisoryType {
 			return
 		}
 		tenant, ok := p.cfg.Names.TenantOfConsumer(a.Consumer)
-		if !ok {
+		if !ok || a.Stream != p.cfg.Names.JobsStream(tenant) {
 			return
 		}
 		if l := p.lane(tenant); l != nil {

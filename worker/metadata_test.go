@@ -37,7 +37,7 @@ func TestDeliveryWithoutMetadataIsDeadLettered(t *testing.T) {
 	p.lane("org_a").status = newStatusWriter(e.js, kv, e.names.StatusBucket(), "org_a", p.log, nil)
 
 	e.publish("org_a", getJob("j1", "c1"))
-	cons, err := e.js.Consumer(ctx, e.names.JobsStream(), e.names.Consumer("org_a"))
+	cons, err := e.js.Consumer(ctx, e.names.JobsStream("org_a"), e.names.Consumer("org_a"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,7 +157,7 @@ func TestUpdateTenants(t *testing.T) {
 	e.waitStatus("a", "a2", dispatcher.StateSucceeded, 10*time.Second)
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cons, err := e.js.Consumer(cctx, e.names.JobsStream(), e.names.Consumer("b"))
+	cons, err := e.js.Consumer(cctx, e.names.JobsStream("b"), e.names.Consumer("b"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,7 +174,7 @@ func TestSlowHandBackRecordIsNotAnAttempt(t *testing.T) {
 	eventually(t, "the hand-back record failing", 10*time.Second, func() bool { return p.lane("a").cond.Active("a", condRecordHandBack) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cons, err := e.js.Consumer(ctx, e.names.JobsStream(), e.names.Consumer("a"))
+	cons, err := e.js.Consumer(ctx, e.names.JobsStream("a"), e.names.Consumer("a"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,11 +65,8 @@ func (p *Pool) watchPauses() (stop func(), err error) {
 }
 
 func (p *Pool) applyPauseAdvisory(a pauseAdvisory) {
-	if a.Stream != p.cfg.Names.JobsStream() {
-		return
-	}
 	tenant, ok := p.cfg.Names.TenantOfConsumer(a.Consumer)
-	if !ok {
+	if !ok || a.Stream != p.cfg.Names.JobsStream(tenant) {
 		return
 	}
 	l := p.lane(tenant)
@@ -96,7 +93,7 @@ func (p *Pool) resyncPauses() {
 		}
 		asked := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-		cons, err := p.cfg.JS.Consumer(ctx, p.cfg.Names.JobsStream(), p.cfg.Names.Consumer(l.id))
+		cons, err := p.cfg.JS.Consumer(ctx, p.cfg.Names.JobsStream(l.id), p.cfg.Names.Consumer(l.id))
 		cancel()
 		if err != nil {
 			p.log.Warn("re-read consumer after reconnect", "tenant", l.id, "error", err)

@@ -140,11 +140,7 @@ func TestPublishAsRestrictedProducer(t *testing.T) {
 	if strings.Contains(out+errs, "org1-pw-2") {
 		t.Error("the output shows the password")
 	}
-	st, err := js.Stream(t.Context(), names.JobsStream())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info, err := st.Info(t.Context()); err != nil || info.State.Msgs != 1 {
-		t.Errorf("jobs stream: %v, %d jobs, want org_1's one", err, info.State.Msgs)
+	if n, err := dispatcher.QueuedJobs(t.Context(), js, names); err != nil || n != 1 {
+		t.Errorf("jobs streams: %v, %d jobs, want org_1's one", err, n)
 	}
 }

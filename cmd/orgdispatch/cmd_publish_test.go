@@ -87,7 +87,7 @@ func TestPublishAcceptedThenDuplicate(t *testing.T) {
 	// Exactly one message is queued, on the tenant's subject.
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, dispatcher.MustNames("").JobsStream())
+	s, err := js.Stream(ctx, dispatcher.MustNames("").JobsStream("org_1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+
 	"github.com/orgdispatch/orgdispatch/platform/platformtest"
 )
 
@@ -130,7 +132,7 @@ func TestServeEmbeddedRunsPublishedJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.Consumer(ctx, "ORGDISPATCH_JOBS", "tenant_org_1")
+	cons, err := js.Consumer(ctx, dispatcher.MustNames("").JobsStream("org_1"), "tenant_org_1")
 	if err != nil {
 		t.Fatal(err)
 	}

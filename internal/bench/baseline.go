@@ -46,7 +46,7 @@ type sharedPool struct {
 // retention as orgdispatch's jobs stream.
 func sharedStreamConfig(names dispatcher.Names) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:       names.JobsStream(),
+		Name:       names.LegacyJobsStream(),
 		Subjects:   []string{names.JobsSubjects()},
 		Retention:  jetstream.WorkQueuePolicy,
 		Storage:    jetstream.FileStorage,

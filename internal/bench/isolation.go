@@ -230,7 +230,7 @@ func runIsolationMode(ctx context.Context, cfg IsolationConfig, mode string) (_ 
 			go func() { done <- pool.run(ctx, cons) }()
 		})
 		stop = func() error { cancel(); return <-done }
-		if err := waitPulling(ctx, e.js, benchNames.JobsStream(), []string{"shared_pool"}, 1, 10*time.Second); err != nil {
+		if err := waitPulling(ctx, e.js, []string{"shared_pool"}, 1, 10*time.Second); err != nil {
 			_ = stop()
 			return nil, err
 		}
@@ -251,7 +251,7 @@ func runIsolationMode(ctx context.Context, cfg IsolationConfig, mode string) (_ 
 		for i, id := range tids {
 			consumers[i] = benchNames.Consumer(id)
 		}
-		if err := waitPulling(ctx, e.js, benchNames.JobsStream(), consumers, 1, 15*time.Second); err != nil {
+		if err := waitPulling(ctx, e.js, consumers, 1, 15*time.Second); err != nil {
 			_ = stop()
 			return nil, err
 		}
@@ -280,8 +280,12 @@ func runIsolationMode(ctx context.Context, cfg IsolationConfig, mode string) (_ 
 	rec := newRecorder(start, n, run+time.Second, 100*time.Millisecond, maxJobs)
 	e.observe(rec)
 	var gen genResult
+	publish := e.publisher(benchNames, tids)
+	if mode == modeShared || mode == modePerOrgPool {
+		publish = e.rawPublisher(benchNames, tids) // their one stream, no tenant consumers
+	}
 	withComponent(ctx, compLoadgen, func(ctx context.Context) {
-		gen = runOpenLoop(ctx, flows, start, start.Add(run), cfg.Publishers, rec, e.publisher(benchNames, tids))
+		gen = runOpenLoop(ctx, flows, start, start.Add(run), cfg.Publishers, rec, publish)
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -231,7 +231,7 @@ func startRaw(ctx context.Context, e *env, consumers []string, conc int, onMsg f
 	}
 	withComponent(ctx, compRaw, func(ctx context.Context) {
 		for _, name := range consumers {
-			cons, cerr := rawJS.Consumer(ctx, benchNames.JobsStream(), name)
+			cons, cerr := rawJS.Consumer(ctx, streamOfConsumer(name), name)
 			if cerr != nil {
 				err = cerr
 				return
@@ -297,12 +297,20 @@ func overheadThroughput(ctx context.Context, cfg OverheadConfig, c *OverheadCase
 	if err != nil {
 		return err
 	}
-	st, err := e.js.Stream(ctx, benchNames.JobsStream())
-	if err != nil {
-		return fmt.Errorf("bench: jobs stream: %w", err)
-	}
-	if err := st.Purge(ctx); err != nil {
-		return fmt.Errorf("bench: purge after the raw phase: %w", err)
+	purged := map[string]bool{}
+	for _, t := range tids {
+		name := benchNames.JobsStream(t)
+		if purged[name] {
+			continue
+		}
+		purged[name] = true
+		st, err := e.js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("bench: jobs stream: %w", err)
+		}
+		if err := st.Purge(ctx); err != nil {
+			return fmt.Errorf("bench: purge after the raw phase: %w", err)
+		}
 	}
 
 	// (2) End to end through the worker, with the platform client's default
@@ -317,7 +325,7 @@ func overheadThroughput(ctx context.Context, cfg OverheadConfig, c *OverheadCase
 			err = errJoin(err, w.stop())
 		}
 	}()
-	if err := waitPulling(ctx, e.js, benchNames.JobsStream(), consumers, 1, 30*time.Second); err != nil {
+	if err := waitPulling(ctx, e.js, consumers, 1, 30*time.Second); err != nil {
 		return err
 	}
 	c.EndToEnd, err = floodPhase(ctx, cfg, e, tids, fmt.Sprintf("overhead-%d-e2e", n), h.succeededCount)
@@ -342,7 +350,7 @@ func overheadThroughput(ctx context.Context, cfg OverheadConfig, c *OverheadCase
 	if w, err = e.startWorkerWith(ctx, "bench-worker-sized", ts, h2, sizedHTTPClient(c.SizedConns)); err != nil {
 		return err
 	}
-	if err := waitPulling(ctx, e.js, benchNames.JobsStream(), consumers, 1, 30*time.Second); err != nil {
+	if err := waitPulling(ctx, e.js, consumers, 1, 30*time.Second); err != nil {
 		return err
 	}
 	sized, err := floodPhase(ctx, cfg, e, tids, fmt.Sprintf("overhead-%d-e2e-sized", n), h2.succeededCount)
@@ -389,7 +397,7 @@ func halfLoadLatency(ctx context.Context, cfg OverheadConfig, c *OverheadCase, r
 			return Latency{}, genResult{}, err
 		}
 		defer func() { err = errJoin(err, w.stop()) }()
-		if err := waitPulling(ctx, e.js, benchNames.JobsStream(), consumers, 1, 30*time.Second); err != nil {
+		if err := waitPulling(ctx, e.js, consumers, 1, 30*time.Second); err != nil {
 			return Latency{}, genResult{}, err
 		}
 	}

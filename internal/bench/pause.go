@@ -190,7 +190,7 @@ func RunPause(ctx context.Context, cfg PauseConfig) (_ *Report, err error) {
 	}
 	// Every replica pulls every tenant: each consumer has a pull waiting
 	// from each replica.
-	if err := waitPulling(ctx, e.js, benchNames.JobsStream(), consumers, cfg.Replicas, 15*time.Second); err != nil {
+	if err := waitPulling(ctx, e.js, consumers, cfg.Replicas, 15*time.Second); err != nil {
 		return nil, err
 	}
 

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,6 +102,21 @@ func (e *env) publisher(names dispatcher.Names, tenantIDs []string) publishFunc 
 	}
 }
 
+// rawPublisher publishes jobs as a NATS producer does (the job on its
+// tenant's subject, its message id), for the shared-pool baseline whose one
+// stream has no tenant consumers for the Publisher to check.
+func (e *env) rawPublisher(names dispatcher.Names, tenantIDs []string) publishFunc {
+	return func(ctx context.Context, tenant int, jobID string, params []byte) error {
+		id := tenantIDs[tenant]
+		body, err := json.Marshal(dispatcher.Job{ID: jobID, Tenant: id, Op: platform.OpCampaignGet, Params: params})
+		if err != nil {
+			return err
+		}
+		_, err = e.js.Publish(ctx, names.JobSubject(id, platform.OpCampaignGet), body, jetstream.WithMsgID(dispatcher.MsgID(id, jobID)))
+		return err
+	}
+}
+
 // workerRun is one running worker.Pool (one replica) on its own NATS
 // connection.
 type workerRun struct {
@@ -153,25 +169,29 @@ func (w *workerRun) stop() error {
 
 // waitPulling waits until every named consumer has at least `want` pull
 // requests waiting (its lanes are running), or the deadline passes.
-func waitPulling(ctx context.Context, js jetstream.JetStream, stream string, consumers []string, want int, timeout time.Duration) error {
+func waitPulling(ctx context.Context, js jetstream.JetStream, consumers []string, want int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	need := make(map[string]bool, len(consumers))
+	streams := map[string]bool{}
 	for _, c := range consumers {
 		need[c] = true
+		streams[streamOfConsumer(c)] = true
 	}
 	for {
-		st, err := js.Stream(ctx, stream)
-		if err != nil {
-			return fmt.Errorf("bench: stream %s: %w", stream, err)
-		}
-		list := st.ListConsumers(ctx)
-		for info := range list.Info() {
-			if info.NumWaiting >= want {
-				delete(need, info.Name)
+		for stream := range streams {
+			st, err := js.Stream(ctx, stream)
+			if err != nil {
+				return fmt.Errorf("bench: stream %s: %w", stream, err)
 			}
-		}
-		if err := list.Err(); err != nil {
-			return fmt.Errorf("bench: list consumers: %w", err)
+			list := st.ListConsumers(ctx)
+			for info := range list.Info() {
+				if info.NumWaiting >= want {
+					delete(need, info.Name)
+				}
+			}
+			if err := list.Err(); err != nil {
+				return fmt.Errorf("bench: list consumers: %w", err)
+			}
 		}
 		if len(need) == 0 {
 			return nil
@@ -185,6 +205,15 @@ func waitPulling(ctx context.Context, js jetstream.JetStream, stream string, con
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// streamOfConsumer is the jobs stream of a tenant consumer, or the shared
+// baseline's stream for any other consumer.
+func streamOfConsumer(consumer string) string {
+	if t, ok := benchNames.TenantOfConsumer(consumer); ok {
+		return benchNames.JobsStream(t)
+	}
+	return benchNames.LegacyJobsStream()
 }
 
 // hooks counts the worker's outcomes and remembers the pauses it reports.

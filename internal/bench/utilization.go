@@ -195,7 +195,7 @@ func runUtilization(ctx context.Context, cfg UtilizationConfig, name string, aut
 			err = errJoin(err, w.stop())
 		}
 	}()
-	if err := waitPulling(ctx, e.js, benchNames.JobsStream(), []string{benchNames.Consumer(tids[0])}, 1, 15*time.Second); err != nil {
+	if err := waitPulling(ctx, e.js, []string{benchNames.Consumer(tids[0])}, 1, 15*time.Second); err != nil {
 		return nil, err
 	}
 	d := cfg.Duration

@@ -71,8 +71,8 @@ func TestLoadDefaults(t *testing.T) {
 	if h, p := c.EmbeddedListen(); h != "127.0.0.1" || p != 4222 {
 		t.Errorf("EmbeddedListen() = %q, %d", h, p)
 	}
-	if got := c.Names().JobsStream(); got != "ORGDISPATCH_JOBS" {
-		t.Errorf("Names().JobsStream() = %q", got)
+	if got := c.Names().ShardStream(0); got != "ORGDISPATCH_JOBS_00" {
+		t.Errorf("Names().ShardStream(0) = %q", got)
 	}
 	if !strings.HasSuffix(c.ReplicaID, fmt.Sprintf("-%d", os.Getpid())) {
 		t.Errorf("default ReplicaID %q does not end in the pid", c.ReplicaID)

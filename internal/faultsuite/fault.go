@@ -33,12 +33,12 @@ func (r *run) precondition() error {
 }
 
 // prepare finds what the fault aims at, before the fault's time is taken:
-// for LeaderKill, the node that leads the jobs stream now.
+// for LeaderKill, the node that leads the first tenant's jobs stream now.
 func (r *run) prepare(ctx context.Context) error {
 	if r.cfg.Scenario != LeaderKill {
 		return nil
 	}
-	s, err := r.js.Stream(ctx, r.names.JobsStream())
+	s, err := r.js.Stream(ctx, r.names.JobsStream(r.tenants.ids[0]))
 	if err != nil {
 		return fmt.Errorf("faultsuite: jobs stream: %w", err)
 	}

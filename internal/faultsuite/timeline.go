@@ -144,7 +144,7 @@ func (r *run) inFlight(ctx context.Context) (map[string]int, map[string]string) 
 	out, leaders := map[string]int{}, map[string]string{}
 	for _, tn := range r.tenants.ids {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		c, err := r.js.Consumer(cctx, r.names.JobsStream(), r.names.Consumer(tn))
+		c, err := r.js.Consumer(cctx, r.names.JobsStream(tn), r.names.Consumer(tn))
 		if err == nil {
 			var info, ierr = c.Info(cctx)
 			if ierr == nil {
