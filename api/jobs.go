@@ -88,16 +88,31 @@ func (s *Server) submitJobs(w http.ResponseWriter, r *http.Request) {
 	for i, job := range jobs {
 		res, err := s.cfg.Publisher.Publish(r.Context(), job)
 		if err != nil {
-			s.log.Warn("publish job failed", "tenant", job.Tenant, "job_id", job.ID, "op", job.Op, "error", err)
 			notPublished := make([]string, 0, len(jobs)-i)
 			for _, j := range jobs[i:] {
 				notPublished = append(notPublished, j.ID)
 			}
 			status, why := http.StatusServiceUnavailable, "NATS did not take job"
-			var invalid *dispatcher.InvalidJobError
-			if errors.As(err, &invalid) { // e.g. larger than the stream's message limit
+			var (
+				invalid *dispatcher.InvalidJobError
+				full    *dispatcher.BacklogFullError
+				unknown *dispatcher.UnknownTenantError
+				foreign *dispatcher.ForeignDuplicateError
+			)
+			switch {
+			case errors.As(err, &invalid): // e.g. larger than the stream's message limit
 				status, why = http.StatusBadRequest, "the jobs stream refused job"
-			} else {
+			case errors.As(err, &full):
+				// The caller's own tenant is full: its answer says so; a
+				// log line per refused request would flood the log.
+				status, why = http.StatusTooManyRequests, "tenant's backlog is full at job"
+				w.Header().Set("Retry-After", "10")
+			case errors.As(err, &unknown):
+				status, why = http.StatusNotFound, "unknown tenant at job"
+			case errors.As(err, &foreign):
+				status, why = http.StatusConflict, "another tenant's message holds the id of job"
+			default:
+				s.log.Warn("publish job failed", "tenant", job.Tenant, "job_id", job.ID, "op", job.Op, "error", err)
 				w.Header().Set("Retry-After", "1")
 			}
 			writeJSON(w, status, ErrorResponse{

@@ -36,6 +36,13 @@ type Config struct {
 	// Conn is the connection under JS: the pool subscribes to pause advisories
 	// and publishes outcome events on it.
 	Conn *nats.Conn
+	// Streams, when set, lets a lane whose consumer does not exist create it
+	// (dispatcher.EnsureConsumerWith with these settings — pass the ones
+	// given to dispatcher.Provision): a nats-server restart forgets
+	// memory-storage consumers, and the lane makes its own again at once,
+	// paused until its recorded pause ends, rather than waiting for a
+	// provisioner. Nil: the lane retries until someone provisions it.
+	Streams *dispatcher.StreamConfig
 	// Names derives the stream, consumer, bucket and subject names.
 	Names dispatcher.Names
 	// Tenants are the lanes to run; Update changes them while running.

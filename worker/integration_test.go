@@ -399,9 +399,16 @@ func TestInvalidEnvelopesAreDeadLettered(t *testing.T) {
 		{"oversize", get, `{"id":"x4","op":"campaign.get","params":{"campaign_id":"` + strings.Repeat("x", dispatcher.MaxJobBytes) + `"}}`, "larger than"},
 		{"op mismatch", e.names.JobSubject("a", "campaign.start"), `{"id":"x5","op":"campaign.get","params":{"campaign_id":"c1"}}`, `published for op "campaign.start"`},
 		{"bad params", get, `{"id":"x6","op":"campaign.get","params":{}}`, "params"},
+		// A producer of a setting the message id of another tenant's job, which would
+		// make that tenant's job a duplicate in their shared stream.
+		{"foreign message id", get, `{"id":"x7","op":"campaign.get","params":{"campaign_id":"c1"}}`, `Nats-Msg-Id "b:x7" is scoped to tenant b`},
 	}
 	for i, b := range bad {
-		e.publishRaw(b.subject, []byte(b.body), "bad-"+strconv.Itoa(i))
+		id := "bad-" + strconv.Itoa(i)
+		if b.name == "foreign message id" {
+			id = dispatcher.MsgID("b", "x7")
+		}
+		e.publishRaw(b.subject, []byte(b.body), id)
 	}
 	e.publish("a", getJob("good", "c1"))
 	hooks := newRecHooks()

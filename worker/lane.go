@@ -301,6 +301,19 @@ func (l *lane) pullOnce() error {
 	asked := time.Now()
 	cons, err := l.p.cfg.JS.Consumer(ctx, stream, name)
 	cancel()
+	if errors.Is(err, jetstream.ErrConsumerNotFound) && l.p.cfg.Streams != nil && !l.stopping.Load() {
+		// Forgotten by a restarted server (memory storage), or deleted:
+		// this lane's tenant is configured, so it has a consumer.
+		ctx, cancel := context.WithTimeout(l.pullCtx, statusTimeout)
+		l.mu.Lock()
+		t := l.tenant
+		l.mu.Unlock()
+		cons, err = dispatcher.EnsureConsumerWith(ctx, l.p.cfg.JS, l.p.cfg.Names, *l.p.cfg.Streams, t)
+		cancel()
+		if err == nil {
+			l.p.log.Info("tenant consumer was missing; created it again", "tenant", l.id, "consumer", name)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("bind consumer %s: %w", name, err)
 	}

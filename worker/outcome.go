@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
@@ -168,6 +170,15 @@ func (l *lane) decode(r *run) error {
 	}
 	if job.Op != op {
 		return &dispatcher.InvalidJobError{Reason: fmt.Sprintf("job names op %q but was published for op %q", job.Op, op)}
+	}
+	// A message id scoped to another tenant (<other>:<id>) was set by a
+	// producer of this tenant to make the other tenant's job a duplicate in
+	// the shared jobs stream: never run it (the other tenant's Publisher
+	// reports the clash, dispatcher.ForeignDuplicateError).
+	if id := r.msg.Headers().Get(nats.MsgIdHdr); id != "" {
+		if scope, _, ok := strings.Cut(id, ":"); ok && scope != tenant && scope != "upgrade" && dispatcher.ValidTenantID(scope) {
+			return &dispatcher.InvalidJobError{Reason: fmt.Sprintf("Nats-Msg-Id %q is scoped to tenant %s, not %s: want %s:<job id>", id, scope, tenant, tenant)}
+		}
 	}
 	return nil
 }

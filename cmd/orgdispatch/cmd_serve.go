@@ -162,9 +162,11 @@ func runNode(ctx context.Context, mode string, args []string, stdout, stderr io.
 	if web != nil {
 		hooks = web.hooks
 	}
+	streams := cfg.StreamConfig()
 	n.pool, err = worker.New(worker.Config{
 		JS:              js,
 		Conn:            nc,
+		Streams:         &streams,
 		Names:           n.names,
 		Tenants:         ts.Tenants,
 		ReplicaID:       cfg.ReplicaID,

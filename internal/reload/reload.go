@@ -11,9 +11,11 @@
 //     kept), and its lane takes the new rate, concurrency, attempts or
 //     credentials (a new client id, secret or endpoint gets a new platform
 //     client and token) without losing a message;
-//   - removed: its lane drains on this replica (no more pulls; jobs in
-//     flight get the pool's shutdown timeout, then are handed back). Its
-//     consumer and its queued jobs are KEPT: a reload never deletes jobs.
+//   - removed: its subject is taken off its jobs stream
+//     (dispatcher.RetireTenant), so its new jobs are refused, and its lane
+//     drains on this replica (no more pulls; jobs in flight get the pool's
+//     shutdown timeout, then are handed back). Its consumer and its queued
+//     jobs are KEPT: a reload never deletes jobs.
 //     They wait in the stream and run when the tenant comes back; to drop
 //     them on purpose, delete the consumer (dispatcher.RemoveConsumer, or
 //     `nats consumer rm`) and purge the tenant's subject.
@@ -208,7 +210,10 @@ func (r *Reconciler) Apply(ctx context.Context, f *tenants.File) error {
 		r.audit(ctx, dispatcher.AuditTenantChanged, id, map[string]string{"fields": fields})
 	}
 	for _, id := range change.Removed {
-		r.log.Info("tenant removed: its lane drains; its consumer and queued jobs are kept", "tenant", id)
+		if err := dispatcher.RetireTenant(ctx, r.cfg.JS, r.cfg.Names, id); err != nil {
+			errs = append(errs, err)
+		}
+		r.log.Info("tenant removed: its new jobs are refused and its lane drains; its consumer and queued jobs are kept", "tenant", id)
 		r.audit(ctx, dispatcher.AuditTenantRemoved, id, nil)
 	}
 

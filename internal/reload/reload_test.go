@@ -363,12 +363,20 @@ func TestReloadRotatesSecret(t *testing.T) {
 }
 
 // A removed tenant's lane drains (a job in flight finishes) and stops; its
-// consumer and its queued jobs stay, and run when the tenant comes back.
+// new jobs are refused; its consumer and its queued jobs stay, and run when
+// the tenant comes back.
 func TestReloadRemovesTenantKeepingJobs(t *testing.T) {
 	e := newEnv(t, tenant("org_1"), tenant("org_2"))
 	e.sim.SetLatency(500 * time.Millisecond) // less than the pool's 2s shutdown timeout
 	e.publish("org_2", "before")
 	e.waitState("org_2", "before", dispatcher.StateRunning)
+	// Three jobs wait behind a pause, queued when the tenant goes.
+	if err := dispatcher.Pause(t.Context(), e.js, e.names, "org_2", time.Now().Add(time.Hour), "test", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		e.publish("org_2", fmt.Sprintf("queued-%d", i))
+	}
 
 	e.reload(tenant("org_1")) // returns once org_2's lane has drained
 	e.sim.SetLatency(0)
@@ -376,8 +384,12 @@ func TestReloadRemovesTenantKeepingJobs(t *testing.T) {
 	if got := e.lanes(); !slices.Equal(got, []string{"org_1"}) {
 		t.Errorf("lanes after removing org_2: %v", got)
 	}
-	for i := range 3 {
-		e.publish("org_2", fmt.Sprintf("queued-%d", i))
+	_, err := dispatcher.NewPublisher(e.js, e.names).Publish(t.Context(), dispatcher.Job{
+		ID: "after", Tenant: "org_2", Op: "campaign.start", Params: json.RawMessage(`{"campaign_id":"cmp-after"}`),
+	})
+	var unknown *dispatcher.UnknownTenantError
+	if !errors.As(err, &unknown) {
+		t.Errorf("a job for the removed tenant: %v, want *UnknownTenantError", err)
 	}
 	// org_1 still runs: once its job is done, the pool has had every chance
 	// to pull org_2's jobs, and must not have.
@@ -390,11 +402,14 @@ func TestReloadRemovesTenantKeepingJobs(t *testing.T) {
 	if n := len(e.apiRequests("client_org2")); n != 1 {
 		t.Errorf("client_org2 made %d API requests, want 1 (before the removal)", n)
 	}
-	if !strings.Contains(e.logs.String(), "tenant removed: its lane drains; its consumer and queued jobs are kept") {
+	if !strings.Contains(e.logs.String(), "tenant removed: its new jobs are refused and its lane drains; its consumer and queued jobs are kept") {
 		t.Errorf("log:\n%s", e.logs.String())
 	}
 
 	e.reload(tenant("org_1"), tenant("org_2"))
+	if err := dispatcher.Resume(t.Context(), e.js, e.names, "org_2"); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 3 {
 		e.waitSucceeded("org_2", fmt.Sprintf("queued-%d", i))
 	}
