@@ -246,7 +246,9 @@ class SimLog {
     this.firstCount = 0;
     this.tokens = 0;
     this.tokenErrors = 0;
-    this.totals = { ok: 0, limited: 0, other: 0, foreign: 0 };
+    // abandoned: status 0, the caller went away before the answer (requests
+    // in flight when the workers are stopped at the end).
+    this.totals = { ok: 0, limited: 0, other: 0, abandoned: 0, foreign: 0 };
     this.calledAt = trackJobs ? new Map() : null; // seq -> first 2xx arrival
     this.lines = 0;
   }
@@ -313,6 +315,8 @@ class SimLog {
     } else if (status === 429) {
       this.totals.limited++;
       if (i >= 0) this.limited[i]++;
+    } else if (status === 0) {
+      this.totals.abandoned++;
     } else {
       this.totals.other++;
       if (i >= 0) this.other[i]++;
