@@ -123,4 +123,8 @@ const (
 	HeaderFirstAttempt = "Orgdispatch-First-Attempt" // RFC 3339
 	HeaderLastAttempt  = "Orgdispatch-Last-Attempt"  // RFC 3339
 	HeaderSubject      = "Orgdispatch-Subject"       // the original subject, for replay
+	// HeaderUpgraded is on a job the upgrade moved from the single-stream
+	// layout: its sequence there. The worker reads its record for the
+	// deliveries made before.
+	HeaderUpgraded = "Orgdispatch-Upgraded-From"
 )

@@ -165,6 +165,7 @@ func moveLegacyJob(ctx context.Context, js jetstream.JetStream, names Names, m j
 		out.Header[k] = vs
 	}
 	out.Data = m.Data()
+	out.Header.Set(HeaderUpgraded, strconv.FormatUint(meta.Sequence.Stream, 10))
 	tenant, op, perr := names.ParseJobSubject(m.Subject())
 	if out.Header.Get(nats.MsgIdHdr) == "" {
 		out.Header.Set(nats.MsgIdHdr, "upgrade:"+tenant+":"+strconv.FormatUint(meta.Sequence.Stream, 10))

@@ -22,7 +22,11 @@ const (
 	DefaultMaxConsumers    = 10_000
 	DefaultDuplicateWindow = 10 * time.Minute
 	DefaultDLQMaxAge       = 14 * 24 * time.Hour
-	DefaultStatusTTL       = 7 * 24 * time.Hour
+	// DefaultDLQMaxPerSubject bounds the dead letters kept per tenant and
+	// operation: beyond it the tenant's oldest of that operation go first,
+	// so one tenant's flood of failures never takes another's dead letters.
+	DefaultDLQMaxPerSubject = 100_000
+	DefaultStatusTTL        = 7 * 24 * time.Hour
 	// Defaults bounding the audit stream: records older than
 	// DefaultAuditMaxAge, or beyond the newest DefaultAuditMaxMsgs or
 	// DefaultAuditMaxBytes, are dropped (oldest first).
@@ -78,6 +82,9 @@ type StreamConfig struct {
 	DuplicateWindow time.Duration
 	// DLQMaxAge is how long dead letters are kept. Default 14 days.
 	DLQMaxAge time.Duration
+	// DLQMaxPerSubject is how many dead letters are kept per tenant and
+	// operation (the oldest go first). Default DefaultDLQMaxPerSubject.
+	DLQMaxPerSubject int64
 	// AuditMaxAge, AuditMaxMsgs and AuditMaxBytes bound the audit stream
 	// (the oldest records go first). Defaults DefaultAuditMaxAge,
 	// DefaultAuditMaxMsgs, DefaultAuditMaxBytes.
@@ -122,6 +129,9 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	}
 	if c.DLQMaxAge <= 0 {
 		c.DLQMaxAge = DefaultDLQMaxAge
+	}
+	if c.DLQMaxPerSubject <= 0 {
+		c.DLQMaxPerSubject = DefaultDLQMaxPerSubject
 	}
 	if c.AuditMaxAge <= 0 {
 		c.AuditMaxAge = DefaultAuditMaxAge
@@ -201,14 +211,15 @@ const (
 func DLQStreamConfig(names Names, cfg StreamConfig) jetstream.StreamConfig {
 	cfg = cfg.withDefaults()
 	return jetstream.StreamConfig{
-		Name:        names.DLQStream(),
-		Description: "orgdispatch dead letters: jobs that cannot run, with why in headers",
-		Subjects:    []string{names.DLQSubjects()},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      cfg.DLQMaxAge,
-		Replicas:    cfg.Replicas,
+		Name:              names.DLQStream(),
+		Description:       "orgdispatch dead letters: jobs that cannot run, with why in headers",
+		Subjects:          []string{names.DLQSubjects()},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Discard:           jetstream.DiscardOld,
+		MaxAge:            cfg.DLQMaxAge,
+		MaxMsgsPerSubject: cfg.DLQMaxPerSubject,
+		Replicas:          cfg.Replicas,
 	}
 }
 

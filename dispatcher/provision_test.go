@@ -85,8 +85,9 @@ func TestProvisionCreatesLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	dc := dlq.CachedInfo().Config
-	if fmt.Sprint(dc.Subjects) != "[orgdispatch.dlq.>]" || dc.Retention != jetstream.LimitsPolicy || dc.Storage != jetstream.FileStorage || dc.MaxAge != 14*24*time.Hour {
-		t.Errorf("DLQ stream %v %v %v %v", dc.Subjects, dc.Retention, dc.Storage, dc.MaxAge)
+	if fmt.Sprint(dc.Subjects) != "[orgdispatch.dlq.>]" || dc.Retention != jetstream.LimitsPolicy || dc.Storage != jetstream.FileStorage || dc.MaxAge != 14*24*time.Hour ||
+		dc.MaxMsgsPerSubject != dispatcher.DefaultDLQMaxPerSubject || dc.Discard != jetstream.DiscardOld {
+		t.Errorf("DLQ stream %v %v %v %v, per subject %d, discard %v", dc.Subjects, dc.Retention, dc.Storage, dc.MaxAge, dc.MaxMsgsPerSubject, dc.Discard)
 	}
 
 	for _, b := range []struct {

@@ -118,6 +118,7 @@ type Publisher struct {
 type backlogEntry struct {
 	limit, pending, since int
 	at                    time.Time
+	refreshing            bool // a read is under way in the background
 }
 
 // backlogMaxAge bounds how long a tenant's backlog figures are reused.
@@ -272,26 +273,66 @@ const (
 
 // admit refuses a job of an unknown tenant or of one whose backlog is at its
 // limit. It reads the tenant's consumer (its backlog limit and what it has
-// queued and out) at most once a second, or sooner once what it read plus
-// what this Publisher published since reaches the limit.
+// queued and out) once, then again in the background at most once a second,
+// and at once (waiting for the answer) when what it read plus what this
+// Publisher published since reaches the limit.
+//
+// Publishing never waits on a consumer that cannot answer (its leader lost,
+// an election under way): a read that fails or takes longer than
+// admitTimeout admits the job on what was known — a full tenant stays
+// refused, any other is let through, and the stream still refuses a tenant
+// it does not take.
 func (p *Publisher) admit(ctx context.Context, tenant string) error {
 	now := p.now()
 	p.mu.Lock()
 	e := p.backlog[tenant]
-	fresh := e != nil && now.Sub(e.at) < backlogMaxAge && e.pending+e.since < e.limit
-	p.mu.Unlock()
-	if fresh {
+	switch {
+	case e == nil:
+	case e.pending+e.since >= e.limit:
+	case now.Sub(e.at) >= backlogMaxAge:
+		if !e.refreshing {
+			e.refreshing = true
+			go func() { _ = p.readBacklog(context.WithoutCancel(ctx), tenant) }() // its outcome is the new entry
+		}
+		p.mu.Unlock()
+		return nil
+	default:
+		p.mu.Unlock()
 		return nil
 	}
-	c, err := p.js.Consumer(ctx, p.names.JobsStream(tenant), p.names.Consumer(tenant))
-	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		return &UnknownTenantError{Tenant: tenant}
+	p.mu.Unlock()
+	err := p.readBacklog(ctx, tenant)
+	var unknown *UnknownTenantError
+	if errors.As(err, &unknown) {
+		return err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e = p.backlog[tenant]; e != nil && e.pending+e.since >= e.limit {
+		return &BacklogFullError{Tenant: tenant, Limit: e.limit, Backlog: e.pending + e.since}
+	}
+	return nil
+}
+
+// admitTimeout bounds how long admit waits for a tenant's consumer.
+const admitTimeout = 2 * time.Second
+
+// readBacklog reads tenant's consumer into its backlog entry.
+func (p *Publisher) readBacklog(ctx context.Context, tenant string) error {
+	ctx, cancel := context.WithTimeout(ctx, admitTimeout)
+	defer cancel()
+	c, err := p.js.Consumer(ctx, p.names.JobsStream(tenant), p.names.Consumer(tenant))
 	if err != nil {
-		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("%w: tenant %s's consumer: %w", ErrUnavailable, tenant, err)
+		p.mu.Lock()
+		if e := p.backlog[tenant]; e != nil {
+			e.refreshing = false
 		}
-		return fmt.Errorf("tenant %s's consumer: %w", tenant, err)
+		p.mu.Unlock()
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return &UnknownTenantError{Tenant: tenant}
+		}
+		p.logger.DebugContext(ctx, "tenant consumer not read; admitting on what was known", "tenant", tenant, "err", err)
+		return err
 	}
 	info := c.CachedInfo()
 	limit, err := strconv.Atoi(info.Config.Metadata[MetaMaxBacklog])
@@ -300,11 +341,8 @@ func (p *Publisher) admit(ctx context.Context, tenant string) error {
 	}
 	pending := int(info.NumPending) + info.NumAckPending
 	p.mu.Lock()
-	p.backlog[tenant] = &backlogEntry{limit: limit, pending: pending, at: now}
+	p.backlog[tenant] = &backlogEntry{limit: limit, pending: pending, at: p.now()}
 	p.mu.Unlock()
-	if pending >= limit {
-		return &BacklogFullError{Tenant: tenant, Limit: limit, Backlog: pending}
-	}
 	return nil
 }
 
@@ -323,6 +361,8 @@ func (p *Publisher) published(tenant string) {
 // already consumed cannot be checked; the worker dead-letters one whose id
 // names another tenant rather than run it.
 func (p *Publisher) checkDuplicate(ctx context.Context, job Job, seq uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, admitTimeout)
+	defer cancel()
 	s, err := p.js.Stream(ctx, p.names.JobsStream(job.Tenant))
 	if err != nil {
 		return nil
@@ -338,6 +378,8 @@ func (p *Publisher) checkDuplicate(ctx context.Context, job Job, seq uint64) err
 }
 
 func (p *Publisher) publishError(ctx context.Context, job Job, err error) error {
+	ctx, cancel := context.WithTimeout(ctx, admitTimeout)
+	defer cancel()
 	var apiErr *jetstream.APIError
 	stream := p.names.JobsStream(job.Tenant)
 	switch {

@@ -41,6 +41,16 @@ type JobStatus struct {
 	// (queued).
 	Seq      uint64 `json:"seq,omitempty"`
 	Delivery uint64 `json:"delivery,omitempty"`
+	// Stream and Consumer name where that delivery came from: the jobs
+	// stream, and when its consumer was created. A consumer created again
+	// (nats-server forgets a memory-storage one when it restarts) or a job
+	// moved to another stream (the upgrade) counts deliveries from 1 again;
+	// DeliveryBase holds the deliveries made before, by earlier consumers or
+	// streams, so that the attempt number (DeliveryBase + Delivery −
+	// FreeDeliveries) goes on where it was.
+	Stream       string    `json:"stream,omitempty"`
+	Consumer     time.Time `json:"consumer_created,omitzero"`
+	DeliveryBase int       `json:"delivery_base,omitempty"`
 }
 
 // Lane states, as reported by a worker replica for one tenant.

@@ -57,6 +57,7 @@ type lane struct {
 	iterSize   int
 	restart    bool // the iterator is being drained to pull with a new size
 	ackWait    time.Duration
+	created    time.Time // when the bound consumer was created
 
 	inFlight    atomic.Int64
 	onWire      atomic.Int64 // API requests sent and not yet answered
@@ -293,6 +294,13 @@ func (l *lane) pull() {
 	}
 }
 
+// consumerCreatedAt is when the consumer the lane pulls from was created.
+func (l *lane) consumerCreatedAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.created
+}
+
 // pullOnce binds the consumer, reads its pause, and consumes until the
 // iterator closes (stop, a concurrency change, the consumer went away).
 func (l *lane) pullOnce() error {
@@ -323,6 +331,7 @@ func (l *lane) pullOnce() error {
 	l.mu.Lock()
 	size := l.tenant.Concurrency
 	l.ackWait = info.Config.AckWait
+	l.created = info.Created
 	l.mu.Unlock()
 	it, err := cons.Messages(jetstream.PullMaxMessages(size))
 	if err != nil {

@@ -52,6 +52,8 @@ type run struct {
 	start    time.Time
 	first    time.Time // the job's first attempt (this one, or read from its record)
 	free     int       // earlier deliveries that did not count as attempts
+	base     int       // deliveries by earlier consumers or streams (JobStatus.DeliveryBase)
+	consumer time.Time // when the consumer that delivered it was created
 	attempts int       // this delivery's attempt number, if it counts
 	corr     string    // the platform's ININ-Correlation-Id of this delivery's last answer
 }
@@ -70,8 +72,18 @@ func (r *run) status(state string, now time.Time) dispatcher.JobStatus {
 	}
 	if r.meta != nil {
 		st.Seq, st.Delivery = r.meta.Sequence.Stream, r.meta.NumDelivered
+		st.Stream, st.Consumer, st.DeliveryBase = r.meta.Stream, r.consumer, r.base
 	}
 	return st
+}
+
+// deliveries is how many times the job was delivered, this delivery
+// included, by this consumer and earlier ones.
+func (r *run) deliveries() int {
+	if r.meta == nil {
+		return 0
+	}
+	return r.base + int(r.meta.NumDelivered)
 }
 
 // handle runs one delivered message to its outcome: ack, delayed retry,
@@ -92,6 +104,7 @@ func (l *lane) handle(msg jetstream.Msg) {
 		return
 	}
 	r.meta = meta
+	r.consumer = l.consumerCreatedAt()
 	r.attempts = int(meta.NumDelivered)
 
 	if err := l.decode(r); err != nil {
@@ -101,8 +114,12 @@ func (l *lane) handle(msg jetstream.Msg) {
 
 	// The attempt budget ignores deliveries that were handed back (429,
 	// pause, credentials, shutdown): attempts = deliveries − free ones. The
-	// first delivery has none, so the common path reads nothing.
-	if meta.NumDelivered > 1 {
+	// first delivery has none, so the common path reads nothing — unless the
+	// job is older than its consumer (created again after a server restart
+	// forgot it) or was moved by the upgrade: then its record holds the
+	// deliveries made before.
+	older := !r.consumer.IsZero() && meta.Timestamp.Before(r.consumer)
+	if meta.NumDelivered > 1 || older || r.msg.Headers().Get(dispatcher.HeaderUpgraded) != "" {
 		if key, ok := r.key(); ok {
 			st, found, err := l.status.get(l.jobsCtx, key)
 			if err != nil {
@@ -112,12 +129,18 @@ func (l *lane) handle(msg jetstream.Msg) {
 			}
 			if found {
 				r.free = st.FreeDeliveries
+				r.base = st.DeliveryBase
+				if st.Seq != 0 && (st.Stream != meta.Stream || !st.Consumer.Equal(r.consumer)) {
+					// Written by an earlier consumer or stream: its
+					// deliveries count, and this one's start from 1.
+					r.base += int(st.Delivery)
+				}
 				if !st.FirstAttempt.IsZero() {
 					r.first = st.FirstAttempt
 				}
 			}
 		}
-		r.attempts = max(1, int(meta.NumDelivered)-r.free)
+		r.attempts = max(1, r.deliveries()-r.free)
 	}
 
 	now := p.cfg.Now()
@@ -429,7 +452,7 @@ func (l *lane) handBack(r *run, delay time.Duration, reason string, status int, 
 			}
 			st.Attempts = 0
 			if r.meta != nil {
-				st.Attempts = max(0, int(r.meta.NumDelivered)-st.FreeDeliveries)
+				st.Attempts = max(0, r.deliveries()-st.FreeDeliveries)
 			}
 			return st, true
 		}

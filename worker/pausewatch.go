@@ -3,10 +3,12 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // pauseAdvisoryType is the type of the server's consumer pause advisory
@@ -50,7 +52,7 @@ func (p *Pool) watchPauses() (stop func(), err error) {
 		for {
 			select {
 			case <-connected:
-				p.resyncPauses()
+				p.resyncPauses(done)
 			case <-done:
 				return
 			}
@@ -85,20 +87,49 @@ func (p *Pool) applyPauseAdvisory(a pauseAdvisory) {
 	}
 }
 
-// resyncPauses re-reads every lane's consumer after a reconnect.
-func (p *Pool) resyncPauses() {
-	for _, l := range p.laneList() {
-		if l.stopping.Load() {
-			continue
+// resyncPauses re-reads every lane's consumer after a reconnect. A lane
+// whose consumer is gone (a restarted nats-server forgot a memory-storage
+// one) pulls anew, which binds — and with Config.Streams creates — it: its
+// pull request would otherwise go on asking a consumer that is not there.
+// A server that has just restarted may not serve JetStream yet: a lane
+// whose consumer could not be read is tried again, for up to a minute.
+func (p *Pool) resyncPauses(done <-chan struct{}) {
+	lanes := p.laneList()
+	wait := 100 * time.Millisecond
+	deadline := time.Now().Add(time.Minute)
+	for len(lanes) > 0 {
+		var again []*lane
+		var lastErr error
+		for _, l := range lanes {
+			if l.stopping.Load() {
+				continue
+			}
+			asked := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+			cons, err := p.cfg.JS.Consumer(ctx, p.cfg.Names.JobsStream(l.id), p.cfg.Names.Consumer(l.id))
+			cancel()
+			switch {
+			case errors.Is(err, jetstream.ErrConsumerNotFound):
+				l.repull()
+			case err != nil:
+				again, lastErr = append(again, l), err
+			default:
+				l.syncPause(cons.CachedInfo(), asked)
+			}
 		}
-		asked := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-		cons, err := p.cfg.JS.Consumer(ctx, p.cfg.Names.JobsStream(l.id), p.cfg.Names.Consumer(l.id))
-		cancel()
-		if err != nil {
-			p.log.Warn("re-read consumer after reconnect", "tenant", l.id, "error", err)
-			continue
+		lanes = again
+		if len(lanes) == 0 {
+			return
 		}
-		l.syncPause(cons.CachedInfo(), asked)
+		if time.Now().After(deadline) || p.cfg.Conn.IsClosed() {
+			p.log.Warn("re-read consumers after reconnect", "lanes", len(lanes), "error", lastErr)
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-done:
+			return
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }

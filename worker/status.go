@@ -108,9 +108,20 @@ func newStatusWriter(js jetstream.JetStream, kv jetstream.KeyValue, bucket, tena
 // than st's: another stream message of the same job id (republished after
 // it finished), or a later delivery of the same message. Records that name
 // no delivery (queued, or written before these fields) supersede nothing.
+//
+// A record of another stream (the job was moved by the upgrade) supersedes
+// nothing, and one of another incarnation of the consumer (created again
+// after a server restart forgot it) supersedes only when it is of the later
+// one: their delivery counts started afresh.
 func supersedes(cur, st dispatcher.JobStatus) bool {
 	if cur.Seq == 0 || st.Seq == 0 {
 		return false
+	}
+	if cur.Stream != st.Stream {
+		return false
+	}
+	if !cur.Consumer.Equal(st.Consumer) {
+		return !cur.Consumer.IsZero() && !st.Consumer.IsZero() && cur.Consumer.After(st.Consumer)
 	}
 	if cur.Seq != st.Seq {
 		return cur.Seq > st.Seq

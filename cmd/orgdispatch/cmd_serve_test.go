@@ -107,7 +107,7 @@ func TestServeEmbeddedRunsPublishedJob(t *testing.T) {
 		"ORGDISPATCH_API_TOKEN":        "test-token",
 		"ORGDISPATCH_SHUTDOWN_TIMEOUT": "2s",
 		"ORGDISPATCH_LOG_LEVEL":        "warn",
-		"ORGDISPATCH_CONSUMER_STORAGE": "memory",
+		"ORGDISPATCH_CONSUMER_STORAGE": "file",
 	})
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -136,8 +136,8 @@ func TestServeEmbeddedRunsPublishedJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cons.CachedInfo().Config.MemoryStorage {
-		t.Error("ORGDISPATCH_CONSUMER_STORAGE=memory: the tenant's consumer has file storage")
+	if cons.CachedInfo().Config.MemoryStorage {
+		t.Error("ORGDISPATCH_CONSUMER_STORAGE=file (not the default): the tenant's consumer has memory storage")
 	}
 
 	t.Setenv("ORGDISPATCH_NATS_URL", natsURL)

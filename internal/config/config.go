@@ -74,7 +74,7 @@ type Config struct {
 	MaxConsumers   int `envconfig:"MAX_CONSUMERS" default:"10000" desc:"jobs stream consumer limit (one consumer per tenant)"`
 	// ConsumerStorage is "file" or "memory"; see
 	// dispatcher.StreamConfig.ConsumerStorage.
-	ConsumerStorage string `envconfig:"CONSUMER_STORAGE" default:"file" desc:"tenant consumers' state: file, or memory (far less nats-server CPU with many tenants, but a server restart loses pauses and delivery counts; jobs stay queued and are redelivered)"`
+	ConsumerStorage string `envconfig:"CONSUMER_STORAGE" default:"memory" desc:"tenant consumers' state: memory (the default: no state file written per delivery; a restarted nats-server forgets the consumers and the worker lanes make them again, with their pauses and the jobs' attempt counts from orgdispatch's own records), or file"`
 
 	AuditMaxAge  time.Duration `envconfig:"AUDIT_MAX_AGE" default:"2160h" desc:"how long audit records are kept (the audit stream drops older ones)"`
 	AuditMaxMsgs int64         `envconfig:"AUDIT_MAX_MSGS" default:"100000" desc:"most audit records kept (the oldest go first)"`

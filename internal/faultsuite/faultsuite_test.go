@@ -95,8 +95,8 @@ func runScenario(t *testing.T, cfg Config) *Result {
 	if res.Published == 0 {
 		t.Error("no job published")
 	}
-	if res.Duplicates > res.InFlightAtFault {
-		t.Errorf("%d duplicates, more than the %d jobs in flight at the fault", res.Duplicates, res.InFlightAtFault)
+	if res.Duplicates > res.InFlightAtFault+res.AckedJustBefore {
+		t.Errorf("%d duplicates, more than the %d jobs in flight at the fault and the %d acknowledged within %s before it", res.Duplicates, res.InFlightAtFault, res.AckedJustBefore, AckStateWindow)
 	}
 	if len(res.Exited) > 0 {
 		t.Errorf("processes exited unexpectedly: %v\n(logs in %s)", res.Exited, filepath.Join(cfg.Dir, string(cfg.Scenario)))

@@ -1,5 +1,7 @@
 package faultsuite
 
+import "time"
+
 // Result is what one scenario run measured.
 type Result struct {
 	Scenario Scenario `json:"scenario"`
@@ -29,6 +31,12 @@ type Result struct {
 	// InFlightAtFault is the jobs delivered and not yet acknowledged
 	// (NumAckPending of the tenants' consumers) just before the fault.
 	InFlightAtFault int `json:"in_flight_at_fault"`
+	// AckedJustBefore is the jobs whose 2xx came within AckStateWindow
+	// before a fault that kills a nats-server (nats-kill, leader-kill):
+	// their acknowledgements may have been taken but not yet written, so
+	// the restarted or new leader can deliver them again. 0 for the other
+	// faults.
+	AckedJustBefore int `json:"acked_just_before_fault,omitempty"`
 	Published       int `json:"published"`
 	Succeeded       int `json:"succeeded"`
 	DeadLettered    int `json:"dead_lettered"`
@@ -47,6 +55,14 @@ type Result struct {
 	Exited []string `json:"unexpected_exits,omitempty"`
 	Notes  []string `json:"notes,omitempty"`
 }
+
+// AckStateWindow is how far back from a nats-server kill a job's
+// acknowledgement may be lost. nats-server writes a file-storage consumer's
+// state (its acknowledgements) at most every 100 ms (server/filestore.go,
+// consumerFileStore.flushLoop, v2.15), and an ack is sent a moment after
+// the platform's 2xx: a SIGKILL loses what is not written yet, and the jobs
+// come again as duplicates though they were no longer in flight.
+const AckStateWindow = 250 * time.Millisecond
 
 // TenantResult is one tenant's figures of a run.
 type TenantResult struct {

@@ -29,6 +29,9 @@ func (res *Result) Text() string {
 	}
 	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\t\t\t\t\n", res.InFlightAtFault, res.Published, res.Succeeded, res.DeadLettered, res.Lost, res.Duplicates, res.Unconfirmed)
 	tw.Flush()
+	if res.AckedJustBefore > 0 {
+		fmt.Fprintf(&b, "acknowledged within %s before the fault (may come again as duplicates): %d\n", AckStateWindow, res.AckedJustBefore)
+	}
 	for _, e := range res.Exited {
 		fmt.Fprintf(&b, "unexpected exit: %s\n", e)
 	}

@@ -122,6 +122,13 @@ func (r *run) measure(ctx context.Context) (*Result, error) {
 		t.RecoverSec, t.Recovered = d.Seconds(), ok
 		res.Tenants = append(res.Tenants, t)
 		res.InFlightAtFault += t.InFlightAtFault
+		if r.cfg.Scenario == NATSKill || r.cfg.Scenario == LeaderKill {
+			for _, at := range times {
+				if !at.Before(faultTime.Add(-AckStateWindow)) && at.Before(faultTime) {
+					res.AckedJustBefore++
+				}
+			}
+		}
 		res.Published += t.Published
 		res.Succeeded += t.Succeeded
 		res.DeadLettered += t.DeadLettered
