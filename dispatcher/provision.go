@@ -282,25 +282,6 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 			Replicas:    cfg.Replicas,
 		},
 		{
-			Bucket:      names.ReplicasBucket(),
-			Description: "orgdispatch worker replica heartbeats",
-			History:     1,
-			TTL:         cfg.ReplicasTTL,
-			// Rewritten every heartbeat and worthless after a restart.
-			Storage:  jetstream.MemoryStorage,
-			Replicas: cfg.Replicas,
-		},
-		{
-			Bucket:      names.LanesBucket(),
-			Description: "orgdispatch worker replicas' lane figures, in pages keyed <replica>.<page>",
-			History:     1,
-			// A page is rewritten when it changes, and at least every third
-			// of the TTL (see worker), so it lives as long as a heartbeat.
-			TTL:      cfg.ReplicasTTL,
-			Storage:  jetstream.MemoryStorage,
-			Replicas: cfg.Replicas,
-		},
-		{
 			Bucket:      names.PausesBucket(),
 			Description: "orgdispatch tenant pauses: why and by whom",
 			History:     1,
@@ -311,6 +292,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("dispatcher: provision bucket %s: %w", kv.Bucket, err)
 		}
+	}
+	if err := EnsureVolatileBuckets(ctx, js, names, cfg); err != nil {
+		return err
 	}
 
 	// A deployment of the single-stream layout: its stream stops taking
@@ -325,6 +309,44 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 	}
 	if legacy != nil {
 		return drainLegacy(ctx, js, names, legacy)
+	}
+	return nil
+}
+
+// VolatileBucketConfigs are the replicas and lanes buckets: in memory,
+// rewritten every heartbeat and worthless after a restart.
+func VolatileBucketConfigs(names Names, cfg StreamConfig) []jetstream.KeyValueConfig {
+	cfg = cfg.withDefaults()
+	return []jetstream.KeyValueConfig{
+		{
+			Bucket:      names.ReplicasBucket(),
+			Description: "orgdispatch worker replica heartbeats",
+			History:     1,
+			TTL:         cfg.ReplicasTTL,
+			Storage:     jetstream.MemoryStorage,
+			Replicas:    cfg.Replicas,
+		},
+		{
+			Bucket:      names.LanesBucket(),
+			Description: "orgdispatch worker replicas' lane figures, in pages keyed <replica>.<page>",
+			History:     1,
+			// A page is rewritten when it changes, and at least every third
+			// of the TTL (see worker), so it lives as long as a heartbeat.
+			TTL:      cfg.ReplicasTTL,
+			Storage:  jetstream.MemoryStorage,
+			Replicas: cfg.Replicas,
+		},
+	}
+}
+
+// EnsureVolatileBuckets creates (or updates) the replicas and lanes
+// buckets. A single nats-server forgets them when it restarts, being in
+// memory; worker replicas call this when their heartbeat finds no bucket.
+func EnsureVolatileBuckets(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig) error {
+	for _, kv := range VolatileBucketConfigs(names, cfg) {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return fmt.Errorf("dispatcher: provision bucket %s: %w", kv.Bucket, err)
+		}
 	}
 	return nil
 }

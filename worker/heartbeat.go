@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"maps"
 	"sync"
@@ -54,9 +55,10 @@ func (p *Pool) heartbeat(ctx context.Context, kv jetstream.KeyValue, ready chan<
 		// upgraded.
 		w, err := kv.WatchAll(ctx)
 		if err != nil {
-			p.log.Warn("watch replicas bucket", "error", err)
+			p.cond.Report(slog.LevelWarn, "", "watch replicas bucket failed", "error", err)
 			return
 		}
+		p.cond.Clear("", "watch replicas bucket failed")
 		watcher, updates = w, w.Updates()
 	}
 	watch()
@@ -165,6 +167,13 @@ func (p *Pool) beat(ctx context.Context, kv jetstream.KeyValue) {
 	if _, err := kv.Put(ctx, p.cfg.ReplicaID, data); err != nil {
 		if ctx.Err() == nil {
 			p.cond.Report(slog.LevelWarn, "", condHeartbeat, "error", err)
+		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) && p.cfg.Streams != nil {
+			// A restarted nats-server forgot the in-memory replicas and
+			// lanes buckets: make them again (the next beat writes).
+			if err := dispatcher.EnsureVolatileBuckets(ctx, p.cfg.JS, p.cfg.Names, *p.cfg.Streams); err == nil {
+				p.log.Info("replicas and lanes buckets were missing; created them again")
+			}
 		}
 		return
 	}

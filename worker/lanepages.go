@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/condlog"
 )
 
 // defaultPageRefresh is how often a page whose figures have not changed is
@@ -38,10 +39,26 @@ type pageWriter struct {
 	refresh time.Duration
 	now     func() time.Time
 	log     *slog.Logger
+	cond    *condlog.Logger // when set, write failures are one condition, not a line each
 
 	seed    maphash.Seed
 	written []pageMark         // by page number: what was last written and when
+	fails   int                // failures in the current round
 	encoded map[string]encoded // by tenant: the last round's figures
+}
+
+// condLanePages is the condlog condition of lane pages that cannot be
+// written.
+const condLanePages = "write lane pages failed"
+
+// failed reports a page that could not be written.
+func (w *pageWriter) failed(attrs ...any) {
+	w.fails++
+	if w.cond != nil {
+		w.cond.Report(slog.LevelWarn, "", condLanePages, attrs...)
+		return
+	}
+	w.log.Warn(condLanePages, attrs...)
 }
 
 // encoded is a lane's figures and their encoding, reused while they do not
@@ -80,6 +97,7 @@ func newPageWriter(ctx context.Context, js jetstream.JetStream, kv jetstream.Key
 // hold them now. A page that could not be written is logged and written
 // again next round.
 func (w *pageWriter) write(ctx context.Context, reports []dispatcher.LaneReport) int {
+	w.fails = 0
 	lanes := make([][]byte, 0, len(reports))
 	next := make(map[string]encoded, len(reports))
 	for _, r := range reports {
@@ -126,7 +144,7 @@ func (w *pageWriter) write(ctx context.Context, reports []dispatcher.LaneReport)
 		}
 		f, err := w.js.PublishAsync(w.prefix+dispatcher.LanePageKey(w.replica, i), data)
 		if err != nil {
-			w.log.Warn("write lane page", "page", i, "error", err)
+			w.failed("page", i, "error", err)
 			continue
 		}
 		futures = append(futures, sent{page: i, mark: mark, f: f})
@@ -144,16 +162,19 @@ func (w *pageWriter) write(ctx context.Context, reports []dispatcher.LaneReport)
 		case <-s.f.Ok():
 			w.written[s.page] = s.mark
 		case err := <-s.f.Err():
-			w.log.Warn("write lane page", "page", s.page, "error", err)
+			w.failed("page", s.page, "error", err)
 			w.written[s.page] = pageMark{}
 		case <-timeout.C:
-			w.log.Warn("write lane pages: no ack in time", "pages", len(futures))
+			w.failed("pages", len(futures), "error", "no ack in time")
 			w.forget()
 			return len(packed)
 		case <-ctx.Done():
 			w.forget()
 			return len(packed)
 		}
+	}
+	if w.fails == 0 && w.cond != nil {
+		w.cond.Clear("", condLanePages)
 	}
 	return len(packed)
 }

@@ -128,7 +128,9 @@ func (p *Pool) Run(ctx context.Context) error {
 	figuresDone := make(chan struct{})
 	go func() {
 		defer close(figuresDone)
-		p.figures(hbCtx, newPageWriter(hbCtx, p.cfg.JS, lanesKV, p.cfg.Names.LanesBucket(), p.cfg.ReplicaID, p.cfg.Now, p.log))
+		w := newPageWriter(hbCtx, p.cfg.JS, lanesKV, p.cfg.Names.LanesBucket(), p.cfg.ReplicaID, p.cfg.Now, p.log)
+		w.cond = p.cond
+		p.figures(hbCtx, w)
 	}()
 	go func() {
 		defer close(hbDone)

@@ -108,6 +108,25 @@ func TestMemoryConsumersRebuiltAfterServerRestart(t *testing.T) {
 		t.Errorf("the platform saw %d requests of a, want 2 (one per attempt)", n)
 	}
 
+	// The in-memory replicas bucket is made again and the heartbeat lands.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		kv, err := js.KeyValue(ctx, e.names.ReplicasBucket())
+		if err == nil {
+			if _, err = kv.Get(ctx, "r1"); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat of r1 10 s after the restart: %v", err)
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+
 	// b's consumer came back paused until the recorded deadline, with its
 	// reason.
 	paused, rec, err := dispatcher.PauseState(ctx, js, e.names, "b")
