@@ -112,12 +112,18 @@ func drainLegacy(ctx context.Context, js jetstream.JetStream, names Names, legac
 		MaxAckPending: 1000,
 	})
 	if err != nil {
+		if doneElsewhere(ctx, js, name, err) {
+			return nil
+		}
 		return fmt.Errorf("dispatcher: upgrade: consumer of %s: %w", name, err)
 	}
 	moved, deadLettered := 0, 0
 	for {
 		info, err := legacy.Info(ctx)
 		if err != nil {
+			if doneElsewhere(ctx, js, name, err) {
+				return nil
+			}
 			return fmt.Errorf("dispatcher: upgrade: stream %s: %w", name, err)
 		}
 		if info.State.Msgs == 0 {
@@ -125,6 +131,9 @@ func drainLegacy(ctx context.Context, js jetstream.JetStream, names Names, legac
 		}
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
+			if doneElsewhere(ctx, js, name, err) {
+				return nil
+			}
 			return fmt.Errorf("dispatcher: upgrade: fetch from %s: %w", name, err)
 		}
 		for m := range batch.Messages() {
@@ -143,6 +152,9 @@ func drainLegacy(ctx context.Context, js jetstream.JetStream, names Names, legac
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			if doneElsewhere(ctx, js, name, err) {
+				return nil
+			}
 			return fmt.Errorf("dispatcher: upgrade: fetch from %s: %w", name, err)
 		}
 	}
@@ -151,6 +163,18 @@ func drainLegacy(ctx context.Context, js jetstream.JetStream, names Names, legac
 	}
 	slog.Info("upgraded to sharded jobs streams", "stream", name, "moved", moved, "dead_lettered_unknown_tenant", deadLettered)
 	return nil
+}
+
+// doneElsewhere reports whether err, met while draining the legacy stream,
+// is because that stream is gone: another process (a replica provisioning
+// at the same time) moved the last jobs and deleted it while this one
+// waited for more. Then the upgrade is done; any other cause is an error.
+func doneElsewhere(ctx context.Context, js jetstream.JetStream, name string, err error) bool {
+	if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrConsumerDeleted) {
+		return false
+	}
+	_, serr := js.Stream(ctx, name)
+	return errors.Is(serr, jetstream.ErrStreamNotFound)
 }
 
 // moveLegacyJob stores one legacy job in its tenant's jobs stream, or as a
