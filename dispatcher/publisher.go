@@ -113,12 +113,17 @@ type Publisher struct {
 }
 
 // backlogEntry is what the Publisher knows of a tenant's backlog: its limit
-// and queued count as its consumer reported them at, plus what it published
-// since.
+// and queued count (pending) as its consumer reported them at, plus what it
+// stored since that read began (since) and what it has admitted and not yet
+// had an answer for (inflight). A job in flight during a read may be counted
+// twice (in pending and in since): the figure errs high, never low.
 type backlogEntry struct {
-	limit, pending, since int
-	at                    time.Time
+	limit, pending, since, inflight int
+	stored                          int // jobs stored, ever: since is counted from it
+	at                              time.Time
 }
+
+func (e *backlogEntry) queued() int { return e.pending + e.since + e.inflight }
 
 // backlogMaxAge bounds how long a tenant's backlog figures are reused.
 const backlogMaxAge = time.Second
@@ -187,7 +192,8 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 		return PublishResult{}, invalid("job is %d bytes, larger than the %d byte limit", len(data), MaxJobBytes)
 	}
 	res := PublishResult{ID: job.ID, Tenant: job.Tenant}
-	if err := p.admit(ctx, job.Tenant); err != nil {
+	done, err := p.admit(ctx, job.Tenant)
+	if err != nil {
 		return res, fmt.Errorf("dispatcher: publish job %s for tenant %s: %w", job.ID, job.Tenant, err)
 	}
 
@@ -214,13 +220,15 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 		jetstream.WithMsgID(MsgID(job.Tenant, job.ID)),
 		jetstream.WithExpectStream(p.names.JobsStream(job.Tenant)))
 	if err != nil {
+		// A job whose publish timed out may have been stored: count it.
+		done(errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded))
 		return res, p.publishError(ctx, job, err)
 	}
+	done(!ack.Duplicate)
 	res.Seq, res.Duplicate = ack.Sequence, ack.Duplicate
 	if res.Duplicate {
 		return res, p.checkDuplicate(ctx, job, ack.Sequence)
 	}
-	p.published(job.Tenant)
 	if kv == nil {
 		return res, nil
 	}
@@ -273,48 +281,71 @@ const (
 // admit refuses a job of an unknown tenant or of one whose backlog is at its
 // limit. It reads the tenant's consumer (its backlog limit and what it has
 // queued and out) at most once a second, or sooner once what it read plus
-// what this Publisher published since reaches the limit.
-func (p *Publisher) admit(ctx context.Context, tenant string) error {
+// what this Publisher stored or has in flight since reaches the limit.
+//
+// An admitted job holds a place in the backlog until its publish is
+// answered: the caller must call done once, with whether the job was (or
+// may have been) stored. So concurrent publishes of one Publisher never
+// take a tenant past its limit.
+func (p *Publisher) admit(ctx context.Context, tenant string) (done func(stored bool), err error) {
 	now := p.now()
 	p.mu.Lock()
 	e := p.backlog[tenant]
-	fresh := e != nil && now.Sub(e.at) < backlogMaxAge && e.pending+e.since < e.limit
+	if e != nil && now.Sub(e.at) < backlogMaxAge && e.queued() < e.limit {
+		e.inflight++
+		p.mu.Unlock()
+		return p.doneFunc(e), nil
+	}
+	var from int // what was stored when the read began
+	if e != nil {
+		from = e.stored
+	}
 	p.mu.Unlock()
-	if fresh {
-		return nil
-	}
 	c, err := p.js.Consumer(ctx, p.names.JobsStream(tenant), p.names.Consumer(tenant))
-	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		return &UnknownTenantError{Tenant: tenant}
-	}
 	if err != nil {
-		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("%w: tenant %s's consumer: %w", ErrUnavailable, tenant, err)
-		}
-		return fmt.Errorf("tenant %s's consumer: %w", tenant, err)
+		return nil, backlogReadError(tenant, "consumer", err)
 	}
 	info := c.CachedInfo()
 	limit, err := strconv.Atoi(info.Config.Metadata[MetaMaxBacklog])
 	if err != nil || limit <= 0 {
 		limit = math.MaxInt // provisioned by an earlier version: no limit recorded
 	}
-	pending := int(info.NumPending) + info.NumAckPending
+	queued := int(info.NumPending) + info.NumAckPending
 	p.mu.Lock()
-	p.backlog[tenant] = &backlogEntry{limit: limit, pending: pending, at: now}
-	p.mu.Unlock()
-	if pending >= limit {
-		return &BacklogFullError{Tenant: tenant, Limit: limit, Backlog: pending}
+	defer p.mu.Unlock()
+	if e = p.backlog[tenant]; e == nil {
+		e = &backlogEntry{}
+		p.backlog[tenant] = e
 	}
-	return nil
+	e.limit, e.pending, e.since, e.at = limit, queued, e.stored-from, now
+	if q := e.queued(); q >= limit {
+		return nil, &BacklogFullError{Tenant: tenant, Limit: limit, Backlog: q}
+	}
+	e.inflight++
+	return p.doneFunc(e), nil
 }
 
-// published counts a job queued for tenant since its backlog was read.
-func (p *Publisher) published(tenant string) {
-	p.mu.Lock()
-	if e := p.backlog[tenant]; e != nil {
-		e.since++
+func backlogReadError(tenant, what string, err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
+		return &UnknownTenantError{Tenant: tenant}
+	case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("%w: tenant %s's %s: %w", ErrUnavailable, tenant, what, err)
 	}
-	p.mu.Unlock()
+	return fmt.Errorf("tenant %s's %s: %w", tenant, what, err)
+}
+
+// doneFunc ends the admission of a job to e's backlog.
+func (p *Publisher) doneFunc(e *backlogEntry) func(stored bool) {
+	return func(stored bool) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		e.inflight--
+		if stored {
+			e.since++
+			e.stored++
+		}
+	}
 }
 
 // checkDuplicate makes sure the message job is a duplicate of (at seq) is
