@@ -110,10 +110,11 @@ type Publisher struct {
 	mu      sync.Mutex
 	status  jetstream.KeyValue // nil until first found
 	backlog map[string]*backlogEntry
+	streams map[string]jetstream.Stream // jobs streams by name, once found
 }
 
 // backlogEntry is what the Publisher knows of a tenant's backlog: its limit
-// and queued count (pending) as its consumer reported them at, plus what it
+// and queued count (pending) as its jobs stream counted them at, plus what it
 // stored since that read began (since) and what it has admitted and not yet
 // had an answer for (inflight). A job in flight during a read may be counted
 // twice (in pending and in since): the figure errs high, never low.
@@ -160,6 +161,7 @@ func NewPublisher(js jetstream.JetStream, names Names, opts ...PublisherOption) 
 		logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:     time.Now,
 		backlog: map[string]*backlogEntry{},
+		streams: map[string]jetstream.Stream{},
 	}
 	for _, o := range opts {
 		o(p)
@@ -279,9 +281,10 @@ const (
 )
 
 // admit refuses a job of an unknown tenant or of one whose backlog is at its
-// limit. It reads the tenant's consumer (its backlog limit and what it has
-// queued and out) at most once a second, or sooner once what it read plus
-// what this Publisher stored or has in flight since reaches the limit.
+// limit. It reads the tenant's backlog limit (its consumer's metadata) and
+// how many of its jobs are queued or out (queuedJobs) at most once a second,
+// or sooner once what it read plus what this Publisher stored or has in
+// flight since reaches the limit.
 //
 // An admitted job holds a place in the backlog until its publish is
 // answered: the caller must call done once, with whether the job was (or
@@ -305,12 +308,14 @@ func (p *Publisher) admit(ctx context.Context, tenant string) (done func(stored 
 	if err != nil {
 		return nil, backlogReadError(tenant, "consumer", err)
 	}
-	info := c.CachedInfo()
-	limit, err := strconv.Atoi(info.Config.Metadata[MetaMaxBacklog])
+	limit, err := strconv.Atoi(c.CachedInfo().Config.Metadata[MetaMaxBacklog])
 	if err != nil || limit <= 0 {
 		limit = math.MaxInt // provisioned by an earlier version: no limit recorded
 	}
-	queued := int(info.NumPending) + info.NumAckPending
+	queued, err := p.queuedJobs(ctx, tenant)
+	if err != nil {
+		return nil, backlogReadError(tenant, "jobs stream", err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e = p.backlog[tenant]; e == nil {
@@ -323,6 +328,35 @@ func (p *Publisher) admit(ctx context.Context, tenant string) (done func(stored 
 	}
 	e.inflight++
 	return p.doneFunc(e), nil
+}
+
+// queuedJobs is how many of tenant's jobs its jobs stream holds, queued or
+// delivered and not yet acknowledged, as the stream counts its subjects.
+// Not the consumer's NumPending: nats-server updates that after it has
+// acknowledged a publish, so a read just after one may not count it.
+func (p *Publisher) queuedJobs(ctx context.Context, tenant string) (int, error) {
+	name := p.names.JobsStream(tenant)
+	p.mu.Lock()
+	s := p.streams[name]
+	p.mu.Unlock()
+	if s == nil {
+		var err error
+		if s, err = p.js.Stream(ctx, name); err != nil {
+			return 0, err
+		}
+		p.mu.Lock()
+		p.streams[name] = s
+		p.mu.Unlock()
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(p.names.TenantJobsFilter(tenant)))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, msgs := range info.State.Subjects {
+		n += int(msgs)
+	}
+	return n, nil
 }
 
 func backlogReadError(tenant, what string, err error) error {
