@@ -158,8 +158,8 @@ func (c StreamConfig) validate() error {
 
 // JobsStreamConfig is the configuration Provision gives jobs stream shard
 // (0 ≤ shard < JobShards), listening on subjects (its tenants' filters,
-// TenantJobsFilter) with maxPerSubject (the largest backlog limit of its
-// tenants) as its per-subject limit.
+// TenantJobsFilter) with maxPerSubject (the largest backlog limit its
+// tenants have had: Provision never lowers it) as its per-subject limit.
 //
 // The per-subject limit with DiscardNewPer is the server's own bound of one
 // tenant's backlog, per operation: a producer publishing more of a tenant's
@@ -389,7 +389,7 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 
 // ensureShard creates jobs stream i listening on group's tenants' subjects,
 // or adds those it lacks to it. A subject of a tenant not in group stays:
-// Provision adds tenants, RemoveTenant takes one out.
+// Provision adds tenants, RetireTenant takes one out.
 func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, i int, group []tenants.Tenant) (jetstream.Stream, error) {
 	name := names.ShardStream(i)
 	stream, err := js.Stream(ctx, name)
@@ -403,20 +403,21 @@ func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg S
 		subjects = slices.Clone(have.Subjects)
 		maxPer = have.MaxMsgsPerSubject
 	}
-	inGroup := map[string]bool{}
 	var groupMax int64
 	for _, t := range group {
 		f := names.TenantJobsFilter(t.ID)
-		inGroup[f] = true
 		if !slices.Contains(subjects, f) {
 			subjects = append(subjects, f)
 		}
 		groupMax = max(groupMax, int64(t.Backlog()))
 	}
-	others := slices.ContainsFunc(subjects, func(f string) bool { return !inGroup[f] })
-	if !others || groupMax > maxPer {
-		// Tenants provisioned by someone else keep the limit they had.
-		maxPer = groupMax
+	// The per-subject limit is only ever raised (an unlimited one stays):
+	// nats-server enforces a lowered MaxMsgsPerSubject at once by deleting
+	// each subject's oldest messages beyond it, whatever the discard
+	// policy — queued jobs of a tenant whose max_backlog was lowered, or of
+	// a retired one. Each tenant's own limit is the Publisher's.
+	if stream == nil || maxPer > 0 {
+		maxPer = max(maxPer, groupMax)
 	}
 	slices.Sort(subjects)
 	want := JobsStreamConfig(names, cfg, i, subjects, maxPer)
