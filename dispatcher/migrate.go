@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
 // ClassUnknownTenant is the error class of a dead letter holding a job of a
@@ -90,6 +92,34 @@ func detachLegacy(ctx context.Context, js jetstream.JetStream, names Names) (jet
 		return nil, fmt.Errorf("dispatcher: upgrade: detach stream %s from the job subjects: %w", name, err)
 	}
 	return s, nil
+}
+
+// legacyPerSubject is, for each shard, the per-subject limit its stream
+// needs to take the legacy stream's jobs of ts's tenants: for each subject
+// (tenant and operation), the jobs the legacy stream holds of it plus the
+// tenant's max_backlog (the new jobs the Publisher may queue meanwhile). A
+// shard's limit below that would refuse some of the moves, and the upgrade
+// would never finish: ProvisionWhenReady retries it before any worker
+// starts taking jobs. The limit is never lowered afterwards (ensureShard),
+// so an upgrade resumed later keeps the room.
+func legacyPerSubject(ctx context.Context, names Names, legacy jetstream.Stream, ts []tenants.Tenant) (map[int]int64, error) {
+	info, err := legacy.Info(ctx, jetstream.WithSubjectFilter(names.JobsSubjects()))
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: upgrade: subjects of %s: %w", names.LegacyJobsStream(), err)
+	}
+	backlog := make(map[string]int64, len(ts))
+	for _, t := range ts {
+		backlog[t.ID] = int64(t.Backlog())
+	}
+	out := map[int]int64{}
+	for subject, n := range info.State.Subjects {
+		tenant, _, err := names.ParseJobSubject(subject)
+		if b, ok := backlog[tenant]; err == nil && ok {
+			i := ShardOf(tenant)
+			out[i] = max(out[i], int64(n)+b)
+		}
+	}
+	return out, nil
 }
 
 // drainLegacy moves every job the detached legacy stream holds to its

@@ -309,7 +309,13 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 	if err != nil {
 		return err
 	}
-	if err := provisionShards(ctx, js, names, cfg, ts); err != nil {
+	var minPerSubject map[int]int64
+	if legacy != nil {
+		if minPerSubject, err = legacyPerSubject(ctx, names, legacy, ts); err != nil {
+			return err
+		}
+	}
+	if err := provisionShards(ctx, js, names, cfg, ts, minPerSubject); err != nil {
 		return err
 	}
 	if legacy != nil {
@@ -319,8 +325,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 }
 
 // provisionShards creates or updates the jobs streams of ts's shards and
-// their tenants' consumers.
-func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, ts []tenants.Tenant) error {
+// their tenants' consumers. A shard's per-subject limit is at least
+// minPerSubject[shard].
+func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, ts []tenants.Tenant, minPerSubject map[int]int64) error {
 	byShard := map[int][]tenants.Tenant{}
 	for _, t := range ts {
 		i := ShardOf(t.ID)
@@ -338,7 +345,7 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 	g.SetLimit(4)
 	for i, group := range byShard {
 		g.Go(func() error {
-			stream, err := ensureShard(gctx, js, names, cfg, i, group)
+			stream, err := ensureShard(gctx, js, names, cfg, i, group, minPerSubject[i])
 			if err != nil {
 				return err
 			}
@@ -389,8 +396,9 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 
 // ensureShard creates jobs stream i listening on group's tenants' subjects,
 // or adds those it lacks to it. A subject of a tenant not in group stays:
-// Provision adds tenants, RetireTenant takes one out.
-func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, i int, group []tenants.Tenant) (jetstream.Stream, error) {
+// Provision adds tenants, RetireTenant takes one out. Its per-subject limit
+// is at least minPer.
+func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, i int, group []tenants.Tenant, minPer int64) (jetstream.Stream, error) {
 	name := names.ShardStream(i)
 	stream, err := js.Stream(ctx, name)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -403,7 +411,7 @@ func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg S
 		subjects = slices.Clone(have.Subjects)
 		maxPer = have.MaxMsgsPerSubject
 	}
-	var groupMax int64
+	groupMax := minPer
 	for _, t := range group {
 		f := names.TenantJobsFilter(t.ID)
 		if !slices.Contains(subjects, f) {
@@ -428,7 +436,7 @@ func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg S
 		stream, err = js.CreateStream(ctx, want)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			// Created meanwhile by another process: add to it.
-			return ensureShard(ctx, js, names, cfg, i, group)
+			return ensureShard(ctx, js, names, cfg, i, group, minPer)
 		}
 	} else {
 		stream, err = js.UpdateStream(ctx, want)
@@ -541,7 +549,7 @@ func EnsureConsumerWith(ctx context.Context, js jetstream.JetStream, names Names
 		return nil, err
 	}
 	want := cfg.ConsumerConfig(names, t)
-	if _, err := ensureShard(ctx, js, names, cfg.withDefaults(), ShardOf(t.ID), []tenants.Tenant{t}); err != nil {
+	if _, err := ensureShard(ctx, js, names, cfg.withDefaults(), ShardOf(t.ID), []tenants.Tenant{t}, 0); err != nil {
 		return nil, err
 	}
 	c, err := js.Consumer(ctx, names.JobsStream(t.ID), want.Durable)
