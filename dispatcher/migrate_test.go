@@ -14,6 +14,7 @@ import (
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/internal/natstest"
+	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
 // legacyStream is the one jobs stream of the single-stream layout.
@@ -450,4 +451,40 @@ func TestProvisionUpgradeResumes(t *testing.T) {
 			t.Errorf("%s's consumer: %d pending", tn.ID, info.NumPending)
 		}
 	}
+}
+
+// A tenant with more jobs of one operation in the old stream than its
+// max_backlog is upgraded all the same: every job moves (a shard's
+// per-subject limit would refuse those over it, and the upgrade, retried by
+// ProvisionWhenReady before any worker starts, would never end), and the
+// Publisher refuses the tenant's new jobs until its backlog is under the
+// limit.
+func TestProvisionUpgradeBacklogOverLimit(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	buildLegacyLayout(t, js, "org_1", "org_2")
+	publishLegacy(t, js, "org_1", 30)
+	publishLegacy(t, js, "org_2", 5)
+	ts := []tenants.Tenant{{ID: "org_1", Concurrency: 4, MaxBacklog: 10}, {ID: "org_2", Concurrency: 4, MaxBacklog: 10}}
+
+	provision(t, js, names, dispatcher.StreamConfig{}, ts)
+	want := map[string]int{}
+	wantJobs(want, "org_1", 30, nil)
+	wantJobs(want, "org_2", 5, nil)
+	checkJobs(t, queuedJobs(t, js, names), want)
+	if _, err := js.Stream(t.Context(), legacyStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("the single-stream layout's stream: %v, want it deleted", err)
+	}
+
+	pub := dispatcher.NewPublisher(js, names)
+	var full *dispatcher.BacklogFullError
+	if _, err := pub.Publish(t.Context(), startJob("org_1", "new")); !errors.As(err, &full) || full.Limit != 10 || full.Backlog != 30 {
+		t.Errorf("Publish for org_1 with 30 jobs moved in: %v, want *BacklogFullError (30 queued, limit 10)", err)
+	}
+	if _, err := pub.Publish(t.Context(), startJob("org_2", "new")); err != nil {
+		t.Errorf("Publish for org_2: %v", err)
+	}
+	want["org_2/new"] = 1
+	provision(t, js, names, dispatcher.StreamConfig{}, ts)
+	checkJobs(t, queuedJobs(t, js, names), want)
 }
