@@ -212,9 +212,14 @@ func TestConsumerStorageAcrossRestart(t *testing.T) {
 
 			provision(t, js, names, cfg, ts)
 			info := consumerInfo(t, js, names, "org_1")
-			paused, _, err := dispatcher.PauseState(t.Context(), js, names, "org_1")
+			paused, rec, err := dispatcher.PauseState(t.Context(), js, names, "org_1")
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The pause keeps its recorded reason, even when the server
+			// forgot the consumer and Provision made it again.
+			if rec == nil || rec.Reason != "429" || rec.By != "test" || !rec.Until.Equal(until) {
+				t.Errorf("pause record after restart: %+v, want reason 429 by test until %v", rec, until)
 			}
 			switch storage {
 			case jetstream.FileStorage:

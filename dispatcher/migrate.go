@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
 // ClassUnknownTenant is the error class of a dead letter holding a job of a
@@ -92,6 +94,34 @@ func detachLegacy(ctx context.Context, js jetstream.JetStream, names Names) (jet
 	return s, nil
 }
 
+// legacyPerSubject is, for each shard, the per-subject limit its stream
+// needs to take the legacy stream's jobs of ts's tenants: for each subject
+// (tenant and operation), the jobs the legacy stream holds of it plus the
+// tenant's max_backlog (the new jobs the Publisher may queue meanwhile). A
+// shard's limit below that would refuse some of the moves, and the upgrade
+// would never finish: ProvisionWhenReady retries it before any worker
+// starts taking jobs. The limit is never lowered afterwards (ensureShard),
+// so an upgrade resumed later keeps the room.
+func legacyPerSubject(ctx context.Context, names Names, legacy jetstream.Stream, ts []tenants.Tenant) (map[int]int64, error) {
+	info, err := legacy.Info(ctx, jetstream.WithSubjectFilter(names.JobsSubjects()))
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: upgrade: subjects of %s: %w", names.LegacyJobsStream(), err)
+	}
+	backlog := make(map[string]int64, len(ts))
+	for _, t := range ts {
+		backlog[t.ID] = int64(t.Backlog())
+	}
+	out := map[int]int64{}
+	for subject, n := range info.State.Subjects {
+		tenant, _, err := names.ParseJobSubject(subject)
+		if b, ok := backlog[tenant]; err == nil && ok {
+			i := ShardOf(tenant)
+			out[i] = max(out[i], int64(n)+b)
+		}
+	}
+	return out, nil
+}
+
 // drainLegacy moves every job the detached legacy stream holds to its
 // tenant's jobs stream, in stream order, and deletes the legacy stream once
 // it is empty. Each job keeps its body and headers, and its Nats-Msg-Id
@@ -112,12 +142,18 @@ func drainLegacy(ctx context.Context, js jetstream.JetStream, names Names, legac
 		MaxAckPending: 1000,
 	})
 	if err != nil {
+		if doneElsewhere(ctx, js, name, err) {
+			return nil
+		}
 		return fmt.Errorf("dispatcher: upgrade: consumer of %s: %w", name, err)
 	}
 	moved, deadLettered := 0, 0
 	for {
 		info, err := legacy.Info(ctx)
 		if err != nil {
+			if doneElsewhere(ctx, js, name, err) {
+				return nil
+			}
 			return fmt.Errorf("dispatcher: upgrade: stream %s: %w", name, err)
 		}
 		if info.State.Msgs == 0 {
@@ -125,6 +161,9 @@ func drainLegacy(ctx context.Context, js jetstream.JetStream, names Names, legac
 		}
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
+			if doneElsewhere(ctx, js, name, err) {
+				return nil
+			}
 			return fmt.Errorf("dispatcher: upgrade: fetch from %s: %w", name, err)
 		}
 		for m := range batch.Messages() {
@@ -143,6 +182,9 @@ func drainLegacy(ctx context.Context, js jetstream.JetStream, names Names, legac
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			if doneElsewhere(ctx, js, name, err) {
+				return nil
+			}
 			return fmt.Errorf("dispatcher: upgrade: fetch from %s: %w", name, err)
 		}
 	}
@@ -151,6 +193,18 @@ func drainLegacy(ctx context.Context, js jetstream.JetStream, names Names, legac
 	}
 	slog.Info("upgraded to sharded jobs streams", "stream", name, "moved", moved, "dead_lettered_unknown_tenant", deadLettered)
 	return nil
+}
+
+// doneElsewhere reports whether err, met while draining the legacy stream,
+// is because that stream is gone: another process (a replica provisioning
+// at the same time) moved the last jobs and deleted it while this one
+// waited for more. Then the upgrade is done; any other cause is an error.
+func doneElsewhere(ctx context.Context, js jetstream.JetStream, name string, err error) bool {
+	if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrConsumerDeleted) {
+		return false
+	}
+	_, serr := js.Stream(ctx, name)
+	return errors.Is(serr, jetstream.ErrStreamNotFound)
 }
 
 // moveLegacyJob stores one legacy job in its tenant's jobs stream, or as a

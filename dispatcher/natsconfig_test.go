@@ -123,7 +123,7 @@ func TestNATSAuthRefusesOtherTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := dispatcher.NewPublisher(pjs, names)
+	pub := dispatcher.NewPublisher(pjs, names, dispatcher.WithConsumerBacklogCounts())
 	job := func(tenant, id string) dispatcher.Job {
 		return dispatcher.Job{ID: id, Tenant: tenant, Op: "campaign.start", Params: []byte(`{"campaign_id":"c1"}`)}
 	}
@@ -192,7 +192,7 @@ func TestNATSAuthRefusesOtherTenants(t *testing.T) {
 	// crm-b, the mirror image, publishes for org_b.
 	pb, _ := conn(t, url, "crm-b", "crm-b-pass-789", nats.CustomInboxPrefix(dispatcher.InboxPrefix("crm-b")))
 	bjs, _ := jetstream.New(pb)
-	if _, err := dispatcher.NewPublisher(bjs, names).Publish(t.Context(), job("org_b", "b2")); err != nil {
+	if _, err := dispatcher.NewPublisher(bjs, names, dispatcher.WithConsumerBacklogCounts()).Publish(t.Context(), job("org_b", "b2")); err != nil {
 		t.Errorf("crm-b publishes for org_b: %v", err)
 	}
 

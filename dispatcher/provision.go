@@ -168,8 +168,8 @@ func (c StreamConfig) validate() error {
 
 // JobsStreamConfig is the configuration Provision gives jobs stream shard
 // (0 ≤ shard < JobShards), listening on subjects (its tenants' filters,
-// TenantJobsFilter) with maxPerSubject (the largest backlog limit of its
-// tenants) as its per-subject limit.
+// TenantJobsFilter) with maxPerSubject (the largest backlog limit its
+// tenants have had: Provision never lowers it) as its per-subject limit.
 //
 // The per-subject limit with DiscardNewPer is the server's own bound of one
 // tenant's backlog, per operation: a producer publishing more of a tenant's
@@ -304,7 +304,13 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 	if err != nil {
 		return err
 	}
-	if err := provisionShards(ctx, js, names, cfg, ts); err != nil {
+	var minPerSubject map[int]int64
+	if legacy != nil {
+		if minPerSubject, err = legacyPerSubject(ctx, names, legacy, ts); err != nil {
+			return err
+		}
+	}
+	if err := provisionShards(ctx, js, names, cfg, ts, minPerSubject); err != nil {
 		return err
 	}
 	if legacy != nil {
@@ -352,8 +358,9 @@ func EnsureVolatileBuckets(ctx context.Context, js jetstream.JetStream, names Na
 }
 
 // provisionShards creates or updates the jobs streams of ts's shards and
-// their tenants' consumers.
-func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, ts []tenants.Tenant) error {
+// their tenants' consumers. A shard's per-subject limit is at least
+// minPerSubject[shard].
+func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, ts []tenants.Tenant, minPerSubject map[int]int64) error {
 	byShard := map[int][]tenants.Tenant{}
 	for _, t := range ts {
 		i := ShardOf(t.ID)
@@ -371,7 +378,7 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 	g.SetLimit(4)
 	for i, group := range byShard {
 		g.Go(func() error {
-			stream, err := ensureShard(gctx, js, names, cfg, i, group)
+			stream, err := ensureShard(gctx, js, names, cfg, i, group, minPerSubject[i])
 			if err != nil {
 				return err
 			}
@@ -422,8 +429,9 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 
 // ensureShard creates jobs stream i listening on group's tenants' subjects,
 // or adds those it lacks to it. A subject of a tenant not in group stays:
-// Provision adds tenants, RemoveTenant takes one out.
-func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, i int, group []tenants.Tenant) (jetstream.Stream, error) {
+// Provision adds tenants, RetireTenant takes one out. Its per-subject limit
+// is at least minPer.
+func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, i int, group []tenants.Tenant, minPer int64) (jetstream.Stream, error) {
 	name := names.ShardStream(i)
 	stream, err := js.Stream(ctx, name)
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -436,20 +444,21 @@ func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg S
 		subjects = slices.Clone(have.Subjects)
 		maxPer = have.MaxMsgsPerSubject
 	}
-	inGroup := map[string]bool{}
-	var groupMax int64
+	groupMax := minPer
 	for _, t := range group {
 		f := names.TenantJobsFilter(t.ID)
-		inGroup[f] = true
 		if !slices.Contains(subjects, f) {
 			subjects = append(subjects, f)
 		}
 		groupMax = max(groupMax, int64(t.Backlog()))
 	}
-	others := slices.ContainsFunc(subjects, func(f string) bool { return !inGroup[f] })
-	if !others || groupMax > maxPer {
-		// Tenants provisioned by someone else keep the limit they had.
-		maxPer = groupMax
+	// The per-subject limit is only ever raised (an unlimited one stays):
+	// nats-server enforces a lowered MaxMsgsPerSubject at once by deleting
+	// each subject's oldest messages beyond it, whatever the discard
+	// policy — queued jobs of a tenant whose max_backlog was lowered, or of
+	// a retired one. Each tenant's own limit is the Publisher's.
+	if stream == nil || maxPer > 0 {
+		maxPer = max(maxPer, groupMax)
 	}
 	slices.Sort(subjects)
 	want := JobsStreamConfig(names, cfg, i, subjects, maxPer)
@@ -460,7 +469,7 @@ func ensureShard(ctx context.Context, js jetstream.JetStream, names Names, cfg S
 		stream, err = js.CreateStream(ctx, want)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			// Created meanwhile by another process: add to it.
-			return ensureShard(ctx, js, names, cfg, i, group)
+			return ensureShard(ctx, js, names, cfg, i, group, minPer)
 		}
 	} else {
 		stream, err = js.UpdateStream(ctx, want)
@@ -573,7 +582,7 @@ func EnsureConsumerWith(ctx context.Context, js jetstream.JetStream, names Names
 		return nil, err
 	}
 	want := cfg.ConsumerConfig(names, t)
-	if _, err := ensureShard(ctx, js, names, cfg.withDefaults(), ShardOf(t.ID), []tenants.Tenant{t}); err != nil {
+	if _, err := ensureShard(ctx, js, names, cfg.withDefaults(), ShardOf(t.ID), []tenants.Tenant{t}, 0); err != nil {
 		return nil, err
 	}
 	c, err := js.Consumer(ctx, names.JobsStream(t.ID), want.Durable)

@@ -110,16 +110,24 @@ type Publisher struct {
 	mu      sync.Mutex
 	status  jetstream.KeyValue // nil until first found
 	backlog map[string]*backlogEntry
+	// consumerCounts: backlogs from consumers (WithConsumerBacklogCounts).
+	consumerCounts bool
+	streams        map[string]jetstream.Stream // jobs streams by name, once found
 }
 
 // backlogEntry is what the Publisher knows of a tenant's backlog: its limit
-// and queued count as its consumer reported them at, plus what it published
-// since.
+// and queued count (pending) as its jobs stream counted them at, plus what it
+// stored since that read began (since) and what it has admitted and not yet
+// had an answer for (inflight). A job in flight during a read may be counted
+// twice (in pending and in since): the figure errs high, never low.
 type backlogEntry struct {
-	limit, pending, since int
-	at                    time.Time
-	refreshing            bool // a read is under way in the background
+	limit, pending, since, inflight int
+	stored                          int // jobs stored, ever: since is counted from it
+	at                              time.Time
+	refreshing                      bool // a read is under way in the background
 }
+
+func (e *backlogEntry) queued() int { return e.pending + e.since + e.inflight }
 
 // backlogMaxAge bounds how long a tenant's backlog figures are reused.
 const backlogMaxAge = time.Second
@@ -135,6 +143,18 @@ func WithPublisherLogger(l *slog.Logger) PublisherOption {
 			p.logger = l
 		}
 	}
+}
+
+// WithConsumerBacklogCounts makes the Publisher count a tenant's queued jobs
+// from the tenant's consumer (NumPending + NumAckPending) rather than from
+// its jobs stream's per-subject counts. Use it for a producer whose NATS
+// user may read its tenants' consumers only (ProducerPermissions: a jobs
+// stream's info would show the other tenants of its shard). The consumer's
+// count may lag a publish just acknowledged, so concurrent publishes can
+// take a tenant past its max_backlog by the few that land in that moment.
+// Without it, a Publisher refused the stream's info falls back to it.
+func WithConsumerBacklogCounts() PublisherOption {
+	return func(p *Publisher) { p.consumerCounts = true }
 }
 
 // WithPublisherClock sets the clock stamping status records (default
@@ -156,6 +176,7 @@ func NewPublisher(js jetstream.JetStream, names Names, opts ...PublisherOption) 
 		logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:     time.Now,
 		backlog: map[string]*backlogEntry{},
+		streams: map[string]jetstream.Stream{},
 	}
 	for _, o := range opts {
 		o(p)
@@ -188,7 +209,8 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 		return PublishResult{}, invalid("job is %d bytes, larger than the %d byte limit", len(data), MaxJobBytes)
 	}
 	res := PublishResult{ID: job.ID, Tenant: job.Tenant}
-	if err := p.admit(ctx, job.Tenant); err != nil {
+	done, err := p.admit(ctx, job.Tenant)
+	if err != nil {
 		return res, fmt.Errorf("dispatcher: publish job %s for tenant %s: %w", job.ID, job.Tenant, err)
 	}
 
@@ -215,13 +237,15 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 		jetstream.WithMsgID(MsgID(job.Tenant, job.ID)),
 		jetstream.WithExpectStream(p.names.JobsStream(job.Tenant)))
 	if err != nil {
+		// A job whose publish timed out may have been stored: count it.
+		done(errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded))
 		return res, p.publishError(ctx, job, err)
 	}
+	done(!ack.Duplicate)
 	res.Seq, res.Duplicate = ack.Sequence, ack.Duplicate
 	if res.Duplicate {
 		return res, p.checkDuplicate(ctx, job, ack.Sequence)
 	}
-	p.published(job.Tenant)
 	if kv == nil {
 		return res, nil
 	}
@@ -272,87 +296,176 @@ const (
 )
 
 // admit refuses a job of an unknown tenant or of one whose backlog is at its
-// limit. It reads the tenant's consumer (its backlog limit and what it has
-// queued and out) once, then again in the background at most once a second,
-// and at once (waiting for the answer) when what it read plus what this
-// Publisher published since reaches the limit.
+// limit. It reads the tenant's backlog limit (its consumer's metadata) and
+// how many of its jobs are queued or out (queuedJobs) once, then again at
+// most once a second: in the background while the tenant has room to spare,
+// and waiting for the answer once what it read plus what this Publisher
+// stored or has in flight since comes near the limit.
 //
-// Publishing never waits on a consumer that cannot answer (its leader lost,
-// an election under way): a read that fails or takes longer than
-// admitTimeout admits the job on what was known — a full tenant stays
-// refused, any other is let through, and the stream still refuses a tenant
-// it does not take.
-func (p *Publisher) admit(ctx context.Context, tenant string) error {
+// An admitted job holds a place in the backlog until its publish is
+// answered: the caller must call done once, with whether the job was (or
+// may have been) stored. So concurrent publishes of one Publisher never
+// take a tenant past its limit.
+//
+// Publishing never waits long on a consumer or stream that cannot answer
+// (its leader lost, an election under way): a read that fails or takes
+// longer than admitTimeout decides on what was known — a full tenant stays
+// refused, any other is let through (the stream still refuses a tenant it
+// does not take).
+func (p *Publisher) admit(ctx context.Context, tenant string) (done func(stored bool), err error) {
 	now := p.now()
 	p.mu.Lock()
 	e := p.backlog[tenant]
-	switch {
-	case e == nil:
-	case e.pending+e.since >= e.limit:
-	case now.Sub(e.at) >= backlogMaxAge:
-		if !e.refreshing {
-			e.refreshing = true
-			go func() { _ = p.readBacklog(context.WithoutCancel(ctx), tenant) }() // its outcome is the new entry
+	if e != nil && e.queued() < e.limit {
+		fresh := now.Sub(e.at) < backlogMaxAge
+		roomy := e.limit-e.queued() > e.limit/10
+		if fresh || roomy {
+			if !fresh && !e.refreshing {
+				e.refreshing = true
+				go func() { _ = p.readBacklog(context.WithoutCancel(ctx), tenant) }() // its outcome is the entry
+			}
+			e.inflight++
+			p.mu.Unlock()
+			return p.doneFunc(e), nil
 		}
-		p.mu.Unlock()
-		return nil
-	default:
-		p.mu.Unlock()
-		return nil
 	}
 	p.mu.Unlock()
-	err := p.readBacklog(ctx, tenant)
+	err = p.readBacklog(ctx, tenant)
 	var unknown *UnknownTenantError
 	if errors.As(err, &unknown) {
-		return err
+		return nil, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e = p.backlog[tenant]; e != nil && e.pending+e.since >= e.limit {
-		return &BacklogFullError{Tenant: tenant, Limit: e.limit, Backlog: e.pending + e.since}
+	e = p.backlog[tenant]
+	if e == nil {
+		// Nothing known and no answer: let it through on the stream's word.
+		p.logger.DebugContext(ctx, "tenant backlog not read; publishing without it", "tenant", tenant, "err", err)
+		return func(bool) {}, nil
 	}
-	return nil
+	if q := e.queued(); q >= e.limit {
+		return nil, &BacklogFullError{Tenant: tenant, Limit: e.limit, Backlog: q}
+	}
+	e.inflight++
+	return p.doneFunc(e), nil
 }
 
-// admitTimeout bounds how long admit waits for a tenant's consumer.
+// admitTimeout bounds how long admit waits for a tenant's figures.
 const admitTimeout = 2 * time.Second
 
-// readBacklog reads tenant's consumer into its backlog entry.
+// readBacklog reads tenant's backlog limit and queued jobs into its entry.
 func (p *Publisher) readBacklog(ctx context.Context, tenant string) error {
 	ctx, cancel := context.WithTimeout(ctx, admitTimeout)
 	defer cancel()
-	c, err := p.js.Consumer(ctx, p.names.JobsStream(tenant), p.names.Consumer(tenant))
+	p.mu.Lock()
+	var from int // what was stored when the read began
+	if e := p.backlog[tenant]; e != nil {
+		from = e.stored
+	}
+	p.mu.Unlock()
+	limit, queued, err := p.readFigures(ctx, tenant)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.backlog[tenant]
 	if err != nil {
-		p.mu.Lock()
-		if e := p.backlog[tenant]; e != nil {
+		if e != nil {
 			e.refreshing = false
 		}
-		p.mu.Unlock()
-		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-			return &UnknownTenantError{Tenant: tenant}
-		}
-		p.logger.DebugContext(ctx, "tenant consumer not read; admitting on what was known", "tenant", tenant, "err", err)
 		return err
 	}
-	info := c.CachedInfo()
-	limit, err := strconv.Atoi(info.Config.Metadata[MetaMaxBacklog])
-	if err != nil || limit <= 0 {
-		limit = math.MaxInt // provisioned by an earlier version: no limit recorded
+	if e == nil {
+		e = &backlogEntry{}
+		p.backlog[tenant] = e
 	}
-	pending := int(info.NumPending) + info.NumAckPending
-	p.mu.Lock()
-	p.backlog[tenant] = &backlogEntry{limit: limit, pending: pending, at: p.now()}
-	p.mu.Unlock()
+	e.limit, e.pending, e.since, e.at, e.refreshing = limit, queued, e.stored-from, p.now(), false
 	return nil
 }
 
-// published counts a job queued for tenant since its backlog was read.
-func (p *Publisher) published(tenant string) {
-	p.mu.Lock()
-	if e := p.backlog[tenant]; e != nil {
-		e.since++
+// readFigures asks NATS for tenant's backlog limit and queued jobs.
+func (p *Publisher) readFigures(ctx context.Context, tenant string) (limit, queued int, err error) {
+	c, err := p.js.Consumer(ctx, p.names.JobsStream(tenant), p.names.Consumer(tenant))
+	if err != nil {
+		return 0, 0, backlogReadError(tenant, "consumer", err)
 	}
+	limit, err = strconv.Atoi(c.CachedInfo().Config.Metadata[MetaMaxBacklog])
+	if err != nil || limit <= 0 {
+		limit = math.MaxInt // provisioned by an earlier version: no limit recorded
+	}
+	p.mu.Lock()
+	consumerOnly := p.consumerCounts
 	p.mu.Unlock()
+	if consumerOnly {
+		info := c.CachedInfo()
+		return limit, int(info.NumPending) + info.NumAckPending, nil
+	}
+	queued, err = p.queuedJobs(ctx, tenant)
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		p.mu.Lock()
+		p.consumerCounts = true // asked once; see WithConsumerBacklogCounts
+		p.mu.Unlock()
+		// A producer allowed its tenants' consumers only (see
+		// ProducerPermissions: the stream's info would show the other
+		// tenants of its shard): the consumer's count, which may lag a
+		// publish it has just acknowledged by a moment.
+		info := c.CachedInfo()
+		return limit, int(info.NumPending) + info.NumAckPending, nil
+	}
+	if err != nil {
+		return 0, 0, backlogReadError(tenant, "jobs stream", err)
+	}
+	return limit, queued, nil
+}
+
+// queuedJobs is how many of tenant's jobs its jobs stream holds, queued or
+// delivered and not yet acknowledged, as the stream counts its subjects.
+// Not the consumer's NumPending: nats-server updates that after it has
+// acknowledged a publish, so a read just after one may not count it.
+func (p *Publisher) queuedJobs(ctx context.Context, tenant string) (int, error) {
+	name := p.names.JobsStream(tenant)
+	p.mu.Lock()
+	s := p.streams[name]
+	p.mu.Unlock()
+	if s == nil {
+		var err error
+		if s, err = p.js.Stream(ctx, name); err != nil {
+			return 0, err
+		}
+		p.mu.Lock()
+		p.streams[name] = s
+		p.mu.Unlock()
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(p.names.TenantJobsFilter(tenant)))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, msgs := range info.State.Subjects {
+		n += int(msgs)
+	}
+	return n, nil
+}
+
+func backlogReadError(tenant, what string, err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
+		return &UnknownTenantError{Tenant: tenant}
+	case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("%w: tenant %s's %s: %w", ErrUnavailable, tenant, what, err)
+	}
+	return fmt.Errorf("tenant %s's %s: %w", tenant, what, err)
+}
+
+// doneFunc ends the admission of a job to e's backlog.
+func (p *Publisher) doneFunc(e *backlogEntry) func(stored bool) {
+	return func(stored bool) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		e.inflight--
+		if stored {
+			e.since++
+			e.stored++
+		}
+	}
 }
 
 // checkDuplicate makes sure the message job is a duplicate of (at seq) is

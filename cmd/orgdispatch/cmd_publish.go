@@ -100,7 +100,9 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer cleanup()
-	p := dispatcher.NewPublisher(js, cfg.Names())
+	// Counted from the tenant's consumer: a producer's NATS user may read
+	// its tenants' consumers only (orgdispatch nats-config).
+	p := dispatcher.NewPublisher(js, cfg.Names(), dispatcher.WithConsumerBacklogCounts())
 
 	if !*fromStdin {
 		if !publishOne(ctx, p, single, stdout) {
