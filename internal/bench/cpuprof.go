@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -31,7 +32,15 @@ const (
 	compLoadgen   = "loadgen"     // job publishers
 	compRaw       = "raw-consumer"
 	compOther     = "unlabelled" // GC, runtime timers, anything started outside a label
+	// compNATSUnlabelled is unlabelled CPU spent in nats-server's code: the
+	// goroutines the runtime starts for its timers (time.AfterFunc: ack
+	// and redelivery timers, …), which inherit no label.
+	compNATSUnlabelled = "nats-server (unlabelled: timers)"
 )
+
+// natsServerPackage prefixes the functions of nats-server's code in a
+// profile.
+const natsServerPackage = "github.com/nats-io/nats-server/"
 
 // withComponent runs f with the component label set on its goroutine (and so
 // on every goroutine f starts).
@@ -99,8 +108,11 @@ var natsServerLabels = []string{"account", "stream", "consumer"}
 
 // cpuByComponent sums a gzipped pprof CPU profile's sample times by
 // component: the component label's value, compNATS for samples with one of
-// nats-server's own labels, "" for the rest. It reads just enough of
-// profile.proto to do so: samples (values, labels) and the string table.
+// nats-server's own labels, compNATSUnlabelled for the other unlabelled
+// samples with a nats-server function on their stack, "" for the rest. It
+// reads just enough of profile.proto to do so: samples (values, labels,
+// locations), locations (their functions), functions (their names) and the
+// string table.
 func cpuByComponent(gz []byte) (map[string]time.Duration, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
@@ -113,20 +125,64 @@ func cpuByComponent(gz []byte) (map[string]time.Duration, error) {
 	type sample struct {
 		values []int64
 		labels [][2]int64 // key, str string-table indices
+		locs   []uint64
 	}
 	var (
 		samples     []sample
 		strs        []string
 		sampleTypes [][]byte
+		locFuncs    = map[uint64][]uint64{} // location id → function ids
+		funcNames   = map[uint64]int64{}    // function id → name's string index
 	)
 	err = eachField(data, func(num int, wire int, v uint64, b []byte) error {
 		switch num {
 		case 1: // sample_type
 			sampleTypes = append(sampleTypes, b)
+		case 4: // location
+			var id uint64
+			var fns []uint64
+			err := eachField(b, func(num int, _ int, v uint64, b []byte) error {
+				switch num {
+				case 1: // id
+					id = v
+				case 4: // line
+					return eachField(b, func(num int, _ int, v uint64, _ []byte) error {
+						if num == 1 { // function_id
+							fns = append(fns, v)
+						}
+						return nil
+					})
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			locFuncs[id] = fns
+		case 5: // function
+			var id uint64
+			var name int64
+			if err := eachField(b, func(num int, _ int, v uint64, _ []byte) error {
+				switch num {
+				case 1: // id
+					id = v
+				case 2: // name
+					name = int64(v)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			funcNames[id] = name
 		case 2: // sample
 			var s sample
 			err := eachField(b, func(num int, wire int, v uint64, b []byte) error {
 				switch num {
+				case 1: // location_id
+					if wire == 2 {
+						return eachVarint(b, func(x uint64) { s.locs = append(s.locs, x) })
+					}
+					s.locs = append(s.locs, v)
 				case 2: // value
 					if wire == 2 {
 						return eachVarint(b, func(x uint64) { s.values = append(s.values, int64(x)) })
@@ -179,6 +235,16 @@ func cpuByComponent(gz []byte) (map[string]time.Duration, error) {
 	if idx < 0 {
 		return nil, errors.New("bench: CPU profile has no cpu sample type")
 	}
+	inServerCode := func(locs []uint64) bool {
+		for _, l := range locs {
+			for _, f := range locFuncs[l] {
+				if n, ok := funcNames[f]; ok && int(n) < len(strs) && strings.HasPrefix(strs[n], natsServerPackage) {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	out := map[string]time.Duration{}
 	for _, s := range samples {
 		if idx >= len(s.values) {
@@ -198,6 +264,9 @@ func cpuByComponent(gz []byte) (map[string]time.Duration, error) {
 		}
 		if val == "" && server {
 			val = compNATS
+		}
+		if val == "" && inServerCode(s.locs) {
+			val = compNATSUnlabelled
 		}
 		out[val] += time.Duration(s.values[idx])
 	}
