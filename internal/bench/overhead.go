@@ -231,7 +231,7 @@ func startRaw(ctx context.Context, e *env, consumers []string, conc int, onMsg f
 	}
 	withComponent(ctx, compRaw, func(ctx context.Context) {
 		for _, name := range consumers {
-			cons, cerr := rawJS.Consumer(ctx, streamOfConsumer(name), name)
+			cons, cerr := rawJS.Consumer(ctx, streamOfConsumer(e.names, name), name)
 			if cerr != nil {
 				err = cerr
 				return

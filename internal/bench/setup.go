@@ -140,7 +140,7 @@ func (e *env) startWorkerWith(ctx context.Context, replica string, ts []tenants.
 		return nil, err
 	}
 	pool, err := worker.New(worker.Config{
-		JS: js, Conn: nc, Names: benchNames, Tenants: ts, ReplicaID: replica,
+		JS: js, Conn: nc, Names: e.names, Tenants: ts, ReplicaID: replica,
 		Logger: e.log, Hooks: hooks, ShutdownTimeout: 2 * time.Second, HTTPClient: hc,
 	})
 	if err != nil {
@@ -170,12 +170,19 @@ func (w *workerRun) stop() error {
 // waitPulling waits until every named consumer has at least `want` pull
 // requests waiting (its lanes are running), or the deadline passes.
 func waitPulling(ctx context.Context, js jetstream.JetStream, consumers []string, want int, timeout time.Duration) error {
+	return waitPullingEvery(ctx, js, benchNames, consumers, want, timeout, 20*time.Millisecond)
+}
+
+// waitPullingEvery is waitPulling for the consumers of names' streams,
+// listing them every interval (a listing of thousands of consumers is not
+// free for the server).
+func waitPullingEvery(ctx context.Context, js jetstream.JetStream, names dispatcher.Names, consumers []string, want int, timeout, interval time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	need := make(map[string]bool, len(consumers))
 	streams := map[string]bool{}
 	for _, c := range consumers {
 		need[c] = true
-		streams[streamOfConsumer(c)] = true
+		streams[streamOfConsumer(names, c)] = true
 	}
 	for {
 		for stream := range streams {
@@ -202,18 +209,18 @@ func waitPulling(ctx context.Context, js jetstream.JetStream, consumers []string
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }
 
 // streamOfConsumer is the jobs stream of a tenant consumer, or the shared
 // baseline's stream for any other consumer.
-func streamOfConsumer(consumer string) string {
-	if t, ok := benchNames.TenantOfConsumer(consumer); ok {
-		return benchNames.JobsStream(t)
+func streamOfConsumer(names dispatcher.Names, consumer string) string {
+	if t, ok := names.TenantOfConsumer(consumer); ok {
+		return names.JobsStream(t)
 	}
-	return benchNames.LegacyJobsStream()
+	return names.LegacyJobsStream()
 }
 
 // hooks counts the worker's outcomes and remembers the pauses it reports.
