@@ -26,10 +26,31 @@ type Options struct {
 	// (<scenario>-<phase>.pprof), for go tool pprof.
 	ProfileDir string
 	// ConsumerStorage is the tenant consumers' storage
-	// (dispatcher.StreamConfig.ConsumerStorage) in the scale scenario, for
-	// the worker's run and its baseline alike; the other scenarios use the
-	// default, file storage.
+	// (dispatcher.StreamConfig.ConsumerStorage) in the scale and flood
+	// scenarios, for the worker's runs and the baseline alike; the other
+	// scenarios use file storage. The zero value is file storage; the
+	// command line's default is memory, the product's default.
 	ConsumerStorage jetstream.StorageType
+	// Tenants and PerSec size the scale and flood scenarios' load: that
+	// many tenants, each offering PerSec jobs/s (fractions allowed); 0
+	// means the scenario's default.
+	Tenants int
+	PerSec  float64
+	// NATSURL makes the scale and flood scenarios run against an external
+	// NATS server or cluster (URLs comma-separated) instead of embedded
+	// ones, under a NATS name prefix of their own that is deleted at the
+	// end. NATSMonitor lists those servers' HTTP monitor base URLs
+	// (comma-separated), from whose /varz their CPU and RSS are read; empty
+	// leaves the server's CPU and RSS unmeasured.
+	NATSURL     string
+	NATSMonitor string
+	// Cluster > 1 runs the scale and flood scenarios on that many embedded
+	// nats-servers clustered over loopback, in this process.
+	Cluster int
+	// Replicas of the streams and buckets (dispatcher.StreamConfig.Replicas)
+	// in the scale and flood scenarios; 0 means min(Cluster, 3) with
+	// Cluster, else 1.
+	Replicas int
 	// LegacyHeaders makes the utilization scenario's simulator also send the
 	// inin-ratelimit-* headers that Genesys Cloud removed in 2021, to compare
 	// rate: auto's legacy header pacing with what today's platform gives.

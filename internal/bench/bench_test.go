@@ -9,13 +9,19 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/natsserver"
+	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -271,7 +277,7 @@ func TestScaleSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkReport(t, r, "scale", 4)
+	checkReport(t, r, "scale", 7)
 	f := r.Figures.(ScaleFigures)
 	var text strings.Builder
 	if err := r.WriteText(&text); err != nil {
@@ -292,6 +298,202 @@ func TestScaleSmoke(t *testing.T) {
 	}
 	if f.RawRateMax <= 0 || f.RawRateMin > f.RawRateMedian || f.RawRateMedian > f.RawRateMax || f.RawCores <= 0 {
 		t.Errorf("baseline: %v / %v / %v, %v cores", f.RawRateMin, f.RawRateMedian, f.RawRateMax, f.RawCores)
+	}
+	checkScaleFigures(t, f)
+	if f.NATSServerCPUFrom != "cpu profile" || f.NATSServerCores <= 0 || f.Leaders != nil {
+		t.Errorf("embedded server: CPU %v cores from %q, leaders %+v", f.NATSServerCores, f.NATSServerCPUFrom, f.Leaders)
+	}
+}
+
+// checkScaleFigures checks what every scale run must measure.
+func checkScaleFigures(t *testing.T, f ScaleFigures) {
+	t.Helper()
+	if f.JobShards != dispatcher.JobShards || f.Replicas < 1 || f.NATS == "" || f.PerSec <= 0 {
+		t.Errorf("layout not stated: %d shards, R%d, nats %q, %v/s", f.JobShards, f.Replicas, f.NATS, f.PerSec)
+	}
+	if f.WithinMedian < 0 || f.WithinMedian > f.Tenants || f.WithinTol > f.Tenants {
+		t.Errorf("within ±3 %%: %d of median, %d of offered, of %d", f.WithinMedian, f.WithinTol, f.Tenants)
+	}
+	if f.DeliveredPerSec <= 0 || f.RawDeliveredPerSec <= 0 || math.Abs(f.DeliveredOverRaw-f.DeliveredPerSec/f.RawDeliveredPerSec) > 1e-9 {
+		t.Errorf("delivered %v, raw %v, ratio %v", f.DeliveredPerSec, f.RawDeliveredPerSec, f.DeliveredOverRaw)
+	}
+	if f.LanesReadySec <= 0 || f.FirstRequestsSec <= 0 || math.Abs(f.StartupSec-(f.ProvisionSec+f.LanesReadySec+f.FirstRequestsSec)) > 1e-9 {
+		t.Errorf("start-up: provision %v + lanes %v + first requests %v ≠ %v", f.ProvisionSec, f.LanesReadySec, f.FirstRequestsSec, f.StartupSec)
+	}
+	if f.HeapBeforePoolMB <= 0 || f.HeapLanesIdleMB <= 0 || f.HeapPerLaneKB == 0 || f.GoroutinesPerLane <= 0 {
+		t.Errorf("heap: %v → %v MB, %v KB per lane, %v goroutines per lane", f.HeapBeforePoolMB, f.HeapLanesIdleMB, f.HeapPerLaneKB, f.GoroutinesPerLane)
+	}
+	if f.WorkerLabelledCores <= 0 || f.WorkerCores < f.WorkerLabelledCores {
+		t.Errorf("worker CPU: %v labelled, %v with unlabelled", f.WorkerLabelledCores, f.WorkerCores)
+	}
+}
+
+func TestScaleCluster(t *testing.T) {
+	r, err := RunScale(context.Background(), ScaleConfig{
+		Options: Options{Duration: 2 * time.Second, Dir: t.TempDir(), ConsumerStorage: jetstream.MemoryStorage, Cluster: 3, Tenants: 12, PerSec: 2},
+		Latency: 5 * time.Millisecond, BaselineDuration: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r, "scale", 7)
+	f := r.Figures.(ScaleFigures)
+	checkScaleFigures(t, f)
+	if f.Tenants != 12 || f.PerSec != 2 || f.Replicas != 3 || !strings.Contains(f.NATS, "3-node") {
+		t.Errorf("figures: %d tenants × %v/s, R%d, %q", f.Tenants, f.PerSec, f.Replicas, f.NATS)
+	}
+	streams, consumers := 0, 0
+	for _, l := range f.Leaders {
+		if !strings.HasPrefix(l.Node, "n") {
+			t.Errorf("leader %q is not a node", l.Node)
+		}
+		streams += l.JobsStreams
+		consumers += l.Consumers
+	}
+	if consumers != 12 || streams == 0 || streams > dispatcher.JobShards {
+		t.Errorf("leaders: %d jobs streams, %d consumers: %+v", streams, consumers, f.Leaders)
+	}
+	if !slices.ContainsFunc(r.Tables, func(tb Table) bool { return strings.HasPrefix(tb.Title, "stream and consumer leaders") }) {
+		t.Error("no leaders table")
+	}
+}
+
+func TestScaleExternalServer(t *testing.T) {
+	ns, err := natsserver.Start(natsserver.Config{StoreDir: t.TempDir(), Port: -1, MonitorPort: -1, ServerName: "external"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	// An installation on the same server, under the default prefix: the
+	// bench must leave it alone.
+	nc, err := ns.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	installed := tenants.Tenant{ID: "org_x", Concurrency: 1}
+	if err := dispatcher.Provision(ctx, js, benchNames, dispatcher.StreamConfig{}, []tenants.Tenant{installed}); err != nil {
+		t.Fatal(err)
+	}
+	before := streamNames(t, js)
+
+	r, err := RunScale(ctx, ScaleConfig{
+		Options: Options{Duration: 2 * time.Second, Dir: t.TempDir(), ConsumerStorage: jetstream.MemoryStorage,
+			NATSURL: ns.ClientURL(), NATSMonitor: ns.MonitorURL(), Tenants: 10},
+		Latency: 5 * time.Millisecond, BaselineDuration: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r, "scale", 7)
+	f := r.Figures.(ScaleFigures)
+	checkScaleFigures(t, f)
+	if f.NATSServerCPUFrom != "monitor /varz" || f.NATSServerRSSMB <= 0 || f.NATSServerPeakMB < f.NATSServerRSSMB {
+		t.Errorf("server: %v cores from %q, RSS %v MB (peak %v)", f.NATSServerCores, f.NATSServerCPUFrom, f.NATSServerRSSMB, f.NATSServerPeakMB)
+	}
+	if len(f.CleanupErrors) > 0 {
+		t.Errorf("cleanup: %v", f.CleanupErrors)
+	}
+	if !strings.HasPrefix(f.NATS, "external nats://") || r.Machine.NATSMode != f.NATS {
+		t.Errorf("nats %q, machine %q", f.NATS, r.Machine.NATSMode)
+	}
+	if after := streamNames(t, js); !slices.Equal(after, before) {
+		t.Errorf("streams after the run %v, before %v", after, before)
+	}
+	if _, err := js.Consumer(ctx, benchNames.JobsStream("org_x"), benchNames.Consumer("org_x")); err != nil {
+		t.Errorf("the installation's consumer: %v", err)
+	}
+}
+
+func streamNames(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	var out []string
+	list := js.StreamNames(context.Background())
+	for n := range list.Name() {
+		out = append(out, n)
+	}
+	if err := list.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestScaleFlood(t *testing.T) {
+	r, err := RunFlood(context.Background(), FloodConfig{
+		ScaleConfig: ScaleConfig{
+			Options: Options{Duration: 3 * time.Second, Dir: t.TempDir(), ConsumerStorage: jetstream.MemoryStorage, Tenants: 12, PerSec: 2},
+			Latency: 5 * time.Millisecond,
+		},
+		Backlog: 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r, "flood", 3)
+	f := r.Figures.(FloodFigures)
+	fl := f.Flood
+	if fl.Attempts != 200 || fl.Accepted+fl.Refused+fl.OtherErrors != fl.Attempts || fl.OtherErrors != 0 {
+		t.Errorf("flood: %+v", fl)
+	}
+	// Four publishers may each be admitted at the last free place.
+	if fl.Refused < 200-20-4-10 || fl.Accepted < 20 || fl.BacklogAfter < 0 || fl.BacklogAfter > 20+3 {
+		t.Errorf("flood not held to max_backlog 20: %+v", fl)
+	}
+	if f.With.Failed != 0 || f.Without.Failed != 0 || f.With.Published == 0 || f.Without.Published == 0 {
+		t.Errorf("other tenants' publishes: without %+v, with %+v", f.Without, f.With)
+	}
+	if f.Without.RateMean <= 0 || f.With.RateMean <= 0 || f.GoodputRatio <= 0 {
+		t.Errorf("goodput: without %v, with %v, ratio %v", f.Without.RateMean, f.With.RateMean, f.GoodputRatio)
+	}
+	if f.WithScale.Tenants != 12 || f.WithScale.FirstRequestsSec <= 0 {
+		t.Errorf("scale figures of the run with the flood: %+v", f.WithScale)
+	}
+}
+
+func TestScaleCPUSplitFindsServerCodeInUnlabelled(t *testing.T) {
+	prof, err := startCPUProfile()
+	if err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{}, 2)
+	// Unlabelled, in nats-server's code (as its timers' goroutines are).
+	go func() {
+		defer func() { done <- struct{}{} }()
+		sl := server.NewSublistNoCache()
+		for ctx.Err() == nil {
+			sl.Match("a.b.c")
+		}
+	}()
+	withComponent(ctx, compWorker, func(ctx context.Context) {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			x := 0
+			for ctx.Err() == nil {
+				x++
+			}
+			_ = x
+		}()
+	})
+	<-done
+	<-done
+	shares, err := prof.stopTo("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, s := range shares {
+		got[s.Component] = s.Cores
+	}
+	if got[compNATSUnlabelled] <= 0 || got[compWorker] <= 0 {
+		t.Errorf("shares %+v: want CPU in %q and %q", shares, compNATSUnlabelled, compWorker)
 	}
 }
 

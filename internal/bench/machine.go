@@ -14,13 +14,17 @@ import (
 // Machine describes where a scenario ran, so that its figures can be read
 // against the hardware and the load others put on it.
 type Machine struct {
-	CPUModel     string  `json:"cpu_model"`
-	Cores        int     `json:"cores"`      // runtime.NumCPU
-	GOMAXPROCS   int     `json:"gomaxprocs"` // runtime.GOMAXPROCS(0)
-	MemTotalMB   int     `json:"mem_total_mb"`
-	MemAvailMB   int     `json:"mem_available_mb"`
-	GoVersion    string  `json:"go_version"`
-	NATSServer   string  `json:"nats_server_version"`
+	CPUModel   string `json:"cpu_model"`
+	Cores      int    `json:"cores"`      // runtime.NumCPU
+	GOMAXPROCS int    `json:"gomaxprocs"` // runtime.GOMAXPROCS(0)
+	MemTotalMB int    `json:"mem_total_mb"`
+	MemAvailMB int    `json:"mem_available_mb"`
+	GoVersion  string `json:"go_version"`
+	NATSServer string `json:"nats_server_version"`
+	// NATSMode says where the servers ran when not one embedded server:
+	// an embedded cluster, or an external server (NATSServer is then the
+	// version it reports).
+	NATSMode     string  `json:"nats_mode,omitempty"`
 	OS           string  `json:"os"`
 	Arch         string  `json:"arch"`
 	LoadAvgStart float64 `json:"load_avg_1m_start"` // from /proc/loadavg when the scenario began

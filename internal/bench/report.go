@@ -95,8 +95,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "== orgdispatch bench %s: %s\n", r.Scenario, r.Summary)
 	m := r.Machine
-	fmt.Fprintf(&b, "machine: %d cores (%s), GOMAXPROCS %d, %d MiB RAM (%d available), %s %s/%s, nats-server %s (embedded), load avg 1m %.2f at start, %.2f at end\n",
-		m.Cores, m.CPUModel, m.GOMAXPROCS, m.MemTotalMB, m.MemAvailMB, m.GoVersion, m.OS, m.Arch, m.NATSServer, m.LoadAvgStart, m.LoadAvgEnd)
+	mode := m.NATSMode
+	if mode == "" {
+		mode = "embedded"
+	}
+	fmt.Fprintf(&b, "machine: %d cores (%s), GOMAXPROCS %d, %d MiB RAM (%d available), %s %s/%s, nats-server %s (%s), load avg 1m %.2f at start, %.2f at end\n",
+		m.Cores, m.CPUModel, m.GOMAXPROCS, m.MemTotalMB, m.MemAvailMB, m.GoVersion, m.OS, m.Arch, m.NATSServer, mode, m.LoadAvgStart, m.LoadAvgEnd)
 	fmt.Fprintf(&b, "started %s, took %.1f s\n", r.Started.Format(time.RFC3339), r.ElapsedSec)
 	if len(r.Setup) > 0 {
 		b.WriteString("\nsetup:\n")
