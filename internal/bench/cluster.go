@@ -90,17 +90,15 @@ type NodeLeaders struct {
 // leaderSpread counts, per server, the leaders of names' streams (from
 // StreamInfo.Cluster.Leader) and of the jobs streams' consumers (from
 // ConsumerInfo.Cluster.Leader). A stream or consumer without a leader at
-// the moment counts under "(none)"; a single server that reports no
-// cluster counts under its name "(single server)".
+// the moment counts under "(none)". It returns nil when the server is not
+// clustered (its streams report no cluster name).
 func leaderSpread(ctx context.Context, js jetstream.JetStream, names dispatcher.Names) ([]NodeLeaders, error) {
 	byNode := map[string]*NodeLeaders{}
+	clustered := false
 	at := func(c *jetstream.ClusterInfo) *NodeLeaders {
-		node := "(single server)"
-		if c != nil {
+		node := "(none)"
+		if c != nil && c.Leader != "" {
 			node = c.Leader
-			if node == "" {
-				node = "(none)"
-			}
 		}
 		if byNode[node] == nil {
 			byNode[node] = &NodeLeaders{Node: node}
@@ -120,6 +118,10 @@ func leaderSpread(ctx context.Context, js jetstream.JetStream, names dispatcher.
 			return nil, fmt.Errorf("bench: stream %s: %w", name, err)
 		}
 		info := s.CachedInfo()
+		if info.Cluster == nil || info.Cluster.Name == "" {
+			continue // a single server's
+		}
+		clustered = true
 		if !names.IsJobsStream(name) {
 			at(info.Cluster).OtherStreams++
 			continue
@@ -134,6 +136,9 @@ func leaderSpread(ctx context.Context, js jetstream.JetStream, names dispatcher.
 		if err := list.Err(); err != nil {
 			return nil, fmt.Errorf("bench: consumers of %s: %w", name, err)
 		}
+	}
+	if !clustered {
+		return nil, nil
 	}
 	out := make([]NodeLeaders, 0, len(byNode))
 	for _, l := range byNode {

@@ -370,6 +370,9 @@ func noteCPUSplit(r *Report, target natsTarget) {
 	case target.URL != "":
 		r.note("CPU split: the server is external and not monitored (--nats-monitor): its CPU and RSS are not measured here; this process's CPU profile splits the rest by goroutine label")
 	default:
+		if target.Cluster > 1 {
+			r.note("the %d nodes' goroutines all carry the nats-server label: nats-server's CPU is the cluster's, all nodes together", target.Cluster)
+		}
 		r.note("CPU split: every component is started under a goroutine label (component=worker, nats-server, simulator, loadgen, raw-consumer) that the goroutines it starts inherit; nats-server's CPU is the samples labelled nats-server (its client, route and JetStream goroutines, including those it labels itself by account/stream/consumer) plus the unlabelled samples with a nats-server function on the stack (%q: the goroutines the runtime starts for time.AfterFunc timers inherit no label); the worker's is the worker-labelled samples; \"unlabelled\" is what remains (GC, runtime), counted in the worker's upper bound", compNATSUnlabelled)
 	}
 }
