@@ -1,7 +1,9 @@
 // Package bench runs orgdispatch's benchmark scenarios (isolation,
-// utilization, pause, overhead, scale) against an in-process platform
+// utilization, pause, overhead, scale, flood) against an in-process platform
 // simulator served over real HTTP on 127.0.0.1 and an embedded JetStream
-// server with file storage in a temporary directory.
+// server with file storage in a temporary directory. The scale and flood
+// scenarios can instead run on an embedded loopback cluster or an external
+// server or cluster, under a NATS name prefix of their own.
 //
 // Every scenario measures its own baseline in the same run, states the
 // machine and the (time-compressed) quotas it used, prints a table, returns
