@@ -251,7 +251,7 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (*Report, error) {
 		r.note("the flooding tenant's first other error: %s", f.FirstOtherError)
 	}
 	if f.BacklogAfter > plan.backlog {
-		r.note("the flooding tenant's backlog went %d over its max_backlog: dispatcher.Publisher admits a job on its count of the tenant's backlog and counts it once published, so concurrent publishes of one tenant (here %d goroutines) can each take the last free place; the jobs stream's per-subject limit (the largest max_backlog of the tenants sharing the stream) does not stop them", f.BacklogAfter-plan.backlog, plan.publishers)
+		r.note("the flooding tenant's backlog went %d over its max_backlog, with %d goroutines publishing through one dispatcher.Publisher: its admission let more in than the limit", f.BacklogAfter-plan.backlog, plan.publishers)
 	}
 	noteCleanup(r, append(figs.WithoutScale.CleanupErrors, figs.WithScale.CleanupErrors...))
 
