@@ -207,7 +207,7 @@ func writeHeader(w io.Writer, cfg Config, natsURL, apiBase, httpURL string, plan
 	}
 	fmt.Fprintf(w, `orgdispatch demo: per-org isolation against a rate-limited platform, live
 
-  NATS      %s (embedded JetStream; try: nats --server %s stream info ORGDISPATCH_JOBS)
+  NATS      %s (embedded JetStream; try: nats --server %s stream ls)
   platform  simulator at %s. Every org has its own OAuth client; each client may
             make %d requests per %s window (%.0f/min; the real platform counts 300/min in
             60s windows: short windows keep a 429's Retry-After to seconds)
