@@ -320,7 +320,11 @@ func checkScaleFigures(t *testing.T, f ScaleFigures) {
 	if f.LanesReadySec <= 0 || f.FirstRequestsSec <= 0 || math.Abs(f.StartupSec-(f.ProvisionSec+f.LanesReadySec+f.FirstRequestsSec)) > 1e-9 {
 		t.Errorf("start-up: provision %v + lanes %v + first requests %v ≠ %v", f.ProvisionSec, f.LanesReadySec, f.FirstRequestsSec, f.StartupSec)
 	}
-	if f.HeapBeforePoolMB <= 0 || f.HeapLanesIdleMB <= 0 || f.HeapPerLaneKB == 0 || f.GoroutinesPerLane <= 0 {
+	// With a handful of lanes the heap's growth is within its page-sized
+	// noise (0 KB a lane was seen with 10 lanes on an external server), so
+	// the figure is checked for being the growth ÷ lanes, not for its size.
+	perLane := (f.HeapLanesIdleMB - f.HeapBeforePoolMB) * 1024 / float64(f.Tenants)
+	if f.HeapBeforePoolMB <= 0 || f.HeapLanesIdleMB <= 0 || math.Abs(f.HeapPerLaneKB-perLane) > 1e-6 || f.GoroutinesPerLane <= 0 {
 		t.Errorf("heap: %v → %v MB, %v KB per lane, %v goroutines per lane", f.HeapBeforePoolMB, f.HeapLanesIdleMB, f.HeapPerLaneKB, f.GoroutinesPerLane)
 	}
 	if f.WorkerLabelledCores <= 0 || f.WorkerCores < f.WorkerLabelledCores {
@@ -509,7 +513,7 @@ func TestRunUnknownScenario(t *testing.T) {
 			t.Errorf("scenario %s: %+v", s.Name, s)
 		}
 	}
-	if got := strings.Join(names, ","); got != "faults,isolation,overhead,pause,scale,utilization" {
+	if got := strings.Join(names, ","); got != "faults,flood,isolation,overhead,pause,scale,utilization" {
 		t.Errorf("scenarios %s", got)
 	}
 }
