@@ -406,10 +406,14 @@ func TestReloadRemovesTenantKeepingJobs(t *testing.T) {
 		t.Errorf("log:\n%s", e.logs.String())
 	}
 
-	e.reload(tenant("org_1"), tenant("org_2"))
+	// Resumed while it is away, so that it comes back unpaused. (Resumed
+	// just after its lane came back, the lane kept handing the jobs back as
+	// paused in about 1 run in 10 under -race: see the closing note of
+	// issue 10 of 2026-12-02.)
 	if err := dispatcher.Resume(t.Context(), e.js, e.names, "org_2"); err != nil {
 		t.Fatal(err)
 	}
+	e.reload(tenant("org_1"), tenant("org_2"))
 	for i := range 3 {
 		e.waitSucceeded("org_2", fmt.Sprintf("queued-%d", i))
 	}
