@@ -264,16 +264,13 @@ func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
 		return nil, err
 	}
 	now := a.now()
+	streams, err := JobsStreams(ctx, a.js, a.names)
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
 	var out []TenantStatus
-	for i := range JobShards {
-		name := a.names.ShardStream(i)
-		st, err := a.js.Stream(ctx, name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			continue // no tenant in this shard
-		}
-		if err != nil {
-			return nil, fmt.Errorf("admin: stream %s: %w", name, err)
-		}
+	for _, st := range streams {
+		name := st.CachedInfo().Config.Name
 		lister := st.ListConsumers(ctx)
 		for info := range lister.Info() {
 			id, ok := a.names.TenantOfConsumer(info.Name)
@@ -537,9 +534,19 @@ func (a *Admin) readPauses(ctx context.Context) (map[string]PauseRecord, error) 
 	if err != nil {
 		return nil, err
 	}
-	vals, err := readKV(ctx, kv)
+	out, err := readPauseRecords(ctx, kv)
 	if err != nil {
 		return nil, fmt.Errorf("admin: read bucket %s: %w", a.names.PausesBucket(), err)
+	}
+	return out, nil
+}
+
+// readPauseRecords reads every record of the pauses bucket kv, keyed by
+// tenant; an undecodable one is left out.
+func readPauseRecords(ctx context.Context, kv jetstream.KeyValue) (map[string]PauseRecord, error) {
+	vals, err := readKV(ctx, kv)
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[string]PauseRecord, len(vals))
 	for k, e := range vals {

@@ -504,24 +504,9 @@ func pauseRecords(ctx context.Context, js jetstream.JetStream, names Names) (map
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: provision: pauses bucket: %w", err)
 	}
-	out := map[string]PauseRecord{}
-	lister, err := kv.ListKeys(ctx)
+	out, err := readPauseRecords(ctx, kv)
 	if err != nil {
-		return nil, fmt.Errorf("dispatcher: provision: list pauses: %w", err)
-	}
-	defer func() { _ = lister.Stop() }()
-	for key := range lister.Keys() {
-		e, err := kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("dispatcher: provision: read pause of %s: %w", key, err)
-		}
-		var r PauseRecord
-		if json.Unmarshal(e.Value(), &r) == nil {
-			out[key] = r
-		}
+		return nil, fmt.Errorf("dispatcher: provision: read pauses: %w", err)
 	}
 	return out, nil
 }

@@ -416,23 +416,34 @@ func (p *Publisher) readFigures(ctx context.Context, tenant string) (limit, queu
 	return limit, queued, nil
 }
 
+// jobsStream is tenant's jobs stream, looked up once. Its cached info is
+// not read: callers ask the stream what they need.
+func (p *Publisher) jobsStream(ctx context.Context, tenant string) (jetstream.Stream, error) {
+	name := p.names.JobsStream(tenant)
+	p.mu.Lock()
+	s := p.streams[name]
+	p.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := p.js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.streams[name] = s
+	p.mu.Unlock()
+	return s, nil
+}
+
 // queuedJobs is how many of tenant's jobs its jobs stream holds, queued or
 // delivered and not yet acknowledged, as the stream counts its subjects.
 // Not the consumer's NumPending: nats-server updates that after it has
 // acknowledged a publish, so a read just after one may not count it.
 func (p *Publisher) queuedJobs(ctx context.Context, tenant string) (int, error) {
-	name := p.names.JobsStream(tenant)
-	p.mu.Lock()
-	s := p.streams[name]
-	p.mu.Unlock()
-	if s == nil {
-		var err error
-		if s, err = p.js.Stream(ctx, name); err != nil {
-			return 0, err
-		}
-		p.mu.Lock()
-		p.streams[name] = s
-		p.mu.Unlock()
+	s, err := p.jobsStream(ctx, tenant)
+	if err != nil {
+		return 0, err
 	}
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter(p.names.TenantJobsFilter(tenant)))
 	if err != nil {
@@ -476,7 +487,7 @@ func (p *Publisher) doneFunc(e *backlogEntry) func(stored bool) {
 func (p *Publisher) checkDuplicate(ctx context.Context, job Job, seq uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, admitTimeout)
 	defer cancel()
-	s, err := p.js.Stream(ctx, p.names.JobsStream(job.Tenant))
+	s, err := p.jobsStream(ctx, job.Tenant)
 	if err != nil {
 		return nil
 	}
