@@ -38,6 +38,10 @@ type Job struct {
 	// Deadline, when set, is the time after which the job is not executed; it
 	// is dead-lettered as expired instead.
 	Deadline *time.Time `json:"deadline,omitempty"`
+	// Priority, when set, is the job's class: urgent, normal or bulk (see
+	// Priority). Empty means DefaultPriority of its op. The Publisher puts
+	// the job on its class's subject; on the wire the subject decides.
+	Priority string `json:"priority,omitempty"`
 }
 
 // InvalidJobError says why a job can never run. Jobs that fail validation are
@@ -95,6 +99,11 @@ func (j Job) Validate(subjectTenant string) error {
 	}
 	if j.Op == "" {
 		return invalid("op is required")
+	}
+	if j.Priority != "" {
+		if _, err := ParsePriority(j.Priority); err != nil {
+			return err
+		}
 	}
 	if !platform.KnownOp(j.Op) {
 		return invalid("unknown op %q", j.Op)

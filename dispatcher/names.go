@@ -180,8 +180,25 @@ func (n Names) PauseAdvisorySubject() string {
 	return "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.*.*"
 }
 
-// ParseJobSubject splits a job subject into its tenant and operation.
+// ParseJobSubject splits a job subject into its tenant and operation; a
+// class token (orgdispatch.jobs.<id>.bulk.<op>) is not part of the
+// operation (see ParseJobSubjectPriority).
 func (n Names) ParseJobSubject(subject string) (tenant, op string, err error) {
+	tenant, op, err = n.splitJobSubject(subject)
+	if err != nil {
+		return "", "", err
+	}
+	if head, rest, ok := strings.Cut(op, "."); ok && Priority(head).Index() >= 0 {
+		if rest == "" {
+			return "", "", fmt.Errorf("dispatcher: subject %q names no operation", subject)
+		}
+		op = rest
+	}
+	return tenant, op, nil
+}
+
+// splitJobSubject splits a job subject after its tenant token.
+func (n Names) splitJobSubject(subject string) (tenant, op string, err error) {
 	rest, ok := strings.CutPrefix(subject, n.prefix+".jobs.")
 	if !ok {
 		return "", "", fmt.Errorf("dispatcher: subject %q is not under %s.jobs", subject, n.prefix)

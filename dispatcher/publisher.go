@@ -230,7 +230,7 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 		}
 	}
 
-	msg := nats.NewMsg(p.names.JobSubject(job.Tenant, job.Op))
+	msg := nats.NewMsg(p.names.PriorityJobSubject(job.Tenant, job.EffectivePriority(), job.Op))
 	msg.Data = data
 	msg.Header.Set(HeaderJobID, job.ID)
 	ack, err := p.js.PublishMsg(ctx, msg,
@@ -395,8 +395,7 @@ func (p *Publisher) readFigures(ctx context.Context, tenant string) (limit, queu
 	consumerOnly := p.consumerCounts
 	p.mu.Unlock()
 	if consumerOnly {
-		info := c.CachedInfo()
-		return limit, int(info.NumPending) + info.NumAckPending, nil
+		return limit, p.consumerQueued(ctx, tenant, c), nil
 	}
 	queued, err = p.queuedJobs(ctx, tenant)
 	if errors.Is(err, nats.ErrPermissionViolation) {
@@ -407,13 +406,30 @@ func (p *Publisher) readFigures(ctx context.Context, tenant string) (limit, queu
 		// ProducerPermissions: the stream's info would show the other
 		// tenants of its shard): the consumer's count, which may lag a
 		// publish it has just acknowledged by a moment.
-		info := c.CachedInfo()
-		return limit, int(info.NumPending) + info.NumAckPending, nil
+		return limit, p.consumerQueued(ctx, tenant, c), nil
 	}
 	if err != nil {
 		return 0, 0, backlogReadError(tenant, "jobs stream", err)
 	}
 	return limit, queued, nil
+}
+
+// consumerQueued is the tenant's backlog as its class consumers count it:
+// normal's (c, just read) and the others'. A class consumer that cannot be
+// read counts nothing (the server's per-subject limit still holds).
+func (p *Publisher) consumerQueued(ctx context.Context, tenant string, c jetstream.Consumer) int {
+	info := c.CachedInfo()
+	n := int(info.NumPending) + info.NumAckPending
+	for _, pr := range Priorities() {
+		if pr == PriorityNormal {
+			continue
+		}
+		if oc, err := p.js.Consumer(ctx, p.names.JobsStream(tenant), p.names.PriorityConsumer(tenant, pr)); err == nil {
+			oi := oc.CachedInfo()
+			n += int(oi.NumPending) + oi.NumAckPending
+		}
+	}
+	return n
 }
 
 // jobsStream is tenant's jobs stream, looked up once. Its cached info is
