@@ -26,7 +26,7 @@ func ExampleWriteNATSAuth() {
 	//       { user: "orgdispatch", password: $NATS_PASSWORD_ORGDISPATCH }
 	//       # producer crm: tenants org_1, org_2
 	//       { user: "crm", password: $NATS_PASSWORD_CRM, permissions: {
-	//           publish: { allow: ["$JS.API.INFO", "$JS.API.STREAM.INFO.KV_orgdispatch_job_status", "orgdispatch.jobs.org_1.>", "$JS.API.CONSUMER.INFO.ORGDISPATCH_JOBS_09.tenant_org_1", "$KV.orgdispatch_job_status.org_1.>", "$JS.API.DIRECT.GET.KV_orgdispatch_job_status.$KV.orgdispatch_job_status.org_1.>", "orgdispatch.jobs.org_2.>", "$JS.API.CONSUMER.INFO.ORGDISPATCH_JOBS_00.tenant_org_2", "$KV.orgdispatch_job_status.org_2.>", "$JS.API.DIRECT.GET.KV_orgdispatch_job_status.$KV.orgdispatch_job_status.org_2.>"] }
+	//           publish: { allow: ["$JS.API.INFO", "$JS.API.STREAM.INFO.KV_orgdispatch_job_status", "orgdispatch.jobs.org_1.>", "$JS.API.CONSUMER.INFO.ORGDISPATCH_JOBS_09.tenant_org_1", "$JS.API.CONSUMER.INFO.ORGDISPATCH_JOBS_09.urgent_org_1", "$JS.API.CONSUMER.INFO.ORGDISPATCH_JOBS_09.bulk_org_1", "$KV.orgdispatch_job_status.org_1.>", "$JS.API.DIRECT.GET.KV_orgdispatch_job_status.$KV.orgdispatch_job_status.org_1.>", "orgdispatch.jobs.org_2.>", "$JS.API.CONSUMER.INFO.ORGDISPATCH_JOBS_00.tenant_org_2", "$JS.API.CONSUMER.INFO.ORGDISPATCH_JOBS_00.urgent_org_2", "$JS.API.CONSUMER.INFO.ORGDISPATCH_JOBS_00.bulk_org_2", "$KV.orgdispatch_job_status.org_2.>", "$JS.API.DIRECT.GET.KV_orgdispatch_job_status.$KV.orgdispatch_job_status.org_2.>"] }
 	//           subscribe: { allow: ["_INBOX_crm.>", "orgdispatch.events.org_1.>", "orgdispatch.events.org_2.>"] }
 	//       } }
 	//     ]

@@ -67,6 +67,8 @@ func (n Names) ProducerPermissions(p Producer) (publish, subscribe []string) {
 	for _, t := range slices.Compact(tenants) {
 		publish = append(publish, n.TenantJobsFilter(t),
 			"$JS.API.CONSUMER.INFO."+n.JobsStream(t)+"."+n.Consumer(t),
+			"$JS.API.CONSUMER.INFO."+n.JobsStream(t)+"."+n.PriorityConsumer(t, PriorityUrgent),
+			"$JS.API.CONSUMER.INFO."+n.JobsStream(t)+"."+n.PriorityConsumer(t, PriorityBulk),
 			"$KV."+bucket+"."+t+".>",
 			"$JS.API.DIRECT.GET.KV_"+bucket+".$KV."+bucket+"."+t+".>")
 		subscribe = append(subscribe, n.prefix+".events."+t+".>")

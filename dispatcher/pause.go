@@ -32,8 +32,12 @@ func Pause(ctx context.Context, js jetstream.JetStream, names Names, tenant stri
 	if !until.After(now) {
 		return fmt.Errorf("dispatcher: pause tenant %s: until %s is not in the future (use Resume to end a pause)", tenant, until.UTC().Format(time.RFC3339))
 	}
-	if _, err := js.PauseConsumer(ctx, names.JobsStream(tenant), names.Consumer(tenant), until); err != nil {
-		return fmt.Errorf("dispatcher: pause tenant %s: %w", tenant, err)
+	// Every class consumer pauses: the urgent and bulk ones first, then the
+	// normal one, whose pause (and its advisory) the replicas watch.
+	for _, name := range pauseOrder(names, tenant) {
+		if _, err := js.PauseConsumer(ctx, names.JobsStream(tenant), name, until); err != nil && !(name != names.Consumer(tenant) && errors.Is(err, jetstream.ErrConsumerNotFound)) {
+			return fmt.Errorf("dispatcher: pause tenant %s: %w", tenant, err)
+		}
 	}
 	rec := PauseRecord{Tenant: tenant, Until: until.UTC(), Reason: reason, By: by, At: now.UTC()}
 	kv, err := js.KeyValue(ctx, names.PausesBucket())
@@ -44,6 +48,14 @@ func Pause(ctx context.Context, js jetstream.JetStream, names Names, tenant stri
 		return fmt.Errorf("dispatcher: tenant %s is paused until %s but its reason was not recorded: %w", tenant, until.UTC().Format(time.RFC3339), err)
 	}
 	return nil
+}
+
+// pauseOrder is the order Pause and Resume change a tenant's class
+// consumers in: normal, the one replicas watch, last. A missing urgent or
+// bulk consumer (a deployment provisioned before classes existed, not yet
+// provisioned again) is skipped.
+func pauseOrder(names Names, tenant string) []string {
+	return []string{names.PriorityConsumer(tenant, PriorityUrgent), names.PriorityConsumer(tenant, PriorityBulk), names.Consumer(tenant)}
 }
 
 // putPauseRecord stores rec, keyed by its tenant. A consumer created again
@@ -90,8 +102,10 @@ func Resume(ctx context.Context, js jetstream.JetStream, names Names, tenant str
 	if !ValidTenantID(tenant) {
 		return fmt.Errorf("dispatcher: resume: invalid tenant id %q", tenant)
 	}
-	if _, err := js.ResumeConsumer(ctx, names.JobsStream(tenant), names.Consumer(tenant)); err != nil {
-		return fmt.Errorf("dispatcher: resume tenant %s: %w", tenant, err)
+	for _, name := range pauseOrder(names, tenant) {
+		if _, err := js.ResumeConsumer(ctx, names.JobsStream(tenant), name); err != nil && !(name != names.Consumer(tenant) && errors.Is(err, jetstream.ErrConsumerNotFound)) {
+			return fmt.Errorf("dispatcher: resume tenant %s: %w", tenant, err)
+		}
 	}
 	kv, err := js.KeyValue(ctx, names.PausesBucket())
 	if err != nil {

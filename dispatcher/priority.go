@@ -107,6 +107,16 @@ func (n Names) PriorityJobSubject(tenant string, p Priority, op string) string {
 	return n.prefix + ".jobs." + tenant + "." + string(p) + "." + op
 }
 
+// JobSubjectOf is the subject the Publisher puts a job of class p on: the
+// plain subject of op (JobSubject) when p is the op's default class there,
+// the class's subject (PriorityJobSubject) otherwise.
+func (n Names) JobSubjectOf(tenant string, p Priority, op string) string {
+	if p == defaultPriorityOfOp(op) {
+		return n.JobSubject(tenant, op)
+	}
+	return n.PriorityJobSubject(tenant, p, op)
+}
+
 // PriorityConsumer is the durable consumer of a tenant's class:
 // tenant_<id> for normal (the consumer of every job before classes
 // existed), urgent_<id> and bulk_<id> for the others.
@@ -157,6 +167,26 @@ func (n Names) PriorityFilters(tenant string, p Priority) []string {
 		out = append(out, base+"*")
 	}
 	return out
+}
+
+// Routable reports whether a job stored on subject is taken by one of its
+// tenant's class consumers (PriorityFilters): a known op on its plain
+// subject, anything on a class's subject, or a single token. A job on any
+// other subject of the tenant (an op that does not exist, say) is taken by
+// none; the worker dead-letters such strays as invalid.
+func (n Names) Routable(subject string) bool {
+	_, rest, err := n.splitJobSubject(subject)
+	if err != nil {
+		return false
+	}
+	head, tail, more := strings.Cut(rest, ".")
+	switch {
+	case !more:
+		return true
+	case Priority(head).Index() >= 0:
+		return tail != ""
+	}
+	return platform.KnownOp(rest)
 }
 
 // ParseJobSubjectPriority splits a job subject into its tenant, class and

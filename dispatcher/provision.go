@@ -229,14 +229,23 @@ func ConsumerConfig(names Names, t tenants.Tenant) jetstream.ConsumerConfig {
 	return StreamConfig{}.ConsumerConfig(names, t)
 }
 
-// ConsumerConfig is the configuration of tenant t's durable consumer, with
-// c's ConsumerStorage. It carries no PauseUntil: a new consumer starts
-// unpaused, an existing one keeps whatever pause it has (see EnsureConsumer).
+// ConsumerConfig is the configuration of tenant t's durable consumer of its
+// normal class (tenant_<id>), with c's ConsumerStorage; see
+// PriorityConsumerConfig.
 func (c StreamConfig) ConsumerConfig(names Names, t tenants.Tenant) jetstream.ConsumerConfig {
+	return c.PriorityConsumerConfig(names, t, PriorityNormal)
+}
+
+// PriorityConsumerConfig is the configuration of tenant t's durable
+// consumer of class p, with c's ConsumerStorage: filtered on the class's
+// subjects (Names.PriorityFilters). It carries no PauseUntil: a new
+// consumer starts unpaused, an existing one keeps whatever pause it has (see
+// EnsureConsumer).
+func (c StreamConfig) PriorityConsumerConfig(names Names, t tenants.Tenant, p Priority) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       names.Consumer(t.ID),
-		Description:   "orgdispatch jobs of tenant " + t.ID,
-		FilterSubject: names.TenantJobsFilter(t.ID),
+		Durable:        names.PriorityConsumer(t.ID, p),
+		Description:    "orgdispatch " + string(p) + " jobs of tenant " + t.ID,
+		FilterSubjects: names.PriorityFilters(t.ID, p),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ConsumerAckWait,
 		// The worker counts attempts itself: a 429 hand-back must not use up
@@ -398,9 +407,11 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 		return err
 	}
 	for _, t := range ts {
-		if info := existing[ShardOf(t.ID)][names.Consumer(t.ID)]; info != nil && info.Config.MemoryStorage != (cfg.ConsumerStorage == jetstream.MemoryStorage) {
-			mismatched = append(mismatched, info.Name)
-			mismatchedStream = names.JobsStream(t.ID)
+		for _, p := range classOrder {
+			if info := existing[ShardOf(t.ID)][names.PriorityConsumer(t.ID, p)]; info != nil && info.Config.MemoryStorage != (cfg.ConsumerStorage == jetstream.MemoryStorage) {
+				mismatched = append(mismatched, info.Name)
+				mismatchedStream = names.JobsStream(t.ID)
+			}
 		}
 	}
 	if len(mismatched) > 0 {
@@ -414,18 +425,37 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(provisionConcurrency)
 	for _, t := range ts {
-		info := existing[ShardOf(t.ID)][names.Consumer(t.ID)]
-		want := cfg.ConsumerConfig(names, t)
-		if info != nil && consumerUpToDate(info.Config, want) {
+		var todo []jetstream.ConsumerConfig
+		var exists []bool
+		for _, p := range classOrder {
+			info := existing[ShardOf(t.ID)][names.PriorityConsumer(t.ID, p)]
+			want := cfg.PriorityConsumerConfig(names, t, p)
+			if info != nil && consumerUpToDate(info.Config, want) {
+				continue
+			}
+			todo, exists = append(todo, want), append(exists, info != nil)
+		}
+		if len(todo) == 0 {
 			continue
 		}
 		g.Go(func() error {
-			_, err := ensureConsumer(gctx, js, names, t.ID, want, info != nil, pauses[t.ID])
-			return err
+			for i, want := range todo {
+				if _, err := ensureConsumer(gctx, js, names, t.ID, want, exists[i], pauses[t.ID]); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	}
 	return g.Wait()
 }
+
+// classOrder is the order a tenant's class consumers are created or
+// updated in: normal first, because before classes existed it took every
+// job of the tenant (orgdispatch.jobs.<id>.>) and a work-queue stream
+// refuses consumers whose filters overlap — its filters must narrow before
+// the urgent and bulk consumers can exist.
+var classOrder = []Priority{PriorityNormal, PriorityUrgent, PriorityBulk}
 
 // ensureShard creates jobs stream i listening on group's tenants' subjects,
 // or adds those it lacks to it. A subject of a tenant not in group stays:
@@ -536,7 +566,7 @@ func checkTenants(ts []tenants.Tenant, maxConsumers int) error {
 func consumerUpToDate(have, want jetstream.ConsumerConfig) bool {
 	return have.Durable == want.Durable &&
 		have.Description == want.Description &&
-		have.FilterSubject == want.FilterSubject && len(have.FilterSubjects) == 0 &&
+		have.FilterSubject == want.FilterSubject && slices.Equal(have.FilterSubjects, want.FilterSubjects) &&
 		have.AckPolicy == want.AckPolicy &&
 		have.AckWait == want.AckWait &&
 		have.MaxDeliver == want.MaxDeliver &&
@@ -559,14 +589,38 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, names Names, t 
 // (ConsumerStorage); pass the StreamConfig given to Provision. An existing
 // consumer with the other storage is not changed: the error is a
 // *ConsumerStorageError.
+//
+// It ensures all of the tenant's class consumers and returns the normal
+// class's; see EnsurePriorityConsumer.
 func EnsureConsumerWith(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, t tenants.Tenant) (jetstream.Consumer, error) {
+	var normal jetstream.Consumer
+	for _, p := range classOrder {
+		c, err := EnsurePriorityConsumer(ctx, js, names, cfg, t, p)
+		if err != nil {
+			return nil, err
+		}
+		if p == PriorityNormal {
+			normal = c
+		}
+	}
+	return normal, nil
+}
+
+// EnsurePriorityConsumer is EnsureConsumerWith for the consumer of one
+// class of t (a worker lane's, found missing). The normal consumer must
+// have its class filters already (Provision, or EnsureConsumerWith) for the
+// others to be created.
+func EnsurePriorityConsumer(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, t tenants.Tenant, p Priority) (jetstream.Consumer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if err := checkTenants([]tenants.Tenant{t}, 1); err != nil {
 		return nil, err
 	}
-	want := cfg.ConsumerConfig(names, t)
+	if p.Index() < 0 {
+		return nil, fmt.Errorf("dispatcher: consumer of tenant %s: unknown priority %q", t.ID, p)
+	}
+	want := cfg.PriorityConsumerConfig(names, t, p)
 	if _, err := ensureShard(ctx, js, names, cfg.withDefaults(), ShardOf(t.ID), []tenants.Tenant{t}, 0); err != nil {
 		return nil, err
 	}
@@ -685,7 +739,7 @@ func storageName(s jetstream.StorageType) string {
 	return "file"
 }
 
-// RemoveConsumer deletes a tenant's consumer. Its queued jobs stay in the
+// RemoveConsumer deletes a tenant's consumers (one per class). Its queued jobs stay in the
 // stream and are delivered again if the tenant comes back. Removing a
 // consumer that does not exist is not an error. See RetireTenant to refuse
 // the tenant's new jobs.
@@ -693,9 +747,11 @@ func RemoveConsumer(ctx context.Context, js jetstream.JetStream, names Names, te
 	if !ValidTenantID(tenant) {
 		return fmt.Errorf("dispatcher: remove consumer: invalid tenant id %q", tenant)
 	}
-	err := js.DeleteConsumer(ctx, names.JobsStream(tenant), names.Consumer(tenant))
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("dispatcher: remove consumer of tenant %s: %w", tenant, err)
+	for _, name := range names.TenantConsumers(tenant) {
+		err := js.DeleteConsumer(ctx, names.JobsStream(tenant), name)
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("dispatcher: remove consumer %s of tenant %s: %w", name, tenant, err)
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,13 +118,62 @@ func TestProvisionCreatesLayout(t *testing.T) {
 
 	for i := range 2 {
 		id := fmt.Sprintf("org_%d", i+1)
-		c := consumerInfo(t, js, names, id).Config
-		if c.Durable != "tenant_"+id || c.FilterSubject != "orgdispatch.jobs."+id+".>" ||
-			c.AckPolicy != jetstream.AckExplicitPolicy || c.MaxAckPending != dispatcher.ConsumerMaxAckPending || c.AckWait != dispatcher.ConsumerAckWait ||
-			c.MaxDeliver != -1 || c.DeliverPolicy != jetstream.DeliverAllPolicy {
-			t.Errorf("consumer of %s: %+v", id, c)
+		for _, p := range dispatcher.Priorities() {
+			cons, err := js.Consumer(t.Context(), names.JobsStream(id), names.PriorityConsumer(id, p))
+			if err != nil {
+				t.Fatalf("%s consumer of %s: %v", p, id, err)
+			}
+			c := cons.CachedInfo().Config
+			if c.FilterSubject != "" || !slices.Equal(c.FilterSubjects, names.PriorityFilters(id, p)) ||
+				c.AckPolicy != jetstream.AckExplicitPolicy || c.MaxAckPending != dispatcher.ConsumerMaxAckPending || c.AckWait != dispatcher.ConsumerAckWait ||
+				c.MaxDeliver != -1 || c.DeliverPolicy != jetstream.DeliverAllPolicy {
+				t.Errorf("%s consumer of %s: %+v", p, id, c)
+			}
+		}
+		if c := consumerInfo(t, js, names, id).Config; c.Durable != "tenant_"+id || !slices.Contains(c.FilterSubjects, "orgdispatch.jobs."+id+".campaign.start") {
+			t.Errorf("normal consumer of %s: %+v", id, c)
 		}
 	}
+	// Each class takes its own subjects: the op's default class on the
+	// plain subject, any class on its explicit one.
+	for subject, want := range map[string]string{
+		"orgdispatch.jobs.org_1.campaign.stop":              "urgent_org_1",
+		"orgdispatch.jobs.org_1.contacts.add":               "bulk_org_1",
+		"orgdispatch.jobs.org_1.contacts.remove":            "bulk_org_1",
+		"orgdispatch.jobs.org_1.campaign.start":             "tenant_org_1",
+		"orgdispatch.jobs.org_1.bulk.campaign.start":        "bulk_org_1",
+		"orgdispatch.jobs.org_1.urgent.campaign.start":      "urgent_org_1",
+		"orgdispatch.jobs.org_1.normal.contacts.add":        "tenant_org_1",
+		"orgdispatch.jobs.org_1.urgent.campaign.set_status": "urgent_org_1",
+	} {
+		var got []string
+		for _, p := range dispatcher.Priorities() {
+			for _, f := range names.PriorityFilters("org_1", p) {
+				if matchSubject(f, subject) {
+					got = append(got, names.PriorityConsumer("org_1", p))
+				}
+			}
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s is taken by %v, want %s alone", subject, got, want)
+		}
+	}
+}
+
+// matchSubject reports whether NATS filter f matches subject s.
+func matchSubject(f, s string) bool {
+	ft, st := strings.Split(f, "."), strings.Split(s, ".")
+	for i, tok := range ft {
+		switch {
+		case tok == ">":
+			return len(st) > i
+		case i >= len(st):
+			return false
+		case tok != "*" && tok != st[i]:
+			return false
+		}
+	}
+	return len(ft) == len(st)
 }
 
 func TestProvisionStreamConfig(t *testing.T) {
@@ -349,7 +399,7 @@ func TestEnsureAndRemoveConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := c.CachedInfo(); info.Name != "tenant_late" || info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending || info.Config.FilterSubject != "orgdispatch.jobs.late.>" {
+	if info := c.CachedInfo(); info.Name != "tenant_late" || info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending || !slices.Equal(info.Config.FilterSubjects, names.PriorityFilters("late", dispatcher.PriorityNormal)) {
 		t.Fatalf("EnsureConsumer created %+v", info.Config)
 	}
 	publishRaw(t, js, names, "late", "j1")
@@ -440,15 +490,15 @@ func TestProvisionManyTenants(t *testing.T) {
 			}
 		}
 	} {
-		tenant, ok := names.TenantOfConsumer(info.Name)
+		tenant, _, ok := names.TenantOfClassConsumer(info.Name)
 		var i int
 		if _, err := fmt.Sscanf(tenant, "org_%d", &i); !ok || err != nil || info.Config.MaxAckPending != dispatcher.ConsumerMaxAckPending {
 			t.Errorf("consumer %s: MaxAckPending %d", info.Name, info.Config.MaxAckPending)
 		}
 		n++
 	}
-	if n != 200 {
-		t.Fatalf("%d consumers, want 200", n)
+	if n != 600 {
+		t.Fatalf("%d consumers, want 600 (3 classes of 200 tenants)", n)
 	}
 }
 

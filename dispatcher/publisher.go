@@ -230,7 +230,7 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 		}
 	}
 
-	msg := nats.NewMsg(p.names.PriorityJobSubject(job.Tenant, job.EffectivePriority(), job.Op))
+	msg := nats.NewMsg(p.names.JobSubjectOf(job.Tenant, job.EffectivePriority(), job.Op))
 	msg.Data = data
 	msg.Header.Set(HeaderJobID, job.ID)
 	ack, err := p.js.PublishMsg(ctx, msg,

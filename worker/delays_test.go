@@ -128,7 +128,7 @@ func TestLeaderAdvisoryRestartsThePull(t *testing.T) {
 		l := p.lane(id)
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.iter
+		return l.pullers[dispatcher.PriorityNormal.Index()].iter
 	}
 	eventually(t, "both lanes pulling", 5*time.Second, func() bool { return iter("a") != nil && iter("b") != nil })
 	before, other := iter("a"), iter("b")

@@ -47,10 +47,42 @@ type gate struct {
 	parkLevel   int
 	limitSet    chan struct{} // closed (and replaced) when the limit changes
 	resumeAfter time.Duration // this replica's turn after a pause ends
+
+	// The classes' turns (see wait).
+	waiting [classCount]int // requests of each class waiting for a token
+	credit  [classCount]int // smooth weighted round robin
+	next    int             // the class whose request takes the next token; -1: to choose
+	turn    chan struct{}   // closed (and replaced) when a token is taken or the waiting classes change
+}
+
+// classCount is how many priority classes there are.
+const classCount = 3
+
+var classWeights = func() (w [classCount]int) {
+	for i, p := range dispatcher.Priorities() {
+		w[i] = dispatcher.PriorityWeight(p)
+	}
+	return w
+}()
+
+type classKey struct{}
+
+// withClass marks ctx as a request of the class with index i (in
+// dispatcher.Priorities order); the gate reads it. Unmarked requests are
+// normal.
+func withClass(ctx context.Context, i int) context.Context {
+	return context.WithValue(ctx, classKey{}, i)
+}
+
+func classOf(ctx context.Context) int {
+	if i, ok := ctx.Value(classKey{}).(int); ok && i >= 0 && i < classCount {
+		return i
+	}
+	return dispatcher.PriorityNormal.Index()
 }
 
 func newGate(now func() time.Time, limit rate.Limit, burst int) *gate {
-	return &gate{now: now, limiter: rate.NewLimiter(limit, burst), limitSet: make(chan struct{})}
+	return &gate{now: now, limiter: rate.NewLimiter(limit, burst), limitSet: make(chan struct{}), next: -1, turn: make(chan struct{})}
 }
 
 // before is the lane's platform.Config.BeforeRequest.
@@ -99,24 +131,50 @@ func (g *gate) setResumeOffset(d time.Duration) {
 // old pace — too slow, or, when the window's budget has just run out, too
 // fast; and cancelling reservations to re-plan loses tokens when several
 // requests wait.
+//
+// The classes of the tenant take turns: the token goes to a request of the
+// class chosen by smooth weighted round robin among the classes with
+// requests waiting (dispatcher.PriorityWeight: urgent 7, normal 2, bulk 1),
+// so an urgent request behind any number of bulk ones takes the next
+// token, and bulk still gets its share while urgent and normal wait.
 func (g *gate) wait(ctx context.Context) error {
-	for {
+	c := classOf(ctx)
+	g.mu.Lock()
+	g.waiting[c]++
+	g.mu.Unlock()
+	defer func() {
 		g.mu.Lock()
-		changed := g.limitSet
+		g.waiting[c]--
+		if g.next == c && g.waiting[c] == 0 {
+			g.next = -1
+		}
+		g.turnChangedLocked()
 		g.mu.Unlock()
-		if g.limiter.Allow() {
+	}()
+	for {
+		// The class is chosen when a token is there, not before: an urgent
+		// request arriving while bulk ones wait for the next token takes it.
+		g.mu.Lock()
+		changed, turn := g.limitSet, g.turn
+		tokens := g.limiter.Tokens()
+		if tokens >= 1 && g.pickLocked() == c && g.limiter.Allow() {
+			g.next = -1
+			g.turnChangedLocked()
+			g.mu.Unlock()
 			return nil
 		}
+		g.mu.Unlock()
 		var due *time.Timer
-		wake := (<-chan time.Time)(nil) // a zero limit waits for a change
-		if lim := g.limiter.Limit(); lim > 0 {
-			d := time.Duration((1 - g.limiter.Tokens()) / float64(lim) * float64(time.Second))
+		wake := (<-chan time.Time)(nil) // a zero limit waits for a change; a token there for the chosen class to take it
+		if lim := g.limiter.Limit(); tokens < 1 && lim > 0 {
+			d := time.Duration((1 - tokens) / float64(lim) * float64(time.Second))
 			due = time.NewTimer(max(d, time.Millisecond))
 			wake = due.C
 		}
 		select {
 		case <-wake:
 		case <-changed:
+		case <-turn:
 		case <-ctx.Done():
 		}
 		if due != nil {
@@ -126,6 +184,43 @@ func (g *gate) wait(ctx context.Context) error {
 			return context.Cause(ctx)
 		}
 	}
+}
+
+// pickLocked returns the class whose request takes the next token,
+// choosing it when none is chosen: each waiting class gains its weight in
+// credit, the richest is chosen and pays the waiting classes' total (ties
+// go to the higher class). -1 when nothing waits.
+func (g *gate) pickLocked() int {
+	if g.next >= 0 && g.waiting[g.next] > 0 {
+		return g.next
+	}
+	total, best := 0, -1
+	for i := range classCount {
+		if g.waiting[i] == 0 {
+			continue
+		}
+		total += classWeights[i]
+		g.credit[i] += classWeights[i]
+		if best < 0 || g.credit[i] > g.credit[best] {
+			best = i
+		}
+	}
+	if best >= 0 {
+		g.credit[best] -= total
+	}
+	for i := range classCount {
+		if g.waiting[i] == 0 {
+			g.credit[i] = 0 // an idle class saves no credit
+		}
+	}
+	g.next = best
+	return best
+}
+
+// turnChangedLocked wakes the requests waiting for their class's turn.
+func (g *gate) turnChangedLocked() {
+	close(g.turn)
+	g.turn = make(chan struct{})
 }
 
 // setLimit changes the limiter's rate and has waiting requests plan anew.

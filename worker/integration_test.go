@@ -422,10 +422,21 @@ func TestInvalidEnvelopesAreDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, b := range bad {
+	// In any order: the stray on a subject no consumer takes (unknown op)
+	// is dead-lettered by the replica's sweep, the others by the lane.
+	byBody := map[string]*jetstream.RawStreamMsg{}
+	for i := range bad {
 		m, err := s.GetMsg(ctx, uint64(i+1))
 		if err != nil {
-			t.Fatalf("%s: dead letter %d: %v", b.name, i+1, err)
+			t.Fatalf("dead letter %d: %v", i+1, err)
+		}
+		byBody[string(m.Data)] = m
+	}
+	for _, b := range bad {
+		m := byBody[b.body]
+		if m == nil {
+			t.Errorf("%s: no dead letter with its body", b.name)
+			continue
 		}
 		if got := m.Header.Get(dispatcher.HeaderErrorClass); got != ClassInvalid {
 			t.Errorf("%s: class %q", b.name, got)
@@ -435,9 +446,6 @@ func TestInvalidEnvelopesAreDeadLettered(t *testing.T) {
 		}
 		if got := m.Header.Get(dispatcher.HeaderSubject); got != b.subject {
 			t.Errorf("%s: subject header %q, want %q", b.name, got, b.subject)
-		}
-		if string(m.Data) != b.body {
-			t.Errorf("%s: dead letter body is not the original", b.name)
 		}
 	}
 	if n := len(e.apiRequests("a")); n != 1 {

@@ -34,9 +34,9 @@ type lane struct {
 	p  *Pool
 	id string
 
-	gate *gate
-	sem  *semaphore
-	done *rateWindow
+	gate    *gate
+	pullers []*puller // one per class, in dispatcher.Priorities order
+	done    *rateWindow
 	cond *condlog.Logger // this lane's fault conditions: one line each, not one per job
 
 	// status writes this tenant's records (set by start; tests may set it).
@@ -53,11 +53,7 @@ type lane struct {
 	rateSource string       // where the limiter's rate comes from (RateSource*)
 	lastErr    string
 	lastErrAt  time.Time
-	iter       jetstream.MessagesContext
-	iterSize   int
-	restart    bool // the iterator is being drained to pull with a new size
 	ackWait    time.Duration
-	created    time.Time // when the bound consumer was created
 
 	inFlight    atomic.Int64
 	onWire      atomic.Int64 // API requests sent and not yet answered
@@ -73,8 +69,25 @@ type lane struct {
 	stopPulling context.CancelFunc
 	jobsCtx     context.Context // cancelled with errShutdown: give up in-flight jobs (phase 2)
 	cancelJobs  context.CancelCauseFunc
-	pulled      chan struct{} // closed when the pull loop has exited
+	pulled      chan struct{} // closed when every class's pull loop has exited
 	jobs        sync.WaitGroup
+}
+
+// puller is a lane's pull from one class consumer of its tenant. Each class
+// has its own concurrency slots (the tenant's concurrency), so that a bulk
+// backlog holding its slots while it waits for the limiter never keeps an
+// urgent job from being pulled; the gate then lets the waiting classes'
+// jobs through by weight (dispatcher.PriorityWeight).
+type puller struct {
+	class dispatcher.Priority
+	index int // class's position in dispatcher.Priorities
+	sem   *semaphore
+
+	// Guarded by the lane's mu.
+	iter     jetstream.MessagesContext
+	iterSize int
+	restart  bool      // the iterator is being drained to pull with a new size
+	created  time.Time // when the bound consumer was created
 }
 
 func newLane(p *Pool, t tenants.Tenant) (*lane, error) {
@@ -82,13 +95,15 @@ func newLane(p *Pool, t tenants.Tenant) (*lane, error) {
 		p:      p,
 		id:     t.ID,
 		tenant: t,
-		sem:    newSemaphore(t.Concurrency),
 		done:   newRateWindow(p.cfg.Now),
 		pulled: make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 		cond:   condlog.New(condlog.Config{Logger: p.log, Now: p.cfg.Now}),
 
 		rateSource: RateSourceConfigured,
+	}
+	for i, c := range dispatcher.Priorities() {
+		l.pullers = append(l.pullers, &puller{class: c, index: i, sem: newSemaphore(t.Concurrency)})
 	}
 	l.gate = newGate(p.cfg.Now, laneRate(t, configuredRate(t), p.liveFor(t.ID)), burstOf(t))
 	c, err := l.newClient(t)
@@ -204,17 +219,41 @@ func (l *lane) update(t tenants.Tenant) error {
 		l.headerPace = 0
 		l.quota.forget()
 	}
-	it, size := l.iter, l.iterSize
 	l.mu.Unlock()
 	l.applyRate()
-	l.sem.resize(t.Concurrency)
-	if it != nil && size != t.Concurrency {
+	for _, pl := range l.pullers {
+		pl.sem.resize(t.Concurrency)
 		l.mu.Lock()
-		l.restart = true
+		it, size := pl.iter, pl.iterSize
+		if it != nil && size != t.Concurrency {
+			pl.restart = true
+		}
 		l.mu.Unlock()
-		it.Drain() // the pull loop hands out what is buffered, then pulls anew
+		if it != nil && size != t.Concurrency {
+			it.Drain() // the pull loop hands out what is buffered, then pulls anew
+		}
 	}
 	return nil
+}
+
+// drainPulls ends every class's current pull: each iterator hands out what
+// it buffered and pulls no more. restart says whether the pull loops should
+// bind and pull again at once (repull) rather than stop or park.
+func (l *lane) drainPulls(restart bool) {
+	var its []jetstream.MessagesContext
+	l.mu.Lock()
+	for _, pl := range l.pullers {
+		if pl.iter != nil {
+			if restart {
+				pl.restart = true
+			}
+			its = append(its, pl.iter)
+		}
+	}
+	l.mu.Unlock()
+	for _, it := range its {
+		it.Drain()
+	}
 }
 
 func credentialsChanged(a, b tenants.Tenant) bool {
@@ -269,12 +308,21 @@ func (l *lane) startStatus() {
 func (l *lane) pull() {
 	defer close(l.pulled)
 	l.refreshLimits() // rate: auto: read the org's limits once at start
+	var wg sync.WaitGroup
+	for _, pl := range l.pullers {
+		wg.Go(func() { l.pullClass(pl) })
+	}
+	wg.Wait()
+}
+
+// pullClass is the pull loop of one class.
+func (l *lane) pullClass(pl *puller) {
 	failures := 0
 	for !l.stopping.Load() {
 		if !l.waitWhileParked() {
 			return
 		}
-		err := l.pullOnce()
+		err := l.pullOnce(pl)
 		if err == nil {
 			failures = 0
 			continue
@@ -284,7 +332,7 @@ func (l *lane) pull() {
 		}
 		failures++
 		l.setError(err.Error())
-		l.cond.Report(slog.LevelWarn, l.id, condPull, "failures", failures, "error", err)
+		l.cond.Report(slog.LevelWarn, l.id, condPull, "class", pl.class, "failures", failures, "error", err)
 		wait := backoffCeiling(failures, l.p.cfg.BackoffBase, l.p.cfg.BackoffMax)
 		select {
 		case <-time.After(wait):
@@ -294,17 +342,18 @@ func (l *lane) pull() {
 	}
 }
 
-// consumerCreatedAt is when the consumer the lane pulls from was created.
-func (l *lane) consumerCreatedAt() time.Time {
+// consumerCreatedAt is when the consumer pl pulls from was created.
+func (l *lane) consumerCreatedAt(pl *puller) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.created
+	return pl.created
 }
 
-// pullOnce binds the consumer, reads its pause, and consumes until the
-// iterator closes (stop, a concurrency change, the consumer went away).
-func (l *lane) pullOnce() error {
-	stream, name := l.p.cfg.Names.JobsStream(l.id), l.p.cfg.Names.Consumer(l.id)
+// pullOnce binds pl's consumer, reads its pause (the normal class's, which
+// replicas go by), and consumes until the iterator closes (stop, a
+// concurrency change, the consumer went away).
+func (l *lane) pullOnce(pl *puller) error {
+	stream, name := l.p.cfg.Names.JobsStream(l.id), l.p.cfg.Names.PriorityConsumer(l.id, pl.class)
 	ctx, cancel := context.WithTimeout(l.pullCtx, statusTimeout)
 	asked := time.Now()
 	cons, err := l.p.cfg.JS.Consumer(ctx, stream, name)
@@ -316,7 +365,11 @@ func (l *lane) pullOnce() error {
 		l.mu.Lock()
 		t := l.tenant
 		l.mu.Unlock()
-		cons, err = dispatcher.EnsureConsumerWith(ctx, l.p.cfg.JS, l.p.cfg.Names, *l.p.cfg.Streams, t)
+		if pl.class == dispatcher.PriorityNormal {
+			cons, err = dispatcher.EnsureConsumerWith(ctx, l.p.cfg.JS, l.p.cfg.Names, *l.p.cfg.Streams, t)
+		} else {
+			cons, err = dispatcher.EnsurePriorityConsumer(ctx, l.p.cfg.JS, l.p.cfg.Names, *l.p.cfg.Streams, t, pl.class)
+		}
 		cancel()
 		if err == nil {
 			l.p.log.Info("tenant consumer was missing; created it again", "tenant", l.id, "consumer", name)
@@ -327,29 +380,31 @@ func (l *lane) pullOnce() error {
 	}
 	l.cond.Clear(l.id, condPull)
 	info := cons.CachedInfo()
-	l.syncPause(info, asked)
+	if pl.class == dispatcher.PriorityNormal {
+		l.syncPause(info, asked)
+	}
 	l.mu.Lock()
 	size := l.tenant.Concurrency
 	l.ackWait = info.Config.AckWait
-	l.created = info.Created
+	pl.created = info.Created
 	l.mu.Unlock()
 	it, err := cons.Messages(jetstream.PullMaxMessages(size))
 	if err != nil {
 		return fmt.Errorf("pull from consumer %s: %w", name, err)
 	}
 	l.mu.Lock()
-	l.iter, l.iterSize = it, size
+	pl.iter, pl.iterSize = it, size
 	l.mu.Unlock()
 	if l.stopping.Load() || l.parkedNowAt(l.p.cfg.Now()) {
 		// Stopping or parked meanwhile (beginStop, parkAndStopPulling found
 		// no iterator to drain): hand out what comes, pull no more.
 		it.Drain()
 	}
-	l.consume(it)
+	l.consume(it, pl)
 	l.mu.Lock()
-	l.iter = nil
-	restart := l.restart
-	l.restart = false
+	pl.iter = nil
+	restart := pl.restart
+	pl.restart = false
 	l.mu.Unlock()
 	if restart || l.stopping.Load() || l.parkedNowAt(l.p.cfg.Now()) {
 		return nil
@@ -359,16 +414,16 @@ func (l *lane) pullOnce() error {
 	return fmt.Errorf("pull from consumer %s: message iterator closed", name)
 }
 
-func (l *lane) consume(it jetstream.MessagesContext) {
+func (l *lane) consume(it jetstream.MessagesContext, pl *puller) {
 	for {
 		acquired := false
 		if !l.stopping.Load() {
-			acquired = l.sem.acquire(l.pullCtx) == nil
+			acquired = pl.sem.acquire(l.pullCtx) == nil
 		}
 		msg, err := it.Next(jetstream.NextContext(l.jobsCtx))
 		if err != nil {
 			if acquired {
-				l.sem.release()
+				pl.sem.release()
 			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || l.jobsCtx.Err() != nil {
 				it.Stop()
@@ -385,7 +440,7 @@ func (l *lane) consume(it jetstream.MessagesContext) {
 			// Stopping: a message that was buffered but not started goes back
 			// at once, for another replica (or the next start) to run.
 			if acquired {
-				l.sem.release()
+				pl.sem.release()
 			}
 			l.handBackUnstarted(msg)
 			continue
@@ -394,9 +449,9 @@ func (l *lane) consume(it jetstream.MessagesContext) {
 		l.inFlight.Add(1)
 		go func() {
 			defer l.jobs.Done()
-			defer l.sem.release()
+			defer pl.sem.release()
 			defer l.inFlight.Add(-1)
-			l.handle(msg)
+			l.handle(msg, pl)
 		}()
 	}
 }
@@ -442,12 +497,7 @@ func (l *lane) keepAlive(msg jetstream.Msg) func() {
 func (l *lane) beginStop() {
 	l.stopping.Store(true)
 	l.stopPulling()
-	l.mu.Lock()
-	it := l.iter
-	l.mu.Unlock()
-	if it != nil {
-		it.Drain()
-	}
+	l.drainPulls(false)
 }
 
 // finishStop is phase 2: wait until the pull loop has handed back what it
@@ -519,7 +569,7 @@ func (l *lane) report() dispatcher.LaneReport {
 	}
 	l.mu.Unlock()
 	r.InFlight = int(l.inFlight.Load())
-	r.Concurrency = l.sem.capacity()
+	r.Concurrency = l.pullers[0].sem.capacity()
 	r.Succeeded = l.succeeded.Load()
 	r.Retried = l.retried.Load()
 	r.Dead = l.dead.Load()

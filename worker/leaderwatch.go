@@ -34,7 +34,7 @@ func (p *Pool) watchLeaders() (stop func(), err error) {
 		if err := json.Unmarshal(m.Data, &a); err != nil || a.Type != leaderAdvisoryType {
 			return
 		}
-		tenant, ok := p.cfg.Names.TenantOfConsumer(a.Consumer)
+		tenant, _, ok := p.cfg.Names.TenantOfClassConsumer(a.Consumer)
 		if !ok || a.Stream != p.cfg.Names.JobsStream(tenant) {
 			return
 		}
@@ -51,14 +51,4 @@ func (p *Pool) watchLeaders() (stop func(), err error) {
 
 // repull ends the lane's current pull (its buffered messages are still handed
 // out) so that the pull loop binds the consumer and pulls anew at once.
-func (l *lane) repull() {
-	l.mu.Lock()
-	it := l.iter
-	if it != nil {
-		l.restart = true
-	}
-	l.mu.Unlock()
-	if it != nil {
-		it.Drain()
-	}
-}
+func (l *lane) repull() { l.drainPulls(true) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/platform/platformtest"
 )
 
@@ -50,7 +51,8 @@ func TestDeliveryWithoutMetadataIsDeadLettered(t *testing.T) {
 		t.Fatalf("no job delivered: %v", batch.Error())
 	}
 
-	p.lane("org_a").handle(noMetadata{msg})
+	l := p.lane("org_a")
+	l.handle(noMetadata{msg}, l.pullers[dispatcher.PriorityNormal.Index()])
 
 	dl := e.deadLetter("org_a", "campaign.get")
 	if string(dl.Data) != string(msg.Data()) {

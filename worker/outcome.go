@@ -56,6 +56,7 @@ type run struct {
 	consumer time.Time // when the consumer that delivered it was created
 	attempts int       // this delivery's attempt number, if it counts
 	corr     string    // the platform's ININ-Correlation-Id of this delivery's last answer
+	class    int       // the class's index (dispatcher.Priorities) of the consumer that delivered it
 }
 
 func (r *run) key() (string, bool) {
@@ -88,7 +89,7 @@ func (r *run) deliveries() int {
 
 // handle runs one delivered message to its outcome: ack, delayed retry,
 // hand-back or dead letter. It never leaves a message without one.
-func (l *lane) handle(msg jetstream.Msg) {
+func (l *lane) handle(msg jetstream.Msg, pl *puller) {
 	p := l.p
 	r := &run{msg: msg, tenant: l.id, op: "unknown", start: p.cfg.Now()}
 	r.first = r.start
@@ -104,7 +105,8 @@ func (l *lane) handle(msg jetstream.Msg) {
 		return
 	}
 	r.meta = meta
-	r.consumer = l.consumerCreatedAt()
+	r.consumer = l.consumerCreatedAt(pl)
+	r.class = pl.index
 	r.attempts = int(meta.NumDelivered)
 
 	if err := l.decode(r); err != nil {
@@ -210,12 +212,13 @@ func (l *lane) decode(r *run) error {
 // more at once with a new one.
 func (l *lane) call(r *run) (*platform.Result, error) {
 	client := l.currentClient()
-	res, err := client.Do(l.jobsCtx, r.job.Op, r.job.Params)
+	ctx := withClass(l.jobsCtx, r.class)
+	res, err := client.Do(ctx, r.job.Op, r.job.Params)
 	var authErr *platform.AuthError
 	if errors.As(err, &authErr) {
 		l.p.log.Info("platform rejected the token; fetching a new one", "tenant", l.id, "job_id", r.job.ID, "status", authErr.Status)
 		client.DropToken()
-		res, err = client.Do(l.jobsCtx, r.job.Op, r.job.Params)
+		res, err = client.Do(ctx, r.job.Op, r.job.Params)
 	}
 	return res, err
 }

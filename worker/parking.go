@@ -36,12 +36,7 @@ const condParked = "tenant lane parked on this replica; not pulling"
 // endpoint's Retry-After). It returns the parking's end.
 func (l *lane) parkAndStopPulling(state string, atLeast time.Duration) time.Time {
 	until := l.gate.park(state, l.p.cfg.BackoffBase, l.p.cfg.BackoffMax, atLeast)
-	l.mu.Lock()
-	it := l.iter
-	l.mu.Unlock()
-	if it != nil {
-		it.Drain() // the pull loop hands back what is buffered
-	}
+	l.drainPulls(false) // the pull loops hand back what is buffered
 	return until
 }
 

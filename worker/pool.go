@@ -151,8 +151,16 @@ func (p *Pool) Run(ctx context.Context) error {
 	n := len(p.lanes)
 	p.mu.Unlock()
 	p.log.Info("worker running", "tenants", n)
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		p.sweepStrays(sweepCtx)
+	}()
 
 	<-ctx.Done()
+	stopSweep()
+	<-sweepDone
 	p.log.Info("worker stopping", "cause", context.Cause(ctx))
 	p.shutdown()
 	stopHeartbeat()

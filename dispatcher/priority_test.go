@@ -1,0 +1,146 @@
+package dispatcher_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/orgdispatch/orgdispatch/dispatcher"
+	"github.com/orgdispatch/orgdispatch/internal/natstest"
+	"github.com/orgdispatch/orgdispatch/tenants"
+)
+
+func TestDefaultPriority(t *testing.T) {
+	for _, tc := range []struct {
+		op, params string
+		want       dispatcher.Priority
+	}{
+		{"campaign.stop", `{"campaign_id":"c"}`, dispatcher.PriorityUrgent},
+		{"campaign.set_status", `{"campaign_id":"c","status":"off"}`, dispatcher.PriorityUrgent},
+		{"campaign.set_status", `{"campaign_id":"c","status":"on"}`, dispatcher.PriorityNormal},
+		{"campaign.start", `{"campaign_id":"c"}`, dispatcher.PriorityNormal},
+		{"api.request", `{"method":"GET","path":"/api/v2/outbound/campaigns"}`, dispatcher.PriorityNormal},
+		{"contacts.add", `{}`, dispatcher.PriorityBulk},
+		{"contacts.remove", `{}`, dispatcher.PriorityBulk},
+	} {
+		if got := dispatcher.DefaultPriority(tc.op, json.RawMessage(tc.params)); got != tc.want {
+			t.Errorf("DefaultPriority(%s, %s) = %s, want %s", tc.op, tc.params, got, tc.want)
+		}
+	}
+	j := dispatcher.Job{ID: "j", Op: "contacts.add", Priority: "urgent"}
+	if got := j.EffectivePriority(); got != dispatcher.PriorityUrgent {
+		t.Errorf("an asked-for class: %s, want urgent", got)
+	}
+	bad := dispatcher.Job{ID: "j", Tenant: "t", Op: "campaign.get", Params: json.RawMessage(`{"campaign_id":"c"}`), Priority: "asap"}
+	var ije *dispatcher.InvalidJobError
+	if err := bad.Validate("t"); !errors.As(err, &ije) {
+		t.Errorf("priority asap: %v, want an *InvalidJobError", err)
+	}
+}
+
+func TestJobSubjects(t *testing.T) {
+	n := dispatcher.MustNames("")
+	for _, tc := range []struct {
+		subject  string
+		p        dispatcher.Priority
+		explicit bool
+		op       string
+		routable bool
+	}{
+		{"orgdispatch.jobs.t.campaign.stop", dispatcher.PriorityUrgent, false, "campaign.stop", true},
+		{"orgdispatch.jobs.t.contacts.add", dispatcher.PriorityBulk, false, "contacts.add", true},
+		{"orgdispatch.jobs.t.campaign.get", dispatcher.PriorityNormal, false, "campaign.get", true},
+		{"orgdispatch.jobs.t.bulk.campaign.get", dispatcher.PriorityBulk, true, "campaign.get", true},
+		{"orgdispatch.jobs.t.urgent.campaign.set_status", dispatcher.PriorityUrgent, true, "campaign.set_status", true},
+		{"orgdispatch.jobs.t.campaign.explode", dispatcher.PriorityNormal, false, "campaign.explode", false},
+		{"orgdispatch.jobs.t.noop", dispatcher.PriorityNormal, false, "noop", true},
+	} {
+		_, p, explicit, op, err := n.ParseJobSubjectPriority(tc.subject)
+		if err != nil || p != tc.p || explicit != tc.explicit || op != tc.op {
+			t.Errorf("ParseJobSubjectPriority(%s) = %s %v %s %v, want %s %v %s", tc.subject, p, explicit, op, err, tc.p, tc.explicit, tc.op)
+		}
+		if _, op2, _ := n.ParseJobSubject(tc.subject); op2 != tc.op {
+			t.Errorf("ParseJobSubject(%s) op %q, want %q", tc.subject, op2, tc.op)
+		}
+		if got := n.Routable(tc.subject); got != tc.routable {
+			t.Errorf("Routable(%s) = %v, want %v", tc.subject, got, tc.routable)
+		}
+	}
+	if got := n.JobSubjectOf("t", dispatcher.PriorityBulk, "contacts.add"); got != "orgdispatch.jobs.t.contacts.add" {
+		t.Errorf("a job in its op's default class: %s, want the plain subject", got)
+	}
+	if got := n.JobSubjectOf("t", dispatcher.PriorityUrgent, "campaign.set_status"); got != "orgdispatch.jobs.t.urgent.campaign.set_status" {
+		t.Errorf("set_status off: %s, want the urgent subject", got)
+	}
+}
+
+// A deployment of the version before classes: one consumer per tenant
+// taking all its jobs (orgdispatch.jobs.<id>.>), paused, with jobs queued.
+// Provision narrows it to the normal class and creates the urgent and bulk
+// consumers, paused alike, each with its class's queued jobs.
+func TestProvisionUpgradesToClassConsumers(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	tn := tenants.Tenant{ID: "org_1", Concurrency: 2}
+	ctx := t.Context()
+	if _, err := js.CreateStream(ctx, dispatcher.JobsStreamConfig(names, dispatcher.StreamConfig{}, dispatcher.ShardOf(tn.ID), []string{names.TenantJobsFilter(tn.ID)}, 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	old := dispatcher.ConsumerConfig(names, tn)
+	old.FilterSubjects, old.FilterSubject = nil, names.TenantJobsFilter(tn.ID)
+	old.Description = "orgdispatch jobs of tenant org_1"
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	old.PauseUntil = &until
+	if _, err := js.CreateConsumer(ctx, names.JobsStream(tn.ID), old); err != nil {
+		t.Fatal(err)
+	}
+	for _, provisionBucket := range []string{names.PausesBucket()} {
+		if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: provisionBucket}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dispatcher.Pause(ctx, js, names, tn.ID, until, "maintenance", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	queue := map[string]int{"contacts.add": 5, "campaign.start": 3, "campaign.stop": 2}
+	for op, n := range queue {
+		for i := range n {
+			if _, err := js.Publish(ctx, names.JobSubject(tn.ID, op), []byte(`{}`), jetstream.WithMsgID(fmt.Sprintf("org_1:%s-%d", op, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	provision(t, js, names, dispatcher.StreamConfig{}, []tenants.Tenant{tn})
+
+	for p, want := range map[dispatcher.Priority]uint64{dispatcher.PriorityNormal: 3, dispatcher.PriorityUrgent: 2, dispatcher.PriorityBulk: 5} {
+		c, err := js.Consumer(ctx, names.JobsStream(tn.ID), names.PriorityConsumer(tn.ID, p))
+		if err != nil {
+			t.Fatalf("%s consumer after the upgrade: %v", p, err)
+		}
+		info := c.CachedInfo()
+		if info.NumPending != want {
+			t.Errorf("%s consumer: %d pending, want %d", p, info.NumPending, want)
+		}
+		if !slices.Equal(info.Config.FilterSubjects, names.PriorityFilters(tn.ID, p)) || info.Config.FilterSubject != "" {
+			t.Errorf("%s consumer filters %q %v", p, info.Config.FilterSubject, info.Config.FilterSubjects)
+		}
+		if !info.Paused || info.Config.PauseUntil == nil || !info.Config.PauseUntil.Equal(until) {
+			t.Errorf("%s consumer: paused %v until %v, want until %v", p, info.Paused, info.Config.PauseUntil, until)
+		}
+	}
+	if err := dispatcher.Resume(ctx, js, names, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dispatcher.Priorities() {
+		c, _ := js.Consumer(ctx, names.JobsStream(tn.ID), names.PriorityConsumer(tn.ID, p))
+		if info, err := c.Info(ctx); err != nil || info.Paused {
+			t.Errorf("%s consumer after Resume: paused %v (%v)", p, info != nil && info.Paused, err)
+		}
+	}
+}
