@@ -246,8 +246,8 @@ func (c StreamConfig) PriorityConsumerConfig(names Names, t tenants.Tenant, p Pr
 		Durable:        names.PriorityConsumer(t.ID, p),
 		Description:    "orgdispatch " + string(p) + " jobs of tenant " + t.ID,
 		FilterSubjects: names.PriorityFilters(t.ID, p),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ConsumerAckWait,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        ConsumerAckWait,
 		// The worker counts attempts itself: a 429 hand-back must not use up
 		// a job's budget, so the server must never give up on a message.
 		MaxDeliver:    -1,

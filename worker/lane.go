@@ -37,7 +37,7 @@ type lane struct {
 	gate    *gate
 	pullers []*puller // one per class, in dispatcher.Priorities order
 	done    *rateWindow
-	cond *condlog.Logger // this lane's fault conditions: one line each, not one per job
+	cond    *condlog.Logger // this lane's fault conditions: one line each, not one per job
 
 	// status writes this tenant's records (set by start; tests may set it).
 	status     *statusWriter
