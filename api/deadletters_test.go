@@ -69,7 +69,7 @@ func TestDeadLettersRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := s.GetMsg(t.Context(), res.JobSeq)
-	if err != nil || m.Subject != e.names.JobSubject("org_a", "campaign.start") || m.Header.Get(nats.MsgIdHdr) != res.MsgID {
+	if err != nil || m.Subject != e.names.PriorityJobSubject("org_a", dispatcher.PriorityBulk, "campaign.start") || m.Header.Get(nats.MsgIdHdr) != res.MsgID {
 		t.Errorf("replayed job in the stream: %+v, %v", m, err)
 	}
 	if a := e.call(t, "GET", fmt.Sprintf("/v1/dlq/%d", a1), nil); a.status != http.StatusNotFound {

@@ -52,8 +52,11 @@ type TenantStatus struct {
 	PauseRemainingSecond float64   `json:"pause_remaining_seconds,omitempty"`
 	PauseReason          string    `json:"pause_reason,omitempty"`
 	PausedBy             string    `json:"paused_by,omitempty"`
-	Backlog              uint64    `json:"backlog"`     // jobs waiting (NumPending)
-	InFlight             int       `json:"in_flight"`   // delivered, not yet acked (NumAckPending)
+	Backlog              uint64    `json:"backlog"`     // jobs waiting (NumPending), every class
+	InFlight             int       `json:"in_flight"`   // delivered, not yet acked (NumAckPending), every class
+	// Classes are the backlog and in-flight jobs of each priority class,
+	// keyed urgent, normal, bulk.
+	Classes map[Priority]ClassStatus `json:"classes"`
 	Concurrency          int       `json:"concurrency"` // jobs the live replicas may run at once (each lane's concurrency, summed)
 	RatePerSec           float64   `json:"rate_per_sec"`
 	// RateSources are where the lanes' rates come from (LaneReport.RateSource),
@@ -67,6 +70,25 @@ type TenantStatus struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	Replicas    int       `json:"replicas"` // live replicas running a lane for it
+}
+
+// ClassStatus is one priority class of a tenant: its consumer's figures.
+type ClassStatus struct {
+	Backlog  uint64 `json:"backlog"`
+	InFlight int    `json:"in_flight"`
+}
+
+// addClass adds a class consumer's figures to the tenant's.
+func (ts *TenantStatus) addClass(p Priority, info *jetstream.ConsumerInfo) {
+	if ts.Classes == nil {
+		ts.Classes = make(map[Priority]ClassStatus, 3)
+	}
+	ts.Classes[p] = ClassStatus{Backlog: info.NumPending, InFlight: info.NumAckPending}
+	ts.Backlog, ts.InFlight = 0, 0
+	for _, c := range ts.Classes {
+		ts.Backlog += c.Backlog
+		ts.InFlight += c.InFlight
+	}
 }
 
 // DeadLetter is one message of the dead-letter stream: the original job body
@@ -272,9 +294,15 @@ func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
 	for _, st := range streams {
 		name := st.CachedInfo().Config.Name
 		lister := st.ListConsumers(ctx)
+		others := map[string][]*jetstream.ConsumerInfo{} // urgent and bulk consumers, by tenant
+		first := len(out)
 		for info := range lister.Info() {
-			id, ok := a.names.TenantOfConsumer(info.Name)
-			if !ok {
+			id, p, ok := a.names.TenantOfClassConsumer(info.Name)
+			switch {
+			case !ok:
+				continue
+			case p != PriorityNormal:
+				others[id] = append(others[id], info)
 				continue
 			}
 			rec, hasRec := pauses[id]
@@ -282,6 +310,12 @@ func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
 		}
 		if err := lister.Err(); err != nil {
 			return nil, fmt.Errorf("admin: list consumers of %s: %w", name, err)
+		}
+		for i := first; i < len(out); i++ {
+			for _, info := range others[out[i].ID] {
+				_, p, _ := a.names.TenantOfClassConsumer(info.Name)
+				out[i].addClass(p, info)
+			}
 		}
 	}
 	slices.SortFunc(out, func(x, y TenantStatus) int { return cmp.Compare(x.ID, y.ID) })
@@ -334,7 +368,18 @@ func (a *Admin) Tenant(ctx context.Context, id string) (TenantStatus, error) {
 	if err != nil {
 		return TenantStatus{}, err
 	}
-	return buildStatus(id, info, lanes[id], rec, a.now()), nil
+	ts := buildStatus(id, info, lanes[id], rec, a.now())
+	for _, p := range []Priority{PriorityUrgent, PriorityBulk} {
+		c, err := a.js.Consumer(ctx, a.names.JobsStream(id), a.names.PriorityConsumer(id, p))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue // provisioned before classes existed
+		}
+		if err != nil {
+			return TenantStatus{}, fmt.Errorf("admin: tenant %s: %s consumer info: %w", id, p, err)
+		}
+		ts.addClass(p, c.CachedInfo())
+	}
+	return ts, nil
 }
 
 func (a *Admin) consumerInfo(ctx context.Context, id string) (*jetstream.ConsumerInfo, error) {
@@ -398,12 +443,8 @@ func laneState(s string) int {
 }
 
 func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, rec *PauseRecord, now time.Time) TenantStatus {
-	ts := TenantStatus{
-		ID:       id,
-		Backlog:  info.NumPending,
-		InFlight: info.NumAckPending,
-		Replicas: len(lanes),
-	}
+	ts := TenantStatus{ID: id, Replicas: len(lanes)}
+	ts.addClass(PriorityNormal, info)
 	if info.Paused && info.Config.PauseUntil != nil && info.Config.PauseUntil.After(now) {
 		ts.Paused = true
 		ts.PausedUntil = info.Config.PauseUntil.UTC()

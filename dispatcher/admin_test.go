@@ -115,6 +115,9 @@ func TestAdminTenantsCombinesConsumersPausesAndHeartbeats(t *testing.T) {
 		ID: "org_a", State: dispatcher.LaneCredentialsRejected, Backlog: 2, Concurrency: 2,
 		RatePerSec: 5, RateSources: []string{"configured", "limits API"}, DonePerSec: 2, Succeeded: 8, Retried: 1, Dead: 4, RateLimited: 3,
 		LastError: "newer", LastErrorAt: t2.UTC(), Replicas: 2,
+		Classes: map[dispatcher.Priority]dispatcher.ClassStatus{
+			dispatcher.PriorityUrgent: {}, dispatcher.PriorityNormal: {Backlog: 2}, dispatcher.PriorityBulk: {},
+		},
 	}
 	if !a.LastErrorAt.Equal(want.LastErrorAt) {
 		t.Errorf("org_a last_error_at = %v, want %v", a.LastErrorAt, want.LastErrorAt)
@@ -435,7 +438,7 @@ func TestAdminReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replayed job not in the jobs stream: %v", err)
 	}
-	if m.Subject != env.names.JobSubject("org_a", "campaign.start") || string(m.Data) != jobBody("org_a", "a1") ||
+	if m.Subject != env.names.PriorityJobSubject("org_a", dispatcher.PriorityBulk, "campaign.start") || string(m.Data) != jobBody("org_a", "a1") ||
 		m.Header.Get(nats.MsgIdHdr) != res.MsgID {
 		t.Errorf("replayed message: subject %s, id %s, body %s", m.Subject, m.Header.Get(nats.MsgIdHdr), m.Data)
 	}

@@ -165,7 +165,9 @@ func (a *Admin) Replay(ctx context.Context, seq uint64) (ReplayResult, error) {
 		return ReplayResult{}, fmt.Errorf("admin: replay dead letter %d: %w", seq, err)
 	}
 	res := ReplayResult{Seq: seq, Tenant: tenant, Op: op, JobID: job.ID, MsgID: ReplayMsgID(tenant, job.ID, seq)}
-	msg := nats.NewMsg(a.names.JobSubject(tenant, op))
+	// A replay is a re-submission: it runs in the bulk class, behind live
+	// work, whatever the job's own class was.
+	msg := nats.NewMsg(a.names.JobSubjectOf(tenant, PriorityBulk, op))
 	msg.Data = m.Data
 	msg.Header.Set(HeaderTenant, tenant)
 	msg.Header.Set(HeaderOp, op)

@@ -95,6 +95,8 @@ type PublishResult struct {
 	// Seq is the job's sequence in the jobs stream (for a duplicate, the
 	// original's).
 	Seq uint64 `json:"seq"`
+	// Priority is the class the job was queued in.
+	Priority Priority `json:"priority,omitempty"`
 }
 
 // Publisher queues jobs: it validates them, publishes them on their tenant's
@@ -208,7 +210,7 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 	if len(data) > MaxJobBytes {
 		return PublishResult{}, invalid("job is %d bytes, larger than the %d byte limit", len(data), MaxJobBytes)
 	}
-	res := PublishResult{ID: job.ID, Tenant: job.Tenant}
+	res := PublishResult{ID: job.ID, Tenant: job.Tenant, Priority: job.EffectivePriority()}
 	done, err := p.admit(ctx, job.Tenant)
 	if err != nil {
 		return res, fmt.Errorf("dispatcher: publish job %s for tenant %s: %w", job.ID, job.Tenant, err)

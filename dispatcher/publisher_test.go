@@ -74,7 +74,7 @@ func TestPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (dispatcher.PublishResult{ID: "c0a8-42-7", Tenant: "org_1", Seq: 1}) {
+	if res != (dispatcher.PublishResult{ID: "c0a8-42-7", Tenant: "org_1", Seq: 1, Priority: dispatcher.PriorityNormal}) {
 		t.Fatalf("result %+v", res)
 	}
 	s, err := e.js.Stream(t.Context(), e.names.JobsStream("org_1"))

@@ -32,8 +32,8 @@ func init() {
 var stdin io.Reader = os.Stdin
 
 const publishHelp = `Usage:
-  orgdispatch publish --tenant ID --op OP [--id ID] [--params JSON] [--deadline T]
-  orgdispatch publish [--tenant ID] --stdin      (or: publish -)
+  orgdispatch publish --tenant ID --op OP [--id ID] [--params JSON] [--deadline T] [--priority P]
+  orgdispatch publish [--tenant ID] [--priority P] --stdin      (or: publish -)
 
 Publishes jobs to the dispatcher's NATS: ORGDISPATCH_NATS_URL, or, when that is
 empty, the embedded server of a running 'orgdispatch serve'
@@ -43,6 +43,13 @@ With --stdin, every non-empty line is one job envelope, e.g.
   {"id":"c-42","tenant":"org_1","op":"campaign.start","params":{"campaign_id":"cmp-1"}}
 "tenant" may be left out when --tenant is given; "id" may be left out and is
 then generated.
+
+Priority classes: urgent, normal, bulk (see the README). A single job goes in
+its op's default class (campaign.stop and set_status off urgent, contacts.add
+and contacts.remove bulk, the rest normal) unless --priority says otherwise.
+Lines read with --stdin are a re-submission of many: those naming no
+"priority" go in --priority, which is bulk there unless given ("default":
+each op's default class).
 
 Prints one line per job: "accepted <tenant>/<id> seq N", "duplicate <tenant>/<id>
 seq N" (already published within the duplicate window), or "failed ...: <why>".
@@ -61,6 +68,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	id := fs.String("id", "", "job id, the idempotency key (default: random)")
 	params := fs.String("params", "", `operation parameters as JSON, e.g. '{"campaign_id":"cmp-1"}'`)
 	deadline := fs.String("deadline", "", "do not run after this time: RFC 3339 (2026-12-01T10:00:00Z) or a duration from now (10m)")
+	priority := fs.String("priority", "", "class: urgent, normal, bulk, or default (the op's default class); default: the op's for a single job, bulk with --stdin")
 	fromStdin := fs.Bool("stdin", false, "read JSON lines from standard input")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up connecting and publishing after this long")
 	fs.Usage = func() {
@@ -77,6 +85,18 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 
+	var class string
+	switch *priority {
+	case "", "default":
+		if *priority == "" && *fromStdin {
+			class = string(dispatcher.PriorityBulk)
+		}
+	default:
+		if _, err := dispatcher.ParsePriority(*priority); err != nil {
+			return fmt.Errorf("%w: --priority %q: want urgent, normal, bulk or default", errUsage, *priority)
+		}
+		class = *priority
+	}
 	var single dispatcher.Job
 	if *fromStdin {
 		if *op != "" || *id != "" || *params != "" || *deadline != "" {
@@ -87,6 +107,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if single, err = jobFromFlags(*tenant, *op, *id, *params, *deadline, time.Now()); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
+		single.Priority = class
 	}
 
 	cfg, err := config.Load()
@@ -110,7 +131,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	}
-	return publishLines(ctx, p, *tenant, stdin, stdout)
+	return publishLines(ctx, p, *tenant, class, stdin, stdout)
 }
 
 // jobFromFlags builds the job of a single publish.
@@ -171,7 +192,9 @@ func publishOne(ctx context.Context, p *dispatcher.Publisher, j dispatcher.Job, 
 }
 
 // publishLines publishes one job per non-empty line of r.
-func publishLines(ctx context.Context, p *dispatcher.Publisher, tenant string, r io.Reader, w io.Writer) error {
+// publishLines publishes each line's job; class is the priority of the lines
+// that name none ("": each op's default).
+func publishLines(ctx context.Context, p *dispatcher.Publisher, tenant, class string, r io.Reader, w io.Writer) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), dispatcher.MaxJobBytes+1)
 	var total, failed, line int
@@ -187,6 +210,9 @@ func publishLines(ctx context.Context, p *dispatcher.Publisher, tenant string, r
 			fmt.Fprintf(w, "failed line %d: %s\n", line, termtext.Lines(err.Error()))
 			failed++
 			continue
+		}
+		if j.Priority == "" {
+			j.Priority = class
 		}
 		if !publishOne(ctx, p, j, w) {
 			failed++
