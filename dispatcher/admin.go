@@ -52,13 +52,13 @@ type TenantStatus struct {
 	PauseRemainingSecond float64   `json:"pause_remaining_seconds,omitempty"`
 	PauseReason          string    `json:"pause_reason,omitempty"`
 	PausedBy             string    `json:"paused_by,omitempty"`
-	Backlog              uint64    `json:"backlog"`     // jobs waiting (NumPending), every class
-	InFlight             int       `json:"in_flight"`   // delivered, not yet acked (NumAckPending), every class
+	Backlog              uint64    `json:"backlog"`   // jobs waiting (NumPending), every class
+	InFlight             int       `json:"in_flight"` // delivered, not yet acked (NumAckPending), every class
 	// Classes are the backlog and in-flight jobs of each priority class,
 	// keyed urgent, normal, bulk.
-	Classes map[Priority]ClassStatus `json:"classes"`
-	Concurrency          int       `json:"concurrency"` // jobs the live replicas may run at once (each lane's concurrency, summed)
-	RatePerSec           float64   `json:"rate_per_sec"`
+	Classes     map[Priority]ClassStatus `json:"classes"`
+	Concurrency int                      `json:"concurrency"` // jobs the live replicas may run at once (each lane's concurrency, summed)
+	RatePerSec  float64                  `json:"rate_per_sec"`
 	// RateSources are where the lanes' rates come from (LaneReport.RateSource),
 	// each once, sorted.
 	RateSources []string  `json:"rate_sources,omitempty"`
