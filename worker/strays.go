@@ -15,7 +15,7 @@ import (
 )
 
 // strayInterval is how often a replica looks for strays.
-const strayInterval = 30 * time.Second
+const strayInterval = 5 * time.Second
 
 // strayBatch bounds the strays one look dead-letters per subject.
 const strayBatch = 1000

@@ -19,7 +19,7 @@ import (
 func init() {
 	register(command{
 		name:    "bench",
-		summary: "run a benchmark scenario (isolation, utilization, pause, overhead, scale, flood, faults)",
+		summary: "run a benchmark scenario (isolation, utilization, pause, overhead, scale, flood, replay, faults)",
 		run:     runBench,
 	})
 }
