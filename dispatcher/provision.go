@@ -72,9 +72,10 @@ type StreamConfig struct {
 	// Replicas of every stream and bucket: 1 for a single (embedded) server,
 	// 3 in a cluster. Default 1.
 	Replicas int
-	// MaxConsumers caps the jobs stream's consumers, i.e. tenants. Set
-	// explicitly because nats-server 2.15 caps streams at 1,000 consumers by
-	// default. Default 10,000.
+	// MaxConsumers caps each jobs stream's consumers: three per tenant of
+	// its shard (a consumer per priority class). Set explicitly because
+	// nats-server 2.15 caps streams at 1,000 consumers by default. Default
+	// 10,000.
 	MaxConsumers int
 	// DuplicateWindow is how long a job id is remembered: a job published
 	// again with the same id (and tenant) within it is not queued twice.
@@ -542,8 +543,14 @@ func pauseRecords(ctx context.Context, js jetstream.JetStream, names Names) (map
 }
 
 func checkTenants(ts []tenants.Tenant, maxConsumers int) error {
-	if len(ts) > maxConsumers {
-		return fmt.Errorf("dispatcher: provision: %d tenants but the jobs stream allows %d consumers (raise MaxConsumers)", len(ts), maxConsumers)
+	perShard := make([]int, JobShards)
+	for _, t := range ts {
+		if ValidTenantID(t.ID) {
+			perShard[ShardOf(t.ID)]++
+		}
+	}
+	if most := slices.Max(perShard); most*len(Priorities()) > maxConsumers {
+		return fmt.Errorf("dispatcher: provision: %d tenants in one jobs stream need %d consumers (one per class) but it allows %d (raise MaxConsumers)", most, most*len(Priorities()), maxConsumers)
 	}
 	var errs []error
 	seen := make(map[string]bool, len(ts))
@@ -614,7 +621,7 @@ func EnsurePriorityConsumer(ctx context.Context, js jetstream.JetStream, names N
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := checkTenants([]tenants.Tenant{t}, 1); err != nil {
+	if err := checkTenants([]tenants.Tenant{t}, len(Priorities())); err != nil {
 		return nil, err
 	}
 	if p.Index() < 0 {

@@ -446,7 +446,7 @@ func TestProvisionRejects(t *testing.T) {
 		{dispatcher.StreamConfig{}, []tenants.Tenant{{ID: "a", Concurrency: 1}, {ID: "a", Concurrency: 2}}, "tenant a listed twice"},
 		{dispatcher.StreamConfig{}, []tenants.Tenant{{ID: "a*", Concurrency: 1}}, `invalid tenant id "a*"`},
 		{dispatcher.StreamConfig{}, []tenants.Tenant{{ID: "a"}}, "tenant a: concurrency 0"},
-		{dispatcher.StreamConfig{MaxConsumers: 2}, tenantList(1, 1, 1), "3 tenants but the jobs stream allows 2 consumers"},
+		{dispatcher.StreamConfig{MaxConsumers: 5}, tenantList(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1), "tenants in one jobs stream need"},
 	} {
 		err := dispatcher.Provision(t.Context(), js, names, tc.cfg, tc.ts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
