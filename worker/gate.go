@@ -49,10 +49,10 @@ type gate struct {
 	resumeAfter time.Duration // this replica's turn after a pause ends
 
 	// The classes' turns (see wait).
-	waiting [classCount]int // requests of each class waiting for a token
-	credit  [classCount]int // smooth weighted round robin
-	next    int             // the class whose request takes the next token; -1: to choose
-	turn    chan struct{}   // closed (and replaced) when a token is taken or the waiting classes change
+	waiting [classCount]int     // requests of each class waiting for a token
+	vtime   [classCount]float64 // each class's virtual time: 1/weight per token taken
+	vnow    float64             // the virtual time of the last token taken
+	turn    chan struct{}       // closed (and replaced) when a token is taken or the waiting classes change
 }
 
 // classCount is how many priority classes there are.
@@ -82,7 +82,7 @@ func classOf(ctx context.Context) int {
 }
 
 func newGate(now func() time.Time, limit rate.Limit, burst int) *gate {
-	return &gate{now: now, limiter: rate.NewLimiter(limit, burst), limitSet: make(chan struct{}), next: -1, turn: make(chan struct{})}
+	return &gate{now: now, limiter: rate.NewLimiter(limit, burst), limitSet: make(chan struct{}), turn: make(chan struct{})}
 }
 
 // before is the lane's platform.Config.BeforeRequest.
@@ -132,22 +132,26 @@ func (g *gate) setResumeOffset(d time.Duration) {
 // fast; and cancelling reservations to re-plan loses tokens when several
 // requests wait.
 //
-// The classes of the tenant take turns: the token goes to a request of the
-// class chosen by smooth weighted round robin among the classes with
-// requests waiting (dispatcher.PriorityWeight: urgent 7, normal 2, bulk 1),
-// so an urgent request behind any number of bulk ones takes the next
-// token, and bulk still gets its share while urgent and normal wait.
+// The classes of the tenant take turns by stride scheduling: each class has
+// a virtual time that advances by 1/weight (dispatcher.PriorityWeight:
+// urgent 7, normal 2, bulk 1) with each token it takes, and the token goes
+// to the waiting class whose virtual time is least (ties: the higher
+// class). A class that starts waiting again starts no earlier than the
+// virtual time of the last token taken, so it banks nothing while idle:
+// an urgent or normal request arriving behind any number of waiting bulk
+// ones takes the next token, and while several classes keep waiting they
+// share the tokens by weight — bulk is slowed, never starved.
 func (g *gate) wait(ctx context.Context) error {
 	c := classOf(ctx)
 	g.mu.Lock()
+	if g.waiting[c] == 0 {
+		g.vtime[c] = max(g.vtime[c], g.vnow)
+	}
 	g.waiting[c]++
 	g.mu.Unlock()
 	defer func() {
 		g.mu.Lock()
 		g.waiting[c]--
-		if g.next == c && g.waiting[c] == 0 {
-			g.next = -1
-		}
 		g.turnChangedLocked()
 		g.mu.Unlock()
 	}()
@@ -158,7 +162,8 @@ func (g *gate) wait(ctx context.Context) error {
 		changed, turn := g.limitSet, g.turn
 		tokens := g.limiter.Tokens()
 		if tokens >= 1 && g.pickLocked() == c && g.limiter.Allow() {
-			g.next = -1
+			g.vnow = g.vtime[c]
+			g.vtime[c] += 1 / float64(classWeights[c])
 			g.turnChangedLocked()
 			g.mu.Unlock()
 			return nil
@@ -186,34 +191,16 @@ func (g *gate) wait(ctx context.Context) error {
 	}
 }
 
-// pickLocked returns the class whose request takes the next token,
-// choosing it when none is chosen: each waiting class gains its weight in
-// credit, the richest is chosen and pays the waiting classes' total (ties
-// go to the higher class). -1 when nothing waits.
+// pickLocked returns the class whose request takes the next token: the
+// waiting class with the least virtual time, the higher class on a tie; -1
+// when nothing waits.
 func (g *gate) pickLocked() int {
-	if g.next >= 0 && g.waiting[g.next] > 0 {
-		return g.next
-	}
-	total, best := 0, -1
+	best := -1
 	for i := range classCount {
-		if g.waiting[i] == 0 {
-			continue
-		}
-		total += classWeights[i]
-		g.credit[i] += classWeights[i]
-		if best < 0 || g.credit[i] > g.credit[best] {
+		if g.waiting[i] > 0 && (best < 0 || g.vtime[i] < g.vtime[best]) {
 			best = i
 		}
 	}
-	if best >= 0 {
-		g.credit[best] -= total
-	}
-	for i := range classCount {
-		if g.waiting[i] == 0 {
-			g.credit[i] = 0 // an idle class saves no credit
-		}
-	}
-	g.next = best
 	return best
 }
 

@@ -95,6 +95,14 @@ func countOf(rs []platformtest.Request, f func(platformtest.Request) bool) int {
 // With every class waiting, the gate shares the tenant's requests by
 // weight: urgent 7, normal 2, bulk 1 of every ten; a class alone gets all.
 func TestGateSharesByClassWeight(t *testing.T) {
+	// Several requests of each class waiting at once, or one each that
+	// leaves and comes back at once (it must not bank a turn while away).
+	for _, waiters := range []int{3, 1} {
+		t.Run(fmt.Sprintf("%d waiting per class", waiters), func(t *testing.T) { testGateShares(t, waiters) })
+	}
+}
+
+func testGateShares(t *testing.T, waiters int) {
 	g := newGate(time.Now, rate.Limit(2000), 1)
 	const grants = 1000
 	var (
@@ -106,7 +114,7 @@ func TestGateSharesByClassWeight(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for c := range classCount {
-		for range 3 { // several requests of each class wait at once
+		for range waiters {
 			wg.Go(func() {
 				cctx := withClass(ctx, c)
 				for {
@@ -149,5 +157,37 @@ func TestGateSharesByClassWeight(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("bulk alone took %v for 200 tokens at 2,000/s", took)
+	}
+}
+
+// A normal request arriving while bulk ones keep waiting takes the next
+// token: it waits at most one interval, however long bulk has waited alone.
+func TestGateHigherClassTakesTheNextToken(t *testing.T) {
+	const perSec = 5
+	g := newGate(time.Now, rate.Limit(perSec), 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 4 {
+		wg.Go(func() {
+			c := withClass(ctx, dispatcher.PriorityBulk.Index())
+			for g.wait(c) == nil {
+			}
+		})
+	}
+	interval := time.Second / perSec
+	for i := range 6 {
+		// Arrive at different points of an interval.
+		timer := time.NewTimer(interval + time.Duration(i)*interval/6)
+		<-timer.C
+		start := time.Now()
+		if err := g.wait(withClass(ctx, dispatcher.PriorityNormal.Index())); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > interval+interval/2 {
+			t.Errorf("normal request %d waited %v behind bulk, want ≤ one interval (%v)", i, took, interval)
+		}
 	}
 }
