@@ -197,7 +197,11 @@ func waitPullingEvery(ctx context.Context, js jetstream.JetStream, names dispatc
 				}
 			}
 			if err := list.Err(); err != nil {
-				return fmt.Errorf("bench: list consumers: %w", err)
+				// A server busy starting thousands of lanes may not answer a
+				// listing page in time: look again until the deadline.
+				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) || time.Now().After(deadline) || ctx.Err() != nil {
+					return fmt.Errorf("bench: list consumers: %w", err)
+				}
 			}
 		}
 		if len(need) == 0 {
