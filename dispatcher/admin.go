@@ -67,6 +67,8 @@ type TenantStatus struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	Replicas    int       `json:"replicas"` // live replicas running a lane for it
+	// TenantDrain: backlog by class, time to drain, saturation (tenantdrain.go).
+	TenantDrain
 }
 
 // DeadLetter is one message of the dead-letter stream: the original job body
@@ -122,6 +124,7 @@ type Admin struct {
 	replicas jetstream.KeyValue
 	lanes    jetstream.KeyValue
 	pauses   jetstream.KeyValue
+	shards   map[string]jetstream.Stream // jobs streams by name, once found (admindrain.go)
 }
 
 // AdminOption adjusts an Admin.
@@ -264,7 +267,7 @@ func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
 		return nil, err
 	}
 	now := a.now()
-	streams, err := JobsStreams(ctx, a.js, a.names)
+	streams, classes, err := a.jobsStreamsWithClasses(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
@@ -278,7 +281,9 @@ func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
 				continue
 			}
 			rec, hasRec := pauses[id]
-			out = append(out, buildStatus(id, info, lanes[id], recPtr(rec, hasRec), now))
+			ts := buildStatus(id, info, lanes[id], recPtr(rec, hasRec), now)
+			ts.TenantDrain = tenantDrainOf(info, lanes[id], classes[id], now)
+			out = append(out, ts)
 		}
 		if err := lister.Err(); err != nil {
 			return nil, fmt.Errorf("admin: list consumers of %s: %w", name, err)
@@ -334,7 +339,14 @@ func (a *Admin) Tenant(ctx context.Context, id string) (TenantStatus, error) {
 	if err != nil {
 		return TenantStatus{}, err
 	}
-	return buildStatus(id, info, lanes[id], rec, a.now()), nil
+	classes, err := a.tenantClasses(ctx, id)
+	if err != nil {
+		return TenantStatus{}, err
+	}
+	now := a.now()
+	ts := buildStatus(id, info, lanes[id], rec, now)
+	ts.TenantDrain = tenantDrainOf(info, lanes[id], classes, now)
+	return ts, nil
 }
 
 func (a *Admin) consumerInfo(ctx context.Context, id string) (*jetstream.ConsumerInfo, error) {

@@ -245,7 +245,7 @@ func (c StreamConfig) ConsumerConfig(names Names, t tenants.Tenant) jetstream.Co
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: ConsumerMaxAckPending,
 		MemoryStorage: c.ConsumerStorage == jetstream.MemoryStorage,
-		Metadata:      map[string]string{MetaMaxBacklog: strconv.Itoa(t.Backlog())},
+		Metadata:      consumerMetadata(t),
 	}
 }
 
@@ -544,6 +544,7 @@ func consumerUpToDate(have, want jetstream.ConsumerConfig) bool {
 		have.MaxAckPending == want.MaxAckPending &&
 		have.MemoryStorage == want.MemoryStorage &&
 		have.Metadata[MetaMaxBacklog] == want.Metadata[MetaMaxBacklog] &&
+		drainMetadataUpToDate(have.Metadata, want.Metadata) &&
 		len(have.BackOff) == 0
 }
 
