@@ -49,8 +49,9 @@ const (
 )
 
 // Saturation thresholds of the scaling signal: a tenant is saturated when
-// its lanes have at least SaturatedSlots of their concurrency in flight
-// while they complete less than SaturatedRate of the tenant's quota.
+// its lanes have at least SaturatedSlots of their concurrency at the
+// platform (in flight and not waiting on the rate limiter) while they
+// complete less than SaturatedRate of the tenant's quota.
 const (
 	SaturatedSlots = 0.9
 	SaturatedRate  = 0.8
@@ -86,8 +87,9 @@ type TenantDrain struct {
 	DrainSeconds *float64 `json:"drain_seconds"`
 	// Saturated is set when the tenant's lanes are bound by their
 	// concurrency, not by its rate: at least SaturatedSlots of their slots
-	// in use, completing less than SaturatedRate of its quota, with jobs
-	// waiting, not paused. More replicas would work it off faster.
+	// at the platform (not waiting on the rate limiter), completing less
+	// than SaturatedRate of its quota, with jobs waiting, not paused. More
+	// replicas would work it off faster.
 	Saturated bool `json:"saturated"`
 	// ReplicasWanted is how many replicas the tenant needs (see
 	// ReplicasWanted in the package's scaling notes); 0 without lanes
@@ -170,17 +172,21 @@ func buildDrain(meta map[string]string, lanes []LaneReport, classes ClassCounts,
 // quota (quota_scope org: the lanes' rates summed, each being a share;
 // token: their mean, each replica's token having all of it), each slot
 // completes D ÷ F jobs a second (Little's law), so k replicas complete
-// k × c × D ÷ F. A saturated tenant reaches its quota with
+// k × c × D ÷ F. A tenant is saturated when at least SaturatedSlots of its
+// slots are at the platform (jobs waiting on the rate limiter are a tenant
+// held back by its rate: just after it started or a pause ended, its D is
+// low as well) and D < SaturatedRate × Q. It reaches its quota with
 //
 //	k = ⌈Q × F ÷ (c × D)⌉
 //
-// replicas (2n when nothing completed within the lanes' window: answers
-// slower than it). Any other tenant needs the replicas that hold what it
-// has in flight, ⌈F ÷ c⌉ ≤ n. Both stay put once reached: with k replicas
-// a saturated tenant's F ÷ (c × D) is unchanged, so the next reading asks
-// for k again.
+// replicas. Any other tenant needs the replicas that hold what it has in
+// flight, ⌈F ÷ c⌉ ≤ n. Both stay put once reached: with k replicas a
+// saturated tenant's F ÷ (c × D) is unchanged, so the next reading asks
+// for k again. Lanes that completed nothing within their window (10 s) are
+// not taken for saturated: that is a lane that has just started or come
+// out of a pause as much as one whose answers take longer than the window.
 func capacity(scope string, lanes []LaneReport, waiting uint64) (saturated bool, wanted int) {
-	var n, conc, inFlight int
+	var n, conc, inFlight, calling int
 	var done, rate float64
 	for _, l := range lanes {
 		if !canRun(l) {
@@ -189,6 +195,7 @@ func capacity(scope string, lanes []LaneReport, waiting uint64) (saturated bool,
 		n++
 		conc += l.Concurrency
 		inFlight += l.InFlight
+		calling += max(l.InFlight-l.RateWaiting, 0)
 		done += l.DonePerSec
 		rate += l.RatePerSec
 	}
@@ -200,13 +207,10 @@ func capacity(scope string, lanes []LaneReport, waiting uint64) (saturated bool,
 		quota = rate / float64(n)
 	}
 	perReplica := float64(conc) / float64(n)
-	saturated = waiting > 0 && inFlight > 0 &&
-		float64(inFlight) >= SaturatedSlots*float64(conc) && done < SaturatedRate*quota
-	switch {
-	case !saturated:
+	saturated = waiting > 0 && done > 0 &&
+		float64(calling) >= SaturatedSlots*float64(conc) && done < SaturatedRate*quota
+	if !saturated {
 		return false, int(math.Ceil(float64(inFlight) / perReplica))
-	case done <= 0:
-		return true, 2 * n
 	}
 	return true, int(math.Ceil(quota * float64(inFlight) / (perReplica * done)))
 }

@@ -10,6 +10,7 @@ func TestCapacity(t *testing.T) {
 	lane := func(inFlight, conc int, done, rate float64) LaneReport {
 		return LaneReport{State: LaneRunning, InFlight: inFlight, Concurrency: conc, DonePerSec: done, RatePerSec: rate}
 	}
+	waitingOn := func(l LaneReport, n int) LaneReport { l.RateWaiting = n; return l }
 	for _, tc := range []struct {
 		name      string
 		scope     string
@@ -19,8 +20,11 @@ func TestCapacity(t *testing.T) {
 		wanted    int
 	}{
 		{"no lanes", tenants.ScopeToken, nil, 100, false, 0},
-		// Every slot waits on the limiter: done at the rate.
-		{"held back by its rate", tenants.ScopeToken, []LaneReport{lane(4, 4, 10, 10)}, 100, false, 1},
+		// Slots wait on the limiter: done at the rate.
+		{"held back by its rate", tenants.ScopeToken, []LaneReport{waitingOn(lane(4, 4, 10, 10), 3)}, 100, false, 1},
+		// Just after a pause: done low over the lanes' window, but the
+		// slots wait on the limiter.
+		{"held back by its rate, just resumed", tenants.ScopeToken, []LaneReport{waitingOn(lane(4, 4, 2, 10), 3)}, 100, false, 1},
 		{"org quota shared by three, at it", tenants.ScopeOrg, []LaneReport{lane(4, 4, 3.3, 3.33), lane(4, 4, 3.4, 3.33), lane(4, 4, 3.3, 3.34)}, 100, false, 3},
 		// 1 slot, 10 done/s (100 ms answers), quota 100/s: 10 replicas.
 		{"bound by its concurrency", tenants.ScopeToken, []LaneReport{lane(1, 1, 10, 100)}, 100, true, 10},
@@ -35,7 +39,7 @@ func TestCapacity(t *testing.T) {
 		{"token scope, past one token's quota", tenants.ScopeToken, []LaneReport{lane(4, 4, 5, 10), lane(4, 4, 5, 10), lane(4, 4, 5, 10)}, 50, false, 3},
 		{"nothing waiting", tenants.ScopeToken, []LaneReport{lane(1, 1, 10, 100)}, 0, false, 1},
 		{"slots free", tenants.ScopeToken, []LaneReport{lane(2, 4, 1, 100)}, 10, false, 1},
-		{"answers slower than the lanes' window", tenants.ScopeToken, []LaneReport{lane(4, 4, 0, 10), lane(4, 4, 0, 10)}, 10, true, 4},
+		{"nothing done within the lanes' window (just started)", tenants.ScopeToken, []LaneReport{lane(4, 4, 0, 10), lane(4, 4, 0, 10)}, 10, false, 2},
 		{"a parked lane does not count", tenants.ScopeToken, []LaneReport{lane(1, 1, 10, 100), {State: LaneCredentialsRejected, Parked: true, Concurrency: 50, RatePerSec: 100}}, 100, true, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

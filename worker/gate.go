@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -36,6 +37,7 @@ func (e *blockedError) Error() string {
 type gate struct {
 	now     func() time.Time
 	limiter *rate.Limiter
+	waiting atomic.Int64 // requests waiting on the limiter now
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -58,7 +60,10 @@ func (g *gate) before(ctx context.Context) error {
 	if err := g.pass(ctx); err != nil {
 		return err
 	}
-	if err := g.wait(ctx); err != nil {
+	g.waiting.Add(1) // LaneReport.RateWaiting
+	err := g.wait(ctx)
+	g.waiting.Add(-1)
+	if err != nil {
 		return fmt.Errorf("rate limiter: %w", err)
 	}
 	return g.pass(ctx)

@@ -519,6 +519,7 @@ func (l *lane) report() dispatcher.LaneReport {
 	}
 	l.mu.Unlock()
 	r.InFlight = int(l.inFlight.Load())
+	r.RateWaiting = int(l.gate.waiting.Load())
 	r.Concurrency = l.sem.capacity()
 	r.Succeeded = l.succeeded.Load()
 	r.Retried = l.retried.Load()
