@@ -67,7 +67,8 @@ func TestTenantCollectorClassesAndDrain(t *testing.T) {
 // concurrency 8: its slots could do 80/s) is held back by its rate;
 // org_slow (quota 100/s, concurrency 2: at most 20/s at 100 ms) by its
 // concurrency. Only org_slow's backlog is scalable, and it wants
-// ⌈100 × 2 ÷ (2 × 20)⌉ = 5 replicas.
+// ⌈100 × 2 ÷ (2 × 20)⌉ = 5 replicas, more as the test process's own
+// overhead slows its answers.
 func TestScalingSignalCountsConcurrencyBoundTenantsOnly(t *testing.T) {
 	_, nc, js := natstest.RunServer(t)
 	names := dispatcher.MustNames("")
@@ -151,9 +152,15 @@ func TestScalingSignalCountsConcurrencyBoundTenantsOnly(t *testing.T) {
 		if rate.Saturated {
 			t.Errorf("org_rate (rate-bound: %.1f/s done of %.1f/s, %d of %d slots) taken for saturated", rate.DonePerSec, rate.RatePerSec, rate.InFlight, rate.Concurrency)
 		}
-		if !slow.Saturated || slow.ReplicasWanted < 4 || slow.ReplicasWanted > 6 {
-			t.Errorf("org_slow (%.1f/s done of %.1f/s): saturated %v, %d replicas wanted; want saturated, about 5",
+		// 100 ms answers give each replica's 2 slots at most 20/s: 5
+		// replicas at least for 100/s; the process's own overhead (race
+		// detector, 2 cores) makes it more, up to 10 at 10/s a replica.
+		if !slow.Saturated || slow.ReplicasWanted < 5 || slow.ReplicasWanted > 10 {
+			t.Errorf("org_slow (%.1f/s done of %.1f/s): saturated %v, %d replicas wanted; want saturated, 5 to 10",
 				slow.DonePerSec, slow.RatePerSec, slow.Saturated, slow.ReplicasWanted)
+		}
+		if want := int(math.Ceil(slow.RatePerSec / slow.DonePerSec)); slow.DonePerSec > 0 && abs(slow.ReplicasWanted-want) > 1 {
+			t.Errorf("org_slow: %d replicas wanted at %.1f/s done of its %.0f/s quota, want about %d", slow.ReplicasWanted, slow.DonePerSec, slow.RatePerSec, want)
 		}
 		// The scrape reads one listing for every figure: the scalable
 		// backlog is org_slow's alone.
@@ -172,11 +179,13 @@ func TestScalingSignalCountsConcurrencyBoundTenantsOnly(t *testing.T) {
 		if dispatchable != slowBacklog+rateBacklog {
 			t.Errorf("dispatchable backlog %v, want both tenants' %v", dispatchable, slowBacklog+rateBacklog)
 		}
-		if wanted < 4 || wanted > 6 {
-			t.Errorf("replicas wanted %v, want about 5", wanted)
+		if wanted < 5 || wanted > 10 {
+			t.Errorf("replicas wanted %v, want 5 to 10", wanted)
 		}
 	}
 }
+
+func abs(n int) int { return max(n, -n) }
 
 func find(ts []dispatcher.TenantStatus, id string) dispatcher.TenantStatus {
 	for _, t := range ts {
