@@ -215,9 +215,10 @@ func (a *Admin) Ready(ctx context.Context) error {
 }
 
 // Tenants lists every tenant (every tenant consumer of the jobs stream),
-// sorted by id. It costs one paged consumer listing, one read of each of the
-// pauses and replicas buckets and one read per page of lane figures, and
-// reuses the result for the cache TTL.
+// sorted by id. It costs one paged consumer listing, one info request per
+// jobs stream (with its per-subject counts: the backlog by class), one read
+// of each of the pauses and replicas buckets and one read per page of lane
+// figures, and reuses the result for the cache TTL.
 func (a *Admin) Tenants(ctx context.Context) ([]TenantStatus, error) {
 	a.listMu.Lock()
 	defer a.listMu.Unlock()

@@ -48,14 +48,10 @@ const (
 	DrainRateNone = "none"
 )
 
-// Saturation thresholds of the scaling signal: a tenant is saturated when
-// its lanes have at least SaturatedSlots of their concurrency at the
-// platform (in flight and not waiting on the rate limiter) while they
-// complete less than SaturatedRate of the tenant's quota.
-const (
-	SaturatedSlots = 0.9
-	SaturatedRate  = 0.8
-)
+// SaturatedRate is the scaling signal's threshold: a tenant whose lanes
+// have their slots taken complete less than this part of its quota to be
+// saturated (TenantDrain.Saturated).
+const SaturatedRate = 0.8
 
 // ClassStatus is one priority class of a tenant: what it holds and when a
 // job of it published now would be done.
@@ -86,10 +82,10 @@ type TenantDrain struct {
 	// (BacklogDrainSeconds); nil (null) when unbounded.
 	DrainSeconds *float64 `json:"drain_seconds"`
 	// Saturated is set when the tenant's lanes are bound by their
-	// concurrency, not by its rate: at least SaturatedSlots of their slots
-	// at the platform (not waiting on the rate limiter), completing less
-	// than SaturatedRate of its quota, with jobs waiting, not paused. More
-	// replicas would work it off faster.
+	// concurrency, not by its rate: their slots taken (all but at most one
+	// a lane, between two jobs), at most half of those jobs waiting on the
+	// rate limiter, completing less than SaturatedRate of its quota, with
+	// jobs waiting, not paused. More replicas would work it off faster.
 	Saturated bool `json:"saturated"`
 	// ReplicasWanted is how many replicas the tenant needs (see
 	// ReplicasWanted in the package's scaling notes); 0 without lanes
@@ -172,21 +168,25 @@ func buildDrain(meta map[string]string, lanes []LaneReport, classes ClassCounts,
 // quota (quota_scope org: the lanes' rates summed, each being a share;
 // token: their mean, each replica's token having all of it), each slot
 // completes D ÷ F jobs a second (Little's law), so k replicas complete
-// k × c × D ÷ F. A tenant is saturated when at least SaturatedSlots of its
-// slots are at the platform (jobs waiting on the rate limiter are a tenant
-// held back by its rate: just after it started or a pause ended, its D is
-// low as well) and D < SaturatedRate × Q. It reaches its quota with
+// k × c × D ÷ F. A tenant is saturated when its slots are taken
+// (F ≥ n × c − n: one a lane may be between two jobs), at most half of
+// them wait on the rate limiter (W ≤ F ÷ 2: jobs waiting there are a
+// tenant held back by its rate, whose D also reads low just after it
+// started or a pause ended), and D < SaturatedRate × Q. Its slots all
+// taken (F = n × c, read as such: one reading's F flickers as jobs end and
+// start), each replica completes D ÷ n a second, and it reaches its quota
+// with
 //
-//	k = ⌈Q × F ÷ (c × D)⌉
+//	k = ⌈Q × F ÷ (c × D)⌉ = ⌈n × Q ÷ D⌉
 //
 // replicas. Any other tenant needs the replicas that hold what it has in
 // flight, ⌈F ÷ c⌉ ≤ n. Both stay put once reached: with k replicas a
-// saturated tenant's F ÷ (c × D) is unchanged, so the next reading asks
-// for k again. Lanes that completed nothing within their window (10 s) are
+// saturated tenant completes k × D ÷ n, so the next reading asks for k
+// again. Lanes that completed nothing within their window (10 s) are
 // not taken for saturated: that is a lane that has just started or come
 // out of a pause as much as one whose answers take longer than the window.
 func capacity(scope string, lanes []LaneReport, waiting uint64) (saturated bool, wanted int) {
-	var n, conc, inFlight, calling int
+	var n, conc, inFlight, rateWaiting int
 	var done, rate float64
 	for _, l := range lanes {
 		if !canRun(l) {
@@ -195,7 +195,7 @@ func capacity(scope string, lanes []LaneReport, waiting uint64) (saturated bool,
 		n++
 		conc += l.Concurrency
 		inFlight += l.InFlight
-		calling += max(l.InFlight-l.RateWaiting, 0)
+		rateWaiting += l.RateWaiting
 		done += l.DonePerSec
 		rate += l.RatePerSec
 	}
@@ -207,12 +207,12 @@ func capacity(scope string, lanes []LaneReport, waiting uint64) (saturated bool,
 		quota = rate / float64(n)
 	}
 	perReplica := float64(conc) / float64(n)
-	saturated = waiting > 0 && done > 0 &&
-		float64(calling) >= SaturatedSlots*float64(conc) && done < SaturatedRate*quota
+	saturated = waiting > 0 && done > 0 && inFlight >= max(1, conc-n) &&
+		2*rateWaiting <= inFlight && done < SaturatedRate*quota
 	if !saturated {
 		return false, int(math.Ceil(float64(inFlight) / perReplica))
 	}
-	return true, int(math.Ceil(quota * float64(inFlight) / (perReplica * done)))
+	return true, int(math.Ceil(float64(n) * quota / done))
 }
 
 // tenantDrainOf is the TenantDrain of a tenant whose consumer is info.

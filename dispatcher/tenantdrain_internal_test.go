@@ -39,6 +39,9 @@ func TestCapacity(t *testing.T) {
 		{"token scope, past one token's quota", tenants.ScopeToken, []LaneReport{lane(4, 4, 5, 10), lane(4, 4, 5, 10), lane(4, 4, 5, 10)}, 50, false, 3},
 		{"nothing waiting", tenants.ScopeToken, []LaneReport{lane(1, 1, 10, 100)}, 0, false, 1},
 		{"slots free", tenants.ScopeToken, []LaneReport{lane(2, 4, 1, 100)}, 10, false, 1},
+		{"one slot between two jobs", tenants.ScopeToken, []LaneReport{lane(1, 2, 10, 100)}, 10, true, 10},
+		{"one of two waiting a moment on the limiter", tenants.ScopeToken, []LaneReport{waitingOn(lane(2, 2, 10, 100), 1)}, 10, true, 10},
+		{"a single slot waiting on the limiter", tenants.ScopeToken, []LaneReport{waitingOn(lane(1, 1, 2, 10), 1)}, 10, false, 1},
 		{"nothing done within the lanes' window (just started)", tenants.ScopeToken, []LaneReport{lane(4, 4, 0, 10), lane(4, 4, 0, 10)}, 10, false, 2},
 		{"a parked lane does not count", tenants.ScopeToken, []LaneReport{lane(1, 1, 10, 100), {State: LaneCredentialsRejected, Parked: true, Concurrency: 50, RatePerSec: 100}}, 100, true, 10},
 	} {

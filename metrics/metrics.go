@@ -52,7 +52,8 @@
 // (e.g. a KEDA ScaledObject with a Prometheus trigger, AverageValue 1): the
 // replicas that let every tenant bound by its lanes' concurrency reach its
 // quota at today's platform latency (dispatcher.TenantDrain.ReplicasWanted:
-// ⌈quota × in flight ÷ (concurrency per replica × done per second)⌉), at
+// ⌈replicas × quota ÷ done per second⌉ for a tenant whose slots are all
+// taken), at
 // least 1 while any backlog is dispatchable, so that scaling up from zero
 // sees it. orgdispatch_scalable_backlog is the backlog of those tenants.
 // Neither counts tenants held back by their own rate or quota (more
