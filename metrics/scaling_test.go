@@ -153,10 +153,11 @@ func TestScalingSignalCountsConcurrencyBoundTenantsOnly(t *testing.T) {
 			t.Errorf("org_rate (rate-bound: %.1f/s done of %.1f/s, %d of %d slots) taken for saturated", rate.DonePerSec, rate.RatePerSec, rate.InFlight, rate.Concurrency)
 		}
 		// 100 ms answers give each replica's 2 slots at most 20/s: 5
-		// replicas at least for 100/s; the process's own overhead (race
-		// detector, 2 cores) makes it more, up to 10 at 10/s a replica.
-		if !slow.Saturated || slow.ReplicasWanted < 5 || slow.ReplicasWanted > 10 {
-			t.Errorf("org_slow (%.1f/s done of %.1f/s): saturated %v, %d replicas wanted; want saturated, 5 to 10",
+		// replicas at least for 100/s; the test process's own overhead
+		// (race detector, 2 cores, other packages' tests) makes it more:
+		// what the lane's done rate says.
+		if !slow.Saturated || slow.ReplicasWanted < 5 {
+			t.Errorf("org_slow (%.1f/s done of %.1f/s): saturated %v, %d replicas wanted; want saturated, 5 or more",
 				slow.DonePerSec, slow.RatePerSec, slow.Saturated, slow.ReplicasWanted)
 		}
 		if want := int(math.Ceil(slow.RatePerSec / slow.DonePerSec)); slow.DonePerSec > 0 && abs(slow.ReplicasWanted-want) > 1 {
@@ -179,8 +180,8 @@ func TestScalingSignalCountsConcurrencyBoundTenantsOnly(t *testing.T) {
 		if dispatchable != slowBacklog+rateBacklog {
 			t.Errorf("dispatchable backlog %v, want both tenants' %v", dispatchable, slowBacklog+rateBacklog)
 		}
-		if wanted < 5 || wanted > 10 {
-			t.Errorf("replicas wanted %v, want 5 to 10", wanted)
+		if wanted < 5 || math.Abs(wanted-float64(slow.ReplicasWanted)) > 1 {
+			t.Errorf("replicas wanted %v, want 5 or more, org_slow's %d of the listing before (±1)", wanted, slow.ReplicasWanted)
 		}
 	}
 }
