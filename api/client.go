@@ -61,6 +61,16 @@ func (e *Error) Error() string {
 	return msg
 }
 
+// Unwrap is the *dispatcher.DeadlineUnreachableError of a refusal by
+// drain-time admission (a 422 with deadline_unreachable), so that
+// errors.As finds it as it does for the Publisher's; nil otherwise.
+func (e *Error) Unwrap() error {
+	if e.Deadline == nil {
+		return nil
+	}
+	return e.Deadline.Err()
+}
+
 // IsNotFound reports whether err is an API answer of 404.
 func IsNotFound(err error) bool {
 	var e *Error
@@ -124,6 +134,18 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 func (c *Client) SubmitJobs(ctx context.Context, jobs ...dispatcher.Job) (SubmitResponse, error) {
 	var out SubmitResponse
 	err := c.do(ctx, http.MethodPost, "/v1/jobs", nil, jobs, &out)
+	return out, err
+}
+
+// SubmitJobsWithinDeadline is SubmitJobs with drain-time admission
+// (POST /v1/jobs?admission=deadline): every job needs a deadline, and the
+// first that its tenant would not finish by it is refused, with it the
+// rest of the request. The error of a refusal is an *Error (422) that
+// unwraps to the *dispatcher.DeadlineUnreachableError with the estimate;
+// its Accepted and Duplicates name the jobs published before it.
+func (c *Client) SubmitJobsWithinDeadline(ctx context.Context, jobs ...dispatcher.Job) (SubmitResponse, error) {
+	var out SubmitResponse
+	err := c.do(ctx, http.MethodPost, "/v1/jobs", url.Values{"admission": {AdmissionDeadline}}, jobs, &out)
 	return out, err
 }
 

@@ -75,6 +75,22 @@
 //	    duplicates list those before the failure, not_published the rest.
 //	    Publishing the whole request again is safe (ids deduplicate).
 //
+// POST /v1/jobs?admission=deadline adds drain-time admission: every job
+// needs a deadline (else 400, nothing published), and the first job its
+// tenant would not finish by it — given the rest of a pause and the jobs
+// ahead of it in its class, at the tenant's current rate shared by weight
+// between the classes — is refused, it and the rest not published:
+//
+//	422 {"error":"deadline cannot be met at job 0 (b7): ... estimated done in 1m40s ...",
+//	     "deadline_unreachable":{"tenant":"org_1","job_id":"b7","priority":"bulk",
+//	       "deadline":"...Z","at":"...Z","estimate_seconds":100,"estimated_done":"...Z",
+//	       "ahead":99,"rate_per_sec":1,"pause_remaining_seconds":0},
+//	     "accepted":[],"not_published":["b7"]}
+//
+// (estimate_seconds null: no lane can run the tenant's jobs now). Client's
+// SubmitJobsWithinDeadline returns it as an *Error that unwraps to a
+// *dispatcher.DeadlineUnreachableError.
+//
 // GET /v1/jobs/{id} → 200 {"id":"c-42","jobs":[JobStatus...]} (sorted by
 // tenant), or 404. A JobStatus (dispatcher.JobStatus) is
 //
@@ -83,10 +99,12 @@
 //
 // GET /v1/tenants → 200
 //
-//	{"tenants":[TenantStatus...],"now":"2026-01-02T03:04:05.123Z","dispatchable_backlog":12}
+//	{"tenants":[TenantStatus...],"now":"2026-01-02T03:04:05.123Z","dispatchable_backlog":12,
+//	 "scalable_backlog":0,"replicas_wanted":1}
 //
 // (tenants sorted by id; now is the server's clock; dispatchable_backlog is
-// the backlog of tenants that are not paused). GET /v1/tenants/{id} → 200
+// the backlog of tenants that are not paused, scalable_backlog and
+// replicas_wanted the scaling signal: dispatcher.ScalingSignal). GET /v1/tenants/{id} → 200
 // TenantStatus, or 404 {"error":"tenant not found"}. A TenantStatus
 // (dispatcher.TenantStatus) is
 //
@@ -102,7 +120,12 @@
 //	 "succeeded":100, "retried":3, "dead":1, "rate_limited":2,   counters since each replica started
 //	 "last_error":"...", "last_error_at":"...Z",  the latest over replicas, when any;
 //	                                    on one line, at most 512 bytes (cut with "…")
-//	 "replicas":2}                      live replicas running a lane for it
+//	 "replicas":2,                      live replicas running a lane for it
+//	 "classes":[{"priority":"urgent","backlog":3,"drain_seconds":4.57}, normal, bulk],
+//	                                    jobs held by class; when a new job of it would be done
+//	 "drain_rate_per_sec":1, "drain_rate_basis":"lanes",  lanes | configured | none
+//	 "drain_seconds":12,                until every job held is done (null: no rate)
+//	 "saturated":false, "replicas_wanted":1}   see dispatcher.TenantDrain
 //
 // POST /v1/tenants/{id}/pause with {"duration":"90s","reason":"maintenance"}
 // (duration required, a Go duration, more than 0 and at most MaxPause,

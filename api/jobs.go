@@ -19,6 +19,11 @@ import (
 // is validated (and its tenant looked up) before any is published, so an
 // invalid request publishes nothing.
 func (s *Server) submitJobs(w http.ResponseWriter, r *http.Request) {
+	publish, needsDeadline, bad := s.admission(r)
+	if bad != "" {
+		writeError(w, http.StatusBadRequest, bad)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -46,6 +51,9 @@ func (s *Server) submitJobs(w http.ResponseWriter, r *http.Request) {
 		job, err := dispatcher.DecodeJob(raw)
 		if err == nil {
 			err = job.Validate("")
+		}
+		if err == nil && needsDeadline && job.Deadline == nil {
+			err = errors.New("admission=deadline: the job has no deadline")
 		}
 		if err == nil && !sc.tenant(job.Tenant) {
 			forbidden = append(forbidden, ItemError{Index: i, ID: job.ID,
@@ -86,7 +94,7 @@ func (s *Server) submitJobs(w http.ResponseWriter, r *http.Request) {
 
 	resp := SubmitResponse{Accepted: []string{}, Duplicates: []string{}}
 	for i, job := range jobs {
-		res, err := s.cfg.Publisher.Publish(r.Context(), job)
+		res, err := publish(r.Context(), job)
 		if err != nil {
 			notPublished := make([]string, 0, len(jobs)-i)
 			for _, j := range jobs[i:] {
@@ -98,8 +106,12 @@ func (s *Server) submitJobs(w http.ResponseWriter, r *http.Request) {
 				full    *dispatcher.BacklogFullError
 				unknown *dispatcher.UnknownTenantError
 				foreign *dispatcher.ForeignDuplicateError
+				late    *dispatcher.DeadlineUnreachableError
+				refusal *DeadlineRefusal
 			)
 			switch {
+			case errors.As(err, &late):
+				status, why, refusal = http.StatusUnprocessableEntity, "deadline cannot be met at job", newDeadlineRefusal(late)
 			case errors.As(err, &invalid): // e.g. larger than the stream's message limit
 				status, why = http.StatusBadRequest, "the jobs stream refused job"
 			case errors.As(err, &full):
@@ -121,6 +133,7 @@ func (s *Server) submitJobs(w http.ResponseWriter, r *http.Request) {
 				Accepted:     resp.Accepted,
 				Duplicates:   resp.Duplicates,
 				NotPublished: notPublished,
+				Deadline:     refusal,
 			})
 			return
 		}

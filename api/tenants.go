@@ -31,12 +31,7 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ts = mine
-	resp := TenantsResponse{Tenants: ts, Now: time.Now().UTC()}
-	for _, t := range ts {
-		if !t.Paused {
-			resp.DispatchableBacklog += t.Backlog
-		}
-	}
+	resp := TenantsResponse{Tenants: ts, Now: time.Now().UTC(), ScalingSignal: dispatcher.Scaling(ts)}
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -32,6 +32,9 @@ type ErrorResponse struct {
 	Accepted     []string    `json:"accepted,omitempty"`
 	Duplicates   []string    `json:"duplicates,omitempty"`
 	NotPublished []string    `json:"not_published,omitempty"`
+	// Deadline is set on a 422 answer of drain-time admission
+	// (admission=deadline): the job refused and the estimate.
+	Deadline *DeadlineRefusal `json:"deadline_unreachable,omitempty"`
 }
 
 // JobResponse is the answer to GET /v1/jobs/{id}: the status of every
@@ -43,11 +46,13 @@ type JobResponse struct {
 
 // TenantsResponse is the answer to GET /v1/tenants: every tenant, sorted by
 // id, with the server's clock (to count pauses down without trusting the
-// browser's) and the dispatchable backlog (backlog of tenants not paused).
+// browser's) and the scaling signal over them: the dispatchable backlog
+// (backlog of tenants not paused), the scalable backlog and the replicas
+// wanted (dispatcher.ScalingSignal).
 type TenantsResponse struct {
-	Tenants             []dispatcher.TenantStatus `json:"tenants"`
-	Now                 time.Time                 `json:"now"`
-	DispatchableBacklog uint64                    `json:"dispatchable_backlog"`
+	Tenants []dispatcher.TenantStatus `json:"tenants"`
+	Now     time.Time                 `json:"now"`
+	dispatcher.ScalingSignal
 }
 
 // PauseRequest is the body of POST /v1/tenants/{id}/pause. Duration is a Go

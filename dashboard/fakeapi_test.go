@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 // tenantsResponse is GET /v1/tenants's body (api.TenantsResponse).
 type tenantsResponse struct {
 	Tenants []dispatcher.TenantStatus `json:"tenants"`
+	dispatcher.ScalingSignal
 }
 
 // synthTenant is tenant i (1-based) of a synthetic fleet at poll k. Backlogs
@@ -66,7 +68,28 @@ func synthTenant(i, k int, start, now time.Time) dispatcher.TenantStatus {
 		ft.LastErrorAt = start.Add(-5 * time.Minute)
 		ft.DonePerSec = 0
 	}
+	// Jobs by class: the waiting ones as normal, a few urgent and bulk;
+	// drained at the lanes' 5/s (a credentials-rejected tenant never).
+	classes := dispatcher.ClassCounts{uint64(i % 3), ft.Backlog, uint64(i%7) * 10}
+	rate := ft.RatePerSec
+	if ft.State == "credentials rejected" {
+		rate = 0
+	}
+	ft.DrainRatePerSec = rate
+	ft.DrainSeconds = finite(dispatcher.BacklogDrainSeconds(classes, rate, 0))
+	for _, p := range dispatcher.Priorities() {
+		ft.Classes = append(ft.Classes, dispatcher.ClassStatus{Priority: p, Backlog: classes.Of(p),
+			DrainSeconds: finite(dispatcher.JobDrainSeconds(classes, p, rate, 0))})
+	}
 	return ft
+}
+
+// finite is s as the API encodes it: nil for +Inf.
+func finite(s float64) *float64 {
+	if math.IsInf(s, 1) {
+		return nil
+	}
+	return &s
 }
 
 // fakeAPI serves the dashboard and a synthetic GET /v1/tenants, optionally
@@ -121,6 +144,7 @@ func (f *fakeAPI) tenants(w http.ResponseWriter, r *http.Request) {
 	for i := range resp.Tenants {
 		resp.Tenants[i] = synthTenant(i+1, k, f.start, now)
 	}
+	resp.ScalingSignal = dispatcher.ScalingSignal{ScalableBacklog: 120, ReplicasWanted: 3}
 	w.Header().Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(resp); err != nil {
 		return
@@ -188,7 +212,9 @@ const rowsJS = `[...document.querySelectorAll('.lane-row')]
     i: +r.getAttribute('aria-rowindex'),
     id: r.dataset.tenant,
     state: r.dataset.state,
-    backlog: +r.querySelector('.c-backlog').textContent.replace(/\D/g, ''),
+    backlog: +r.querySelector('.c-backlog .backlog-n').textContent.replace(/\D/g, ''),
+    classes: r.querySelector('.backlog-classes').textContent,
+    drain: r.querySelector('.backlog-drain').textContent,
     r429: +r.querySelector('.c-429').textContent.replace(/\D/g, ''),
     done: parseFloat(r.querySelector('.done').textContent),
     countdown: r.querySelector('.countdown').textContent,
@@ -205,6 +231,8 @@ type row struct {
 	R429      int     `json:"r429"`
 	Done      float64 `json:"done"`
 	Countdown string  `json:"countdown"`
+	Classes   string  `json:"classes"`
+	Drain     string  `json:"drain"`
 	Reason    string  `json:"reason"`
 	By        string  `json:"by"`
 }
@@ -304,6 +332,9 @@ func TestBrowserThousandTenants(t *testing.T) {
 			t.Errorf("header #%s shows %d, want %d", c.id, got, c.want)
 		}
 	}
+	if got := eval[string](t, ctx, `document.getElementById('t-backlog-note').textContent`); !strings.Contains(got, "3 replicas wanted") {
+		t.Errorf("backlog note reads %q, want the replicas wanted (3)", got)
+	}
 	if got := eval[string](t, ctx, `document.getElementById('count').textContent`); got != "1,000 tenants" {
 		t.Errorf("count reads %q, want %q", got, "1,000 tenants")
 	}
@@ -320,6 +351,30 @@ func TestBrowserThousandTenants(t *testing.T) {
 	}
 	if got := rows[want.paused].State; got != "creds" {
 		t.Errorf("row after the paused ones is %s, want a credentials-rejected tenant", got)
+	}
+	// Each lane shows its jobs by class and its time to drain; a
+	// credentials-rejected one never drains.
+	for _, r := range rows {
+		var i int
+		if _, err := fmt.Sscanf(r.ID, "org-%d", &i); err != nil {
+			t.Fatalf("row id %q", r.ID)
+		}
+		ft := synthTenant(i, 1, f.start, f.start)
+		var parts []string
+		for _, c := range ft.Classes {
+			if c.Backlog > 0 {
+				parts = append(parts, fmt.Sprintf("%s%d", strings.ToUpper(string(c.Priority[:1])), c.Backlog))
+			}
+		}
+		if want := strings.Join(parts, " "); r.Classes != want {
+			t.Errorf("%s shows classes %q, want %q", r.ID, r.Classes, want)
+		}
+		switch {
+		case ft.DrainSeconds == nil && r.Drain != "never drains":
+			t.Errorf("%s (no rate) shows drain %q, want never drains", r.ID, r.Drain)
+		case ft.DrainSeconds != nil && *ft.DrainSeconds > 0 && !strings.HasPrefix(r.Drain, "drains in "):
+			t.Errorf("%s (%.1f s to drain) shows drain %q, want drains in …", r.ID, *ft.DrainSeconds, r.Drain)
+		}
 	}
 
 	// Sorting: each key orders the rows, and is quick.

@@ -59,8 +59,9 @@ type k8sObject struct {
 			Name string `yaml:"name"`
 		} `yaml:"scaleTargetRef"`
 		Triggers []struct {
-			Type     string            `yaml:"type"`
-			Metadata map[string]string `yaml:"metadata"`
+			Type       string            `yaml:"type"`
+			MetricType string            `yaml:"metricType"`
+			Metadata   map[string]string `yaml:"metadata"`
 		} `yaml:"triggers"`
 	} `yaml:"spec"`
 	raw map[string]any
@@ -342,8 +343,16 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	query := so.Spec.Triggers[0].Metadata["query"]
 	names := regexp.MustCompile(`orgdispatch_[a-z_]+`).FindAllString(query, -1)
-	if !slices.Contains(names, "orgdispatch_dispatchable_backlog") {
-		t.Errorf("KEDA query %q does not use orgdispatch_dispatchable_backlog", query)
+	if !slices.Contains(names, "orgdispatch_replicas_wanted") {
+		t.Errorf("KEDA query %q does not use orgdispatch_replicas_wanted", query)
+	}
+	// The query is a replica count: KEDA takes it as is with AverageValue
+	// (its default) and a threshold of 1.
+	if mt := so.Spec.Triggers[0].MetricType; mt != "" && mt != "AverageValue" {
+		t.Errorf("KEDA trigger metricType %q, want AverageValue: the query is a replica count", mt)
+	}
+	if th := so.Spec.Triggers[0].Metadata["threshold"]; th != "1" {
+		t.Errorf("KEDA threshold %q, want 1: the query is a replica count", th)
 	}
 	for _, n := range names {
 		if !exported[n] {

@@ -52,13 +52,10 @@ type TenantStatus struct {
 	PauseRemainingSecond float64   `json:"pause_remaining_seconds,omitempty"`
 	PauseReason          string    `json:"pause_reason,omitempty"`
 	PausedBy             string    `json:"paused_by,omitempty"`
-	Backlog              uint64    `json:"backlog"`   // jobs waiting (NumPending), every class
-	InFlight             int       `json:"in_flight"` // delivered, not yet acked (NumAckPending), every class
-	// Classes are the backlog and in-flight jobs of each priority class,
-	// keyed urgent, normal, bulk.
-	Classes     map[Priority]ClassStatus `json:"classes"`
-	Concurrency int                      `json:"concurrency"` // jobs the live replicas may run at once (each lane's concurrency, summed)
-	RatePerSec  float64                  `json:"rate_per_sec"`
+	Backlog              uint64    `json:"backlog"`     // jobs waiting (NumPending), every class's consumer
+	InFlight             int       `json:"in_flight"`   // delivered, not yet acked (NumAckPending), every class's consumer
+	Concurrency          int       `json:"concurrency"` // jobs the live replicas may run at once (each lane's concurrency, summed)
+	RatePerSec           float64   `json:"rate_per_sec"`
 	// RateSources are where the lanes' rates come from (LaneReport.RateSource),
 	// each once, sorted.
 	RateSources []string  `json:"rate_sources,omitempty"`
@@ -70,25 +67,15 @@ type TenantStatus struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	Replicas    int       `json:"replicas"` // live replicas running a lane for it
+	// TenantDrain: backlog by class, time to drain, saturation (tenantdrain.go).
+	TenantDrain
 }
 
-// ClassStatus is one priority class of a tenant: its consumer's figures.
-type ClassStatus struct {
-	Backlog  uint64 `json:"backlog"`
-	InFlight int    `json:"in_flight"`
-}
-
-// addClass adds a class consumer's figures to the tenant's.
-func (ts *TenantStatus) addClass(p Priority, info *jetstream.ConsumerInfo) {
-	if ts.Classes == nil {
-		ts.Classes = make(map[Priority]ClassStatus, 3)
-	}
-	ts.Classes[p] = ClassStatus{Backlog: info.NumPending, InFlight: info.NumAckPending}
-	ts.Backlog, ts.InFlight = 0, 0
-	for _, c := range ts.Classes {
-		ts.Backlog += c.Backlog
-		ts.InFlight += c.InFlight
-	}
+// addCounts adds the figures of the tenant's urgent or bulk consumer to
+// Backlog and InFlight (buildStatus counts the normal one's).
+func (ts *TenantStatus) addCounts(info *jetstream.ConsumerInfo) {
+	ts.Backlog += info.NumPending
+	ts.InFlight += info.NumAckPending
 }
 
 // DeadLetter is one message of the dead-letter stream: the original job body
@@ -144,6 +131,7 @@ type Admin struct {
 	replicas jetstream.KeyValue
 	lanes    jetstream.KeyValue
 	pauses   jetstream.KeyValue
+	shards   map[string]jetstream.Stream // jobs streams by name, once found (admindrain.go)
 }
 
 // AdminOption adjusts an Admin.
@@ -234,9 +222,10 @@ func (a *Admin) Ready(ctx context.Context) error {
 }
 
 // Tenants lists every tenant (every tenant consumer of the jobs stream),
-// sorted by id. It costs one paged consumer listing, one read of each of the
-// pauses and replicas buckets and one read per page of lane figures, and
-// reuses the result for the cache TTL.
+// sorted by id. It costs one paged consumer listing, one info request per
+// jobs stream (with its per-subject counts: the backlog by class), one read
+// of each of the pauses and replicas buckets and one read per page of lane
+// figures, and reuses the result for the cache TTL.
 func (a *Admin) Tenants(ctx context.Context) ([]TenantStatus, error) {
 	a.listMu.Lock()
 	defer a.listMu.Unlock()
@@ -286,7 +275,7 @@ func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
 		return nil, err
 	}
 	now := a.now()
-	streams, err := JobsStreams(ctx, a.js, a.names)
+	streams, classes, err := a.jobsStreamsWithClasses(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
@@ -306,15 +295,16 @@ func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
 				continue
 			}
 			rec, hasRec := pauses[id]
-			out = append(out, buildStatus(id, info, lanes[id], recPtr(rec, hasRec), now))
+			ts := buildStatus(id, info, lanes[id], recPtr(rec, hasRec), now)
+			ts.TenantDrain = tenantDrainOf(info, lanes[id], classes[id], now)
+			out = append(out, ts)
 		}
 		if err := lister.Err(); err != nil {
 			return nil, fmt.Errorf("admin: list consumers of %s: %w", name, err)
 		}
 		for i := first; i < len(out); i++ {
 			for _, info := range others[out[i].ID] {
-				_, p, _ := a.names.TenantOfClassConsumer(info.Name)
-				out[i].addClass(p, info)
+				out[i].addCounts(info)
 			}
 		}
 	}
@@ -368,7 +358,13 @@ func (a *Admin) Tenant(ctx context.Context, id string) (TenantStatus, error) {
 	if err != nil {
 		return TenantStatus{}, err
 	}
-	ts := buildStatus(id, info, lanes[id], rec, a.now())
+	classes, err := a.tenantClasses(ctx, id)
+	if err != nil {
+		return TenantStatus{}, err
+	}
+	now := a.now()
+	ts := buildStatus(id, info, lanes[id], rec, now)
+	ts.TenantDrain = tenantDrainOf(info, lanes[id], classes, now)
 	for _, p := range []Priority{PriorityUrgent, PriorityBulk} {
 		c, err := a.js.Consumer(ctx, a.names.JobsStream(id), a.names.PriorityConsumer(id, p))
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -377,7 +373,7 @@ func (a *Admin) Tenant(ctx context.Context, id string) (TenantStatus, error) {
 		if err != nil {
 			return TenantStatus{}, fmt.Errorf("admin: tenant %s: %s consumer info: %w", id, p, err)
 		}
-		ts.addClass(p, c.CachedInfo())
+		ts.addCounts(c.CachedInfo())
 	}
 	return ts, nil
 }
@@ -443,8 +439,7 @@ func laneState(s string) int {
 }
 
 func buildStatus(id string, info *jetstream.ConsumerInfo, lanes []LaneReport, rec *PauseRecord, now time.Time) TenantStatus {
-	ts := TenantStatus{ID: id, Replicas: len(lanes)}
-	ts.addClass(PriorityNormal, info)
+	ts := TenantStatus{ID: id, Backlog: info.NumPending, InFlight: info.NumAckPending, Replicas: len(lanes)}
 	if info.Paused && info.Config.PauseUntil != nil && info.Config.PauseUntil.After(now) {
 		ts.Paused = true
 		ts.PausedUntil = info.Config.PauseUntil.UTC()

@@ -255,7 +255,7 @@ func (c StreamConfig) PriorityConsumerConfig(names Names, t tenants.Tenant, p Pr
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: ConsumerMaxAckPending,
 		MemoryStorage: c.ConsumerStorage == jetstream.MemoryStorage,
-		Metadata:      map[string]string{MetaMaxBacklog: strconv.Itoa(t.Backlog())},
+		Metadata:      consumerMetadata(t),
 	}
 }
 
@@ -581,6 +581,7 @@ func consumerUpToDate(have, want jetstream.ConsumerConfig) bool {
 		have.MaxAckPending == want.MaxAckPending &&
 		have.MemoryStorage == want.MemoryStorage &&
 		have.Metadata[MetaMaxBacklog] == want.Metadata[MetaMaxBacklog] &&
+		drainMetadataUpToDate(have.Metadata, want.Metadata) &&
 		len(have.BackOff) == 0
 }
 

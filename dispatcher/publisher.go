@@ -115,6 +115,7 @@ type Publisher struct {
 	// consumerCounts: backlogs from consumers (WithConsumerBacklogCounts).
 	consumerCounts bool
 	streams        map[string]jetstream.Stream // jobs streams by name, once found
+	drain          *drainEstimator             // deadline admission's figures (deadline.go), made on first use
 }
 
 // backlogEntry is what the Publisher knows of a tenant's backlog: its limit

@@ -72,12 +72,16 @@ type LaneReport struct {
 	Parked      bool      `json:"parked,omitempty"`
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 	InFlight    int       `json:"in_flight"`
-	Concurrency int       `json:"concurrency"` // the lane's concurrency: jobs it runs at once
-	Succeeded   uint64    `json:"succeeded"`
-	Retried     uint64    `json:"retried"`
-	Dead        uint64    `json:"dead"`
-	RateLimited uint64    `json:"rate_limited"` // 429 answers received
-	RatePerSec  float64   `json:"rate_per_sec"` // the lane limiter's current rate
+	// RateWaiting is how many of InFlight wait on the lane's rate limiter
+	// now: a lane whose jobs wait there is held back by its rate, one whose
+	// slots are all at the platform by its concurrency (TenantDrain.Saturated).
+	RateWaiting int     `json:"rate_waiting,omitempty"`
+	Concurrency int     `json:"concurrency"` // the lane's concurrency: jobs it runs at once
+	Succeeded   uint64  `json:"succeeded"`
+	Retried     uint64  `json:"retried"`
+	Dead        uint64  `json:"dead"`
+	RateLimited uint64  `json:"rate_limited"` // 429 answers received
+	RatePerSec  float64 `json:"rate_per_sec"` // the lane limiter's current rate
 	// RateSource says where RatePerSec comes from: "configured", or for
 	// rate: auto "limits API", "429 limit" or "legacy headers".
 	RateSource  string    `json:"rate_source,omitempty"`

@@ -200,8 +200,17 @@ func TestMetricsSeriesBoundedWithJunkSubjects(t *testing.T) {
 		"orgdispatch_tenant_backlog":                    len(ids),
 		"orgdispatch_tenant_in_flight":                  len(ids),
 		"orgdispatch_dispatchable_backlog":              1,
+		"orgdispatch_tenant_class_backlog":              len(ids) * len(dispatcher.Priorities()),
+		"orgdispatch_tenant_drain_seconds":              len(ids),
+		"orgdispatch_tenant_class_drain_seconds":        len(ids) * len(dispatcher.Priorities()),
+		"orgdispatch_scalable_backlog":                  1,
+		"orgdispatch_replicas_wanted":                   1,
 	}
-	allowed := map[string][]string{"tenant": tenantLabels, "op": ops, "outcome": outcomes, "status_class": statusClasses}
+	var classes []string
+	for _, p := range dispatcher.Priorities() {
+		classes = append(classes, string(p))
+	}
+	allowed := map[string][]string{"tenant": tenantLabels, "op": ops, "outcome": outcomes, "status_class": statusClasses, "priority": classes}
 	series, most := 0, 0
 	for name, fam := range fams {
 		if !strings.HasPrefix(name, "orgdispatch_") {

@@ -23,6 +23,11 @@
 //	orgdispatch_tenant_backlog{tenant}                       gauge    jobs waiting
 //	orgdispatch_tenant_in_flight{tenant}                     gauge    jobs delivered, not yet acknowledged
 //	orgdispatch_dispatchable_backlog                         gauge    sum of the backlog of tenants that are not paused
+//	orgdispatch_tenant_class_backlog{tenant,priority}        gauge    jobs of the class in the jobs stream (classes holding jobs only)
+//	orgdispatch_tenant_drain_seconds{tenant}                 gauge    until everything held is done; +Inf: no lane can run
+//	orgdispatch_tenant_class_drain_seconds{tenant,priority}  gauge    until a job of the class published now is done (classes holding jobs only)
+//	orgdispatch_scalable_backlog                             gauge    backlog of saturated tenants (bound by concurrency, not rate)
+//	orgdispatch_replicas_wanted                              gauge    replicas for every saturated tenant to reach its quota
 //
 // Label values are bounded, whatever arrives on the jobs subjects:
 //
@@ -38,12 +43,23 @@
 //   - tenant, on the TenantCollector's gauges, is a tenant consumer of the
 //     jobs stream: created by provisioning for configured tenants only, and
 //     at most the stream's MaxConsumers.
+//   - priority is one of dispatcher.Priorities() (a subject naming no class
+//     counts in its op's default class), and the class series are sent only
+//     for classes holding jobs: with T tenants at most 3T series each, and
+//     as many as classes with jobs in practice; T for the rest.
 //
-// orgdispatch_dispatchable_backlog is the signal to scale worker replicas on
-// (e.g. a KEDA ScaledObject with a Prometheus trigger): jobs of a paused
-// tenant cannot run whatever the number of workers, so counting them would
-// only add replicas that sit idle. A tenant with no live worker counts: that
-// is the case scaling up from zero must see.
+// orgdispatch_replicas_wanted is the signal to scale worker replicas on
+// (e.g. a KEDA ScaledObject with a Prometheus trigger, AverageValue 1): the
+// replicas that let every tenant bound by its lanes' concurrency reach its
+// quota at today's platform latency (dispatcher.TenantDrain.ReplicasWanted:
+// ⌈replicas × quota ÷ done per second⌉ for a tenant whose slots are all
+// taken), at
+// least 1 while any backlog is dispatchable, so that scaling up from zero
+// sees it. orgdispatch_scalable_backlog is the backlog of those tenants.
+// Neither counts tenants held back by their own rate or quota (more
+// replicas split an org-scoped quota and drain no faster) nor paused ones.
+// orgdispatch_dispatchable_backlog (backlog of tenants not paused) is the
+// earlier, blunter signal.
 package metrics
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -34,8 +35,9 @@ func (e *blockedError) Error() string {
 // known does not shorten it. Only a resume (the server's advisory that the
 // pause ended, or an operator's Resume) clears it early.
 type gate struct {
-	now     func() time.Time
-	limiter *rate.Limiter
+	now         func() time.Time
+	limiter     *rate.Limiter
+	rateWaiting atomic.Int64 // requests waiting on the limiter now
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -90,7 +92,10 @@ func (g *gate) before(ctx context.Context) error {
 	if err := g.pass(ctx); err != nil {
 		return err
 	}
-	if err := g.wait(ctx); err != nil {
+	g.rateWaiting.Add(1) // LaneReport.RateWaiting
+	err := g.wait(ctx)
+	g.rateWaiting.Add(-1)
+	if err != nil {
 		return fmt.Errorf("rate limiter: %w", err)
 	}
 	return g.pass(ctx)

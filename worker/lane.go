@@ -581,6 +581,7 @@ func (l *lane) report() dispatcher.LaneReport {
 	}
 	l.mu.Unlock()
 	r.InFlight = int(l.inFlight.Load())
+	r.RateWaiting = int(l.gate.rateWaiting.Load())
 	r.Concurrency = l.pullers[0].sem.capacity()
 	r.Succeeded = l.succeeded.Load()
 	r.Retried = l.retried.Load()

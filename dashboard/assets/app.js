@@ -62,6 +62,7 @@
   let failures = 0;
   let waitingForToken = false;
   let pollTimer = 0;
+  let scaling = { wanted: 0, scalable: 0 }; // the answer's replicas_wanted, scalable_backlog
 
   const view = {
     q: '',
@@ -104,6 +105,24 @@
     return Number.isFinite(t) && t > 0 ? t : 0;
   }
 
+  // classesOf reads a tenant's classes ([{priority, backlog, drain_seconds}],
+  // see dispatcher.ClassStatus) as {urgent, normal, bulk} of {n, drain}.
+  const CLASSES = ['urgent', 'normal', 'bulk'];
+  function classesOf(v) {
+    const out = {};
+    for (const c of Array.isArray(v) ? v : []) {
+      if (c && CLASSES.includes(c.priority)) out[c.priority] = { n: num(c.backlog), drain: c.drain_seconds };
+    }
+    return out;
+  }
+
+  // drainOf is a tenant's time to drain: seconds, Infinity (null with jobs
+  // held: no lane can run them), or NaN when the API gives none.
+  function drainOf(raw) {
+    if (!('drain_seconds' in raw)) return NaN;
+    return raw.drain_seconds === null ? Infinity : num(raw.drain_seconds);
+  }
+
   function push(ring, v) {
     ring.hist[ring.head] = v;
     ring.head = (ring.head + 1) % HISTORY;
@@ -114,6 +133,7 @@
   // dispatcher.TenantStatus).
   function ingest(body) {
     const list = body && Array.isArray(body.tenants) ? body.tenants : [];
+    scaling = { wanted: num(body && body.replicas_wanted), scalable: num(body && body.scalable_backlog) };
 
     const ids = [];
     let sumDone = 0;
@@ -147,6 +167,8 @@
         lastErrorAt: time(raw.last_error_at),
         replicas: num(raw.replicas),
         state: raw.state,
+        classes: classesOf(raw.classes),
+        drain: drainOf(raw),
       };
       if (d.pausedUntil && typeof raw.pause_remaining_seconds === 'number') observeSkew(d.pausedUntil, raw.pause_remaining_seconds);
       t.d = d;
@@ -216,6 +238,7 @@
       id: '', top: -1, cache: Object.create(null),
       tenant: q('.tenant-id'), badgeIcon: q('.badge-icon'), badgeText: q('.badge-text'), replicas: q('.replicas'),
       spark: q('.spark'), done: q('.done'), backlog: q('.c-backlog'),
+      backlogN: q('.backlog-n'), backlogClasses: q('.backlog-classes'), backlogDrain: q('.backlog-drain'),
       inflight: q('.inflight-text'), meter: q('.meter-fill'), rate: q('.c-rate'),
       countdown: q('.countdown'), by: q('.by'), reason: q('.reason'), r429: q('.c-429'),
       error: q('.error-text'), errorAge: q('.error-age'),
@@ -303,8 +326,23 @@
     });
     set(row, 'done', fmtRate(d.done), (v) => { row.done.innerHTML = `${v}<span class="u">/s</span>`; });
     set(row, 'backlog', d.backlog, (v) => {
-      row.backlog.textContent = nf.format(v);
+      row.backlogN.textContent = nf.format(v);
       row.backlog.classList.toggle('zero', v === 0);
+    });
+    const held = CLASSES.filter((c) => d.classes[c] && d.classes[c].n > 0);
+    set(row, 'classes', held.map((c) => c + d.classes[c].n).join(' '), () => {
+      row.backlogClasses.textContent = held.map((c) => `${c[0].toUpperCase()}${nf.format(d.classes[c].n)}`).join(' ');
+      row.backlogClasses.title = CLASSES.map((c) => {
+        const k = d.classes[c];
+        if (!k) return '';
+        const when = k.drain === null ? 'no lane can run it' : `a new job done in ${duration(num(k.drain) * 1000)}`;
+        return `${c}: ${nf.format(k.n)} held, ${when}`;
+      }).filter(Boolean).join('\n');
+    });
+    set(row, 'drain', d.drain, (v) => {
+      row.backlogDrain.textContent = Number.isNaN(v) || v === 0 ? '' : v === Infinity ? 'never drains' : `drains in ${duration(v * 1000)}`;
+      row.backlogDrain.toggleAttribute('data-unbounded', v === Infinity);
+      row.backlogDrain.title = v === Infinity ? 'No lane can run its jobs now (all parked)' : 'Until every job held is done at the tenant\'s rate, after the rest of a pause';
     });
     set(row, 'inflight', d.inFlight + '/' + d.concurrency, () => {
       row.inflight.innerHTML = d.concurrency
@@ -459,7 +497,11 @@
       : '';
     el.rate.textContent = fmtRate(done);
     el.backlog.textContent = nf.format(dispatchable);
-    el.backlogNote.textContent = `${nf.format(backlog)} queued in all`;
+    el.backlogNote.textContent = `${nf.format(backlog)} queued` +
+      (scaling.wanted ? ` · ${nf.format(scaling.wanted)} ${scaling.wanted === 1 ? 'replica' : 'replicas'} wanted` : '');
+    el.backlogNote.title = scaling.wanted
+      ? `Worker replicas for every tenant bound by its concurrency to reach its quota; ${nf.format(scaling.scalable)} jobs of such tenants (more replicas would work them off faster)`
+      : '';
     el.r429.textContent = nf.format(r429);
     el.r429.parentElement.toggleAttribute('data-nonzero', r429 > 0);
     drawSpark(el.spark, totalHist, 'line', 160, 36);
@@ -532,6 +574,17 @@
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
     const mm = h ? String(m).padStart(2, '0') : String(m);
     return (h ? h + ':' : '') + mm + ':' + String(sec).padStart(2, '0');
+  }
+
+  // duration formats a time to come: 0.4s, 12s, 4m12s, 3h05m, 2d4h.
+  function duration(ms) {
+    const s = Math.max(0, ms / 1000);
+    if (s < 10) return `${s.toFixed(1)}s`;
+    if (s < 60) return `${Math.round(s)}s`;
+    const r = Math.round(s);
+    if (r < 3600) return `${Math.floor(r / 60)}m${String(r % 60).padStart(2, '0')}s`;
+    if (r < 86400) return `${Math.floor(r / 3600)}h${String(Math.floor((r % 3600) / 60)).padStart(2, '0')}m`;
+    return `${Math.floor(r / 86400)}d${Math.floor((r % 86400) / 3600)}h`;
   }
 
   function ago(ms) {
