@@ -176,4 +176,3 @@ func TestScheduledJobsRunOnceAcrossServerRestart(t *testing.T) {
 		t.Errorf("two occurrences share the id %s", ids[0])
 	}
 }
-
