@@ -239,6 +239,11 @@ func NewSchedules(js jetstream.JetStream, names Names, opts ...ScheduleOption) *
 	return s
 }
 
+// Schedules are the schedules of the admin's installation.
+func (a *Admin) Schedules(opts ...ScheduleOption) *Schedules {
+	return NewSchedules(a.js, a.names, opts...)
+}
+
 // validScheduleName: a subject token, as tenant ids.
 func validScheduleName(name string) bool { return ValidTenantID(name) }
 
