@@ -62,7 +62,9 @@ func TestSchedulesRoundTrip(t *testing.T) {
 	if _, err := c.Schedules(t.Context(), "org_b"); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("org_a's token lists org_b's schedules: %v, want 403", err)
 	}
-	ro := func(method, path string, body any) answer { return e.callWith(t, "Bearer "+readOnlyToken, method, path, body) }
+	ro := func(method, path string, body any) answer {
+		return e.callWith(t, "Bearer "+readOnlyToken, method, path, body)
+	}
 	if a := ro("GET", "/v1/tenants/org_a/schedules/weekday-start", nil); a.status != http.StatusOK {
 		t.Errorf("read-only GET: %d %s", a.status, a.body)
 	}
