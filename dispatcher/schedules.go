@@ -318,6 +318,9 @@ func (s *Schedules) build(tenant string, spec ScheduleSpec) (*nats.Msg, Schedule
 		h.Set(hdrSchedule, "@at "+at.Format(time.RFC3339))
 		sched.RunAt, sched.Next = &at, []time.Time{at}
 	default:
+		// One space between fields: the expression goes into headers, where
+		// a line break would start another header.
+		spec.Cron = strings.Join(strings.Fields(spec.Cron), " ")
 		c, err := ParseCron(spec.Cron, spec.TimeZone)
 		if err != nil {
 			return nil, Schedule{}, invalidSchedule("%v", err)

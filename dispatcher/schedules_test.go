@@ -61,7 +61,17 @@ func TestScheduleAddRejects(t *testing.T) {
 			}
 		})
 	}
-	_, err := s.Add(t.Context(), "org_9", dispatcher.ScheduleSpec{Name: "s", RunAt: &soon, Job: schedStartJob("j")})
+	// A line break in the expression cannot smuggle a header in: the
+	// fields are joined by single spaces.
+	inj, err := s.Add(t.Context(), "org_1", dispatcher.ScheduleSpec{Name: "inj", Cron: "0 0 9 * *\r\nNats-Schedule-Target: orgdispatch.fired.00.org_2.normal.campaign.start\r\n1-5", Job: schedStartJob("j")})
+	if err == nil {
+		t.Errorf("Add with a header in the cron expression: %+v, want an error", inj)
+	}
+	got, err := s.Add(t.Context(), "org_1", dispatcher.ScheduleSpec{Name: "spaced", Cron: " 0  0 9\t* *\r\n1-5 ", Job: schedStartJob("j")})
+	if err != nil || got.Cron != "0 0 9 * * 1-5" {
+		t.Errorf("Add with a spaced-out expression: %+v, %v; want cron 0 0 9 * * 1-5", got, err)
+	}
+	_, err = s.Add(t.Context(), "org_9", dispatcher.ScheduleSpec{Name: "s", RunAt: &soon, Job: schedStartJob("j")})
 	var unknown *dispatcher.UnknownTenantError
 	if !errors.As(err, &unknown) {
 		t.Errorf("Add for an unknown tenant: %v, want *UnknownTenantError", err)
