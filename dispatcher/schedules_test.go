@@ -380,3 +380,46 @@ func TestProvisionSchedulesStream(t *testing.T) {
 		t.Errorf("jobs stream sources after Provision: %+v", src)
 	}
 }
+
+// A dead-lettered cron occurrence is replayed under its occurrence's id.
+func TestReplayScheduledOccurrence(t *testing.T) {
+	e := newAdminEnv(t, "org_1")
+	seq := e.deadLetter(t, "org_1", "campaign.start", jobBody("org_1", "start"), "permanent")
+	// The worker's dead letter names the occurrence it ran.
+	st, err := e.js.Stream(t.Context(), e.names.DLQStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(t.Context(), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(t.Context(), seq); err != nil {
+		t.Fatal(err)
+	}
+	out := nats.NewMsg(m.Subject)
+	out.Header, out.Data = m.Header, m.Data
+	out.Header.Set(dispatcher.HeaderJobID, "start.20261207T150000Z")
+	ack, err := e.js.PublishMsg(t.Context(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dispatcher.NewAdmin(e.js, e.names).Replay(t.Context(), ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.JobID != "start.20261207T150000Z" {
+		t.Errorf("replayed as %q, want the occurrence's id", res.JobID)
+	}
+	jobs, err := e.js.Stream(t.Context(), e.names.JobsStream("org_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := jobs.GetMsg(t.Context(), res.JobSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := dispatcher.DecodeJob(got.Data); err != nil || j.ID != "start.20261207T150000Z" {
+		t.Errorf("replayed job %+v, %v", j, err)
+	}
+}
