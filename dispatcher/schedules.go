@@ -271,6 +271,11 @@ func (s *Schedules) Add(ctx context.Context, tenant string, spec ScheduleSpec) (
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 			return Schedule{}, &ScheduleExistsError{Tenant: tenant, Name: spec.Name}
 		}
+		if errors.As(err, &apiErr) && apiErr.Code == 400 {
+			// nats-server's own checks (pattern, time zone — a server
+			// without the zone's data refuses it).
+			return Schedule{}, invalidSchedule("nats-server refused it: %s", apiErr.Description)
+		}
 		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
 			return Schedule{}, fmt.Errorf("dispatcher: add schedule %s of tenant %s: %w: %w", spec.Name, tenant, ErrUnavailable, err)
 		}

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	// The IANA zones of cron schedules, whatever the image holds (the
+	// embedded nats-server reads them too).
+	_ "time/tzdata"
 
 	"github.com/orgdispatch/orgdispatch/api"
 	"github.com/orgdispatch/orgdispatch/dispatcher"
