@@ -22,9 +22,9 @@ import (
 // expression, with Nats-Schedule-Time-Zone) and the target,
 // orgdispatch.fired.<NN>.<tenant>.<class>.<op> (NN the tenant's shard).
 // When it is due, nats-server stores a copy of the body on the target, in
-// the same stream — one schedule per subject, and the fired copy and the
-// schedule's next fire time are one write, so a restart or a leader change
-// neither loses nor repeats a fire. Every jobs stream sources the schedules
+// the same stream — one schedule per subject; storing the copy is what
+// moves the schedule to its next fire time (or removes a one-shot), so a
+// server restart neither loses nor repeats a fire. Every jobs stream sources the schedules
 // stream's fired subjects of its shard, turned into job subjects
 // (orgdispatch.fired.07.org_1.normal.campaign.start becomes
 // orgdispatch.jobs.org_1.normal.campaign.start), so a fired job is queued
