@@ -38,7 +38,7 @@ type env struct {
 }
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, natstest.LeakOptions()...)
 }
 
 type envOption func(*envConfig)

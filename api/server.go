@@ -35,6 +35,9 @@ type Config struct {
 	Admin *dispatcher.Admin
 	// Publisher publishes submitted jobs.
 	Publisher *dispatcher.Publisher
+	// Schedules adds, lists and cancels tenants' schedules (default: the
+	// Admin's).
+	Schedules *dispatcher.Schedules
 	// Names are the NATS names in use (default: the Admin's).
 	Names dispatcher.Names
 	// Token, when set, is a bearer token with every right on every tenant
@@ -105,6 +108,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Names.Prefix() == "" {
 		cfg.Names = cfg.Admin.Names()
 	}
+	if cfg.Schedules == nil {
+		cfg.Schedules = cfg.Admin.Schedules()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -163,6 +169,10 @@ func (s *Server) routes() http.Handler {
 	v1.HandleFunc("GET /v1/tenants/{id}", s.need(RightRead, s.getTenant))
 	v1.HandleFunc("POST /v1/tenants/{id}/pause", s.need(RightPause, s.pauseTenant))
 	v1.HandleFunc("POST /v1/tenants/{id}/resume", s.need(RightPause, s.resumeTenant))
+	v1.HandleFunc("POST /v1/tenants/{id}/schedules", s.need(RightPublish, s.addSchedule))
+	v1.HandleFunc("GET /v1/tenants/{id}/schedules", s.need(RightRead, s.listSchedules))
+	v1.HandleFunc("GET /v1/tenants/{id}/schedules/{name}", s.need(RightRead, s.getSchedule))
+	v1.HandleFunc("DELETE /v1/tenants/{id}/schedules/{name}", s.need(RightPublish, s.cancelSchedule))
 	v1.HandleFunc("GET /v1/dlq", s.need(RightRead, s.listDeadLetters))
 	v1.HandleFunc("GET /v1/dlq/{seq}", s.need(RightRead, s.getDeadLetter))
 	v1.HandleFunc("POST /v1/dlq/{seq}/replay", s.need(RightDLQ, s.replayDeadLetter))

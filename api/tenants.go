@@ -108,11 +108,17 @@ func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) {
 
 // decodeBody decodes a small JSON body strictly into v.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) (int, error) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSmallBody))
+	return decodeBodyLimit(w, r, v, maxSmallBody)
+}
+
+// decodeBodyLimit decodes a JSON body of at most limit bytes strictly
+// into v.
+func decodeBodyLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) (int, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", maxSmallBody)
+			return http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", limit)
 		}
 		return http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
 	}

@@ -210,8 +210,10 @@ func (a *Admin) bucket(ctx context.Context, slot *jetstream.KeyValue, name strin
 func (a *Admin) Ready(ctx context.Context) error {
 	// The jobs streams exist only for shards with tenants; the dead-letter
 	// stream is provisioned with them.
-	if _, err := a.js.Stream(ctx, a.names.DLQStream()); err != nil {
-		return fmt.Errorf("admin: stream %s: %w", a.names.DLQStream(), err)
+	for _, name := range []string{a.names.DLQStream(), a.names.SchedulesStream()} {
+		if _, err := a.js.Stream(ctx, name); err != nil {
+			return fmt.Errorf("admin: stream %s: %w", name, err)
+		}
 	}
 	for _, name := range []string{a.names.StatusBucket(), a.names.ReplicasBucket(), a.names.LanesBucket(), a.names.PausesBucket()} {
 		if _, err := a.js.KeyValue(ctx, name); err != nil {

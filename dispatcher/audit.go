@@ -15,14 +15,16 @@ import (
 
 // Audit actions: what an audit record says happened.
 const (
-	AuditPause         = "pause"          // a tenant paused by an operator
-	AuditResume        = "resume"         // a tenant's pause ended by an operator
-	AuditDLQReplay     = "dlq_replay"     // a dead letter's job published again
-	AuditDLQDelete     = "dlq_delete"     // a dead letter deleted
-	AuditTenantAdded   = "tenant_added"   // a tenants-file reload added a tenant
-	AuditTenantChanged = "tenant_changed" // ... changed one (Detail["fields"])
-	AuditTenantRemoved = "tenant_removed" // ... removed one
-	AuditRefused       = "refused"        // an API request refused: bad token, scope, host, cross-site
+	AuditPause          = "pause"           // a tenant paused by an operator
+	AuditResume         = "resume"          // a tenant's pause ended by an operator
+	AuditDLQReplay      = "dlq_replay"      // a dead letter's job published again
+	AuditDLQDelete      = "dlq_delete"      // a dead letter deleted
+	AuditTenantAdded    = "tenant_added"    // a tenants-file reload added a tenant
+	AuditTenantChanged  = "tenant_changed"  // ... changed one (Detail["fields"])
+	AuditTenantRemoved  = "tenant_removed"  // ... removed one
+	AuditRefused        = "refused"         // an API request refused: bad token, scope, host, cross-site
+	AuditScheduleAdd    = "schedule_add"    // a schedule added (Detail: name, run_at or cron, time_zone, job_id, op)
+	AuditScheduleCancel = "schedule_cancel" // a schedule cancelled
 )
 
 // Bounds of one audit record's free text.

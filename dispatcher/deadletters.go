@@ -164,11 +164,20 @@ func (a *Admin) Replay(ctx context.Context, seq uint64) (ReplayResult, error) {
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("admin: replay dead letter %d: %w", seq, err)
 	}
+	data := m.Data
+	// A cron schedule's occurrence (its body has the schedule's id) is
+	// replayed under the occurrence's id, with its own record.
+	if hid := m.Header.Get(HeaderJobID); len(hid) == len(job.ID)+OccurrenceSuffixLen && strings.HasPrefix(hid, job.ID+".") && jobIDRE.MatchString(hid) {
+		job.ID = hid
+		if data, err = json.Marshal(job); err != nil {
+			return ReplayResult{}, fmt.Errorf("admin: replay dead letter %d: %w", seq, err)
+		}
+	}
 	res := ReplayResult{Seq: seq, Tenant: tenant, Op: op, JobID: job.ID, MsgID: ReplayMsgID(tenant, job.ID, seq)}
 	// A replay is a re-submission: it runs in the bulk class, behind live
 	// work, whatever the job's own class was.
 	msg := nats.NewMsg(a.names.JobSubjectOf(tenant, PriorityBulk, op))
-	msg.Data = m.Data
+	msg.Data = data
 	msg.Header.Set(HeaderTenant, tenant)
 	msg.Header.Set(HeaderOp, op)
 	msg.Header.Set(HeaderJobID, job.ID)

@@ -11,4 +11,8 @@
 // replica's lane runs at most the tenant's concurrency at once; the consumer's
 // MaxAckPending (ConsumerMaxAckPending) is far above it, so jobs waiting out a
 // delay never hold the tenant's other jobs back.
+//
+// Delayed and recurring jobs (Schedules) are kept by nats-server's message
+// scheduler in the schedules stream (SchedulesStream), which every jobs
+// stream sources: a fired job is queued like any other.
 package dispatcher

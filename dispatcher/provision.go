@@ -197,6 +197,8 @@ func JobsStreamConfig(names Names, cfg StreamConfig, shard int, subjects []strin
 		MaxMsgSize:           MaxJobBytes + jobHeaderRoom,
 		AllowDirect:          true,
 		Metadata:             map[string]string{MetaShards: strconv.Itoa(JobShards)},
+		// Fired schedules of the shard's tenants (see Schedules).
+		Sources: names.jobsStreamSources(shard),
 	}
 }
 
@@ -263,7 +265,7 @@ func (c StreamConfig) PriorityConsumerConfig(names Names, t tenants.Tenant, p Pr
 const provisionConcurrency = 16
 
 // Provision creates or updates everything orgdispatch needs in NATS: the jobs,
-// dead-letter and audit streams, the status, replicas, lanes and pauses buckets, and one
+// dead-letter, audit and schedules streams, the status, replicas, lanes and pauses buckets, and one
 // durable consumer per tenant. It is idempotent: running it again against the
 // same setup changes nothing, a consumer of an earlier version is updated in
 // place, and a tenant's pause survives. Consumers of tenants missing from ts
@@ -281,6 +283,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, names Names, cfg Str
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, AuditStreamConfig(names, cfg)); err != nil {
 		return fmt.Errorf("dispatcher: provision stream %s: %w", names.AuditStream(), err)
+	}
+	// Before the jobs streams, which source it.
+	if _, err := js.CreateOrUpdateStream(ctx, SchedulesStreamConfig(names, cfg)); err != nil {
+		return fmt.Errorf("dispatcher: provision stream %s: %w", names.SchedulesStream(), err)
 	}
 	for _, kv := range []jetstream.KeyValueConfig{
 		{
@@ -526,7 +532,8 @@ func shardUpToDate(have, want jetstream.StreamConfig) bool {
 		have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
 		have.MaxMsgSize == want.MaxMsgSize &&
 		have.AllowDirect == want.AllowDirect &&
-		have.Metadata[MetaShards] == want.Metadata[MetaShards]
+		have.Metadata[MetaShards] == want.Metadata[MetaShards] &&
+		sourcesEqual(have.Sources, want.Sources)
 }
 
 // pauseRecords reads every recorded pause, keyed by tenant.

@@ -104,8 +104,8 @@ func (d TenantDrain) Class(p Priority) ClassStatus {
 	return ClassStatus{Priority: p}
 }
 
-// seconds is s as a JSON-able figure: nil for +Inf.
-func seconds(s float64) *float64 {
+// secondsOrNil is s as a JSON-able figure: nil for +Inf.
+func secondsOrNil(s float64) *float64 {
 	if math.IsInf(s, 0) || math.IsNaN(s) {
 		return nil
 	}
@@ -145,13 +145,13 @@ func buildDrain(meta map[string]string, lanes []LaneReport, classes ClassCounts,
 	d := TenantDrain{
 		DrainRatePerSec: rate,
 		DrainRateBasis:  basis,
-		DrainSeconds:    seconds(BacklogDrainSeconds(classes, rate, pause)),
+		DrainSeconds:    secondsOrNil(BacklogDrainSeconds(classes, rate, pause)),
 	}
 	for _, p := range Priorities() {
 		d.Classes = append(d.Classes, ClassStatus{
 			Priority:     p,
 			Backlog:      classes.Of(p),
-			DrainSeconds: seconds(JobDrainSeconds(classes, p, rate, pause)),
+			DrainSeconds: secondsOrNil(JobDrainSeconds(classes, p, rate, pause)),
 		})
 	}
 	if pause <= 0 {

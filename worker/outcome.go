@@ -190,6 +190,11 @@ func (l *lane) decode(r *run) error {
 	if err != nil {
 		return err
 	}
+	// A fired schedule's occurrence: its own id (see dispatcher.ScheduledJob).
+	if job, err = dispatcher.ScheduledJob(l.p.cfg.Names, tenant, job, r.msg.Headers()); err != nil {
+		return err
+	}
+	r.job = job
 	if err := job.Validate(tenant); err != nil {
 		return err
 	}

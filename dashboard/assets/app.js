@@ -800,6 +800,76 @@
 
   audit.panel.addEventListener('toggle', pollAudit);
 
+  // The schedules panel lists one tenant's schedules (GET
+  // v1/tenants/{id}/schedules) while it is open, refreshed every few
+  // seconds. It only reads, as the rest of the dashboard: schedules are
+  // added and cancelled through the API or the CLI.
+  const sched = { panel: $('sched-panel'), tenant: $('sched-tenant'), rows: $('sched-rows'), status: $('sched-status'), timer: 0 };
+
+  function fmtNext(iso, zone) {
+    const t = new Date(iso);
+    if (isNaN(t)) return '';
+    try {
+      return t.toLocaleString(undefined, { timeZone: zone || 'UTC', timeZoneName: 'short' });
+    } catch (_) {
+      return t.toISOString();
+    }
+  }
+
+  async function pollSchedules() {
+    clearTimeout(sched.timer);
+    if (!sched.panel.open) return;
+    const id = sched.tenant.value.trim();
+    if (!id) {
+      sched.rows.replaceChildren();
+      sched.status.textContent = 'Enter a tenant id.';
+      return;
+    }
+    const headers = { Accept: 'application/json' };
+    const tok = token();
+    if (tok) headers.Authorization = 'Bearer ' + tok;
+    try {
+      const res = await fetch('v1/tenants/' + encodeURIComponent(id) + '/schedules', { headers, cache: 'no-store' });
+      if (res.status === 404) throw new Error('no tenant ' + id);
+      if (!res.ok) throw new Error(res.status === 401 || res.status === 403 ? 'not allowed with this token' : `HTTP ${res.status}`);
+      if (sched.tenant.value.trim() === id) renderSchedules((await res.json()).schedules || []);
+    } catch (err) {
+      sched.rows.replaceChildren();
+      sched.status.textContent = 'Schedules unavailable: ' + String(err && err.message || err);
+    }
+    sched.timer = setTimeout(pollSchedules, AUDIT_POLL_MS);
+  }
+
+  function renderSchedules(list) {
+    const frag = document.createDocumentFragment();
+    for (const s of list) {
+      const tr = document.createElement('tr');
+      tr.dataset.name = String(s.name || '');
+      const job = s.job || {};
+      const cells = [
+        ['s-name', s.name || ''],
+        ['s-when', s.run_at ? 'once' : 'cron ' + (s.cron || '')],
+        ['s-zone', s.run_at ? '—' : (s.time_zone || 'UTC')],
+        ['s-next', (s.next && s.next.length) ? fmtNext(s.next[0], s.time_zone) : '—'],
+        ['s-job', job.id || ''],
+        ['s-op', job.op || ''],
+      ];
+      for (const [cls, text] of cells) {
+        const td = document.createElement('td');
+        td.className = cls;
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      if (s.next && s.next[0]) tr.querySelector('.s-next').title = s.next.map((n) => fmtNext(n, s.time_zone)).join('\n');
+      frag.appendChild(tr);
+    }
+    sched.rows.replaceChildren(frag);
+    sched.status.textContent = list.length ? '' : 'No schedules.';
+  }
+
+  sched.panel.addEventListener('toggle', pollSchedules);
+  sched.tenant.addEventListener('input', () => { clearTimeout(sched.timer); sched.timer = setTimeout(pollSchedules, 300); });
+
   rowH = parseFloat(getComputedStyle(document.documentElement).getPropertyValue('--row-h')) || 56;
   readHash();
   viewChanged();

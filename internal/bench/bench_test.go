@@ -21,10 +21,11 @@ import (
 
 	"github.com/orgdispatch/orgdispatch/dispatcher"
 	"github.com/orgdispatch/orgdispatch/internal/natsserver"
+	"github.com/orgdispatch/orgdispatch/internal/natstest"
 	"github.com/orgdispatch/orgdispatch/tenants"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.LeakOptions()...) }
 
 // checkReport checks what every scenario's report must have: the machine,
 // the setup, at least one table with rows, targets each judged, a text

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/orgdispatch/orgdispatch/internal/natstest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.LeakOptions()...) }
 
 // syncBuffer is a bytes.Buffer safe for the demo's writer and the test.
 type syncBuffer struct {
