@@ -280,8 +280,8 @@ func TestScheduleCronFiresInItsZone(t *testing.T) {
 	if _, err := s.Add(t.Context(), "org_1", dispatcher.ScheduleSpec{Name: "tick", Cron: cron, TimeZone: "Asia/Kathmandu", Job: urgentJob("tick")}); err != nil {
 		t.Fatal(err)
 	}
-	// The tenant's own consumer (a work queue takes one per subject).
-	c, err := e.js.Consumer(t.Context(), e.names.JobsStream("org_1"), e.names.Consumer("org_1"))
+	// The tenant's urgent consumer, whose class the job is in.
+	c, err := e.js.Consumer(t.Context(), e.names.JobsStream("org_1"), e.names.PriorityConsumer("org_1", dispatcher.PriorityUrgent))
 	if err != nil {
 		t.Fatal(err)
 	}
