@@ -116,11 +116,11 @@ func TestConsumerStorageChangeIsRefused(t *testing.T) {
 			if !errors.As(err, &se) {
 				t.Fatalf("Provision with the other storage: %v, want *ConsumerStorageError", err)
 			}
-			if len(se.Consumers) != 15 || se.Consumers[0] != "tenant_org_1" || se.Want != to || !names.IsJobsStream(se.Stream) {
+			if len(se.Consumers) != 5 || se.Consumers[0] != "tenant_org_1" || se.Want != to || !names.IsJobsStream(se.Stream) {
 				t.Errorf("error %+v", se)
 			}
 			for _, want := range []string{
-				"consumers tenant_org_1, urgent_org_1, bulk_org_1 and 12 more of stream ORGDISPATCH_JOBS_",
+				"consumers tenant_org_1, tenant_org_2, tenant_org_3 and 2 more of stream ORGDISPATCH_JOBS_",
 				"cannot change a consumer's storage",
 				"nats consumer rm ORGDISPATCH_JOBS_",
 				"the stream keeps the queued jobs",

@@ -144,3 +144,45 @@ func TestProvisionUpgradesToClassConsumers(t *testing.T) {
 		}
 	}
 }
+
+// A tenant's urgent and bulk consumers exist once their class has jobs:
+// the Publisher creates one before its class's first job, paused like the
+// tenant's normal consumer.
+func TestClassConsumersCreatedWhenNeeded(t *testing.T) {
+	_, _, js := natstest.RunServer(t)
+	names := dispatcher.MustNames("")
+	ctx := t.Context()
+	tn := tenants.Tenant{ID: "org_1", Concurrency: 2}
+	provision(t, js, names, dispatcher.StreamConfig{ConsumerStorage: jetstream.MemoryStorage}, []tenants.Tenant{tn})
+	for _, p := range []dispatcher.Priority{dispatcher.PriorityUrgent, dispatcher.PriorityBulk} {
+		if _, err := js.Consumer(ctx, names.JobsStream(tn.ID), names.PriorityConsumer(tn.ID, p)); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatalf("%s consumer after provisioning: %v, want none yet", p, err)
+		}
+	}
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	if err := dispatcher.Pause(ctx, js, names, tn.ID, until, "maintenance", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	pub := dispatcher.NewPublisher(js, names)
+	job := dispatcher.Job{ID: "add-1", Tenant: tn.ID, Op: "contacts.add", Params: json.RawMessage(`{"contact_list_id":"l1","contacts":[{"data":{"phone":"+15551234"}}]}`)}
+	if _, err := pub.Publish(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.Consumer(ctx, names.JobsStream(tn.ID), names.PriorityConsumer(tn.ID, dispatcher.PriorityBulk))
+	if err != nil {
+		t.Fatalf("bulk consumer after a bulk job: %v", err)
+	}
+	info := c.CachedInfo()
+	if info.NumPending != 1 || !info.Config.MemoryStorage || !info.Paused || !info.Config.PauseUntil.Equal(until) ||
+		!slices.Equal(info.Config.FilterSubjects, names.PriorityFilters(tn.ID, dispatcher.PriorityBulk)) {
+		t.Errorf("bulk consumer: pending %d, memory %v, paused %v until %v, filters %v", info.NumPending, info.Config.MemoryStorage, info.Paused, info.Config.PauseUntil, info.Config.FilterSubjects)
+	}
+	if _, err := js.Consumer(ctx, names.JobsStream(tn.ID), names.PriorityConsumer(tn.ID, dispatcher.PriorityUrgent)); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("urgent consumer without an urgent job: %v, want none", err)
+	}
+	// Provisioning again keeps it (and creates no other).
+	provision(t, js, names, dispatcher.StreamConfig{ConsumerStorage: jetstream.MemoryStorage}, []tenants.Tenant{tn})
+	if _, err := js.Consumer(ctx, names.JobsStream(tn.ID), names.PriorityConsumer(tn.ID, dispatcher.PriorityBulk)); err != nil {
+		t.Errorf("bulk consumer after provisioning again: %v", err)
+	}
+}

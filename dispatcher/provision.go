@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -388,6 +389,7 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 	// consumer has the other storage: nats-server would refuse each on its
 	// own, leaving the others updated.
 	existing := make([]map[string]*jetstream.ConsumerInfo, JobShards)
+	needClasses := make([]map[string]bool, JobShards) // urgent and bulk consumers with jobs, by name
 	var mismatched []string
 	var mismatchedStream string
 	g, gctx := errgroup.WithContext(ctx)
@@ -396,6 +398,9 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 		g.Go(func() error {
 			stream, err := ensureShard(gctx, js, names, cfg, i, group, minPerSubject[i])
 			if err != nil {
+				return err
+			}
+			if needClasses[i], err = classesWithJobs(gctx, names, stream); err != nil {
 				return err
 			}
 			have := map[string]*jetstream.ConsumerInfo{}
@@ -435,10 +440,14 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 		var todo []jetstream.ConsumerConfig
 		var exists []bool
 		for _, p := range classOrder {
-			info := existing[ShardOf(t.ID)][names.PriorityConsumer(t.ID, p)]
+			name := names.PriorityConsumer(t.ID, p)
+			info := existing[ShardOf(t.ID)][name]
 			want := cfg.PriorityConsumerConfig(names, t, p)
 			if info != nil && consumerUpToDate(info.Config, want) {
 				continue
+			}
+			if info == nil && p != PriorityNormal && !needClasses[ShardOf(t.ID)][name] {
+				continue // created when the class has jobs (see EnsureClassConsumer)
 			}
 			todo, exists = append(todo, want), append(exists, info != nil)
 		}
@@ -455,6 +464,29 @@ func provisionShards(ctx context.Context, js jetstream.JetStream, names Names, c
 		})
 	}
 	return g.Wait()
+}
+
+// classesWithJobs lists the urgent and bulk consumers whose subjects hold
+// jobs in stream (one stream info request): those Provision creates. A
+// tenant's urgent and bulk consumers exist only once the class has had
+// jobs, so that the thousands of tenants that never use a class cost
+// nats-server nothing for it (a consumer more per tenant and class made
+// provisioning 10,000 tenants six times slower: see docs/benchmarks.md).
+func classesWithJobs(ctx context.Context, names Names, stream jetstream.Stream) (map[string]bool, error) {
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.JobsSubjects()))
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: provision: subjects of %s: %w", stream.CachedInfo().Config.Name, err)
+	}
+	out := map[string]bool{}
+	for subject, n := range info.State.Subjects {
+		if n == 0 || !names.Routable(subject) {
+			continue
+		}
+		if tenant, p, _, _, err := names.ParseJobSubjectPriority(subject); err == nil && p != PriorityNormal {
+			out[names.PriorityConsumer(tenant, p)] = true
+		}
+	}
+	return out, nil
 }
 
 // classOrder is the order a tenant's class consumers are created or
@@ -605,20 +637,53 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, names Names, t 
 // consumer with the other storage is not changed: the error is a
 // *ConsumerStorageError.
 //
-// It ensures all of the tenant's class consumers and returns the normal
-// class's; see EnsurePriorityConsumer.
+// It ensures the tenant's normal consumer and returns it; its urgent and
+// bulk consumers are created when their class has jobs (Provision,
+// EnsureClassConsumer, EnsurePriorityConsumer).
 func EnsureConsumerWith(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, t tenants.Tenant) (jetstream.Consumer, error) {
-	var normal jetstream.Consumer
-	for _, p := range classOrder {
-		c, err := EnsurePriorityConsumer(ctx, js, names, cfg, t, p)
-		if err != nil {
-			return nil, err
-		}
-		if p == PriorityNormal {
-			normal = c
-		}
+	return EnsurePriorityConsumer(ctx, js, names, cfg, t, PriorityNormal)
+}
+
+// EnsureClassConsumer makes sure tenant's consumer of class p exists before
+// a job of the class is published, creating it like the tenant's normal
+// consumer (its storage, ack wait and metadata, and its pause, if it is
+// paused). It needs the right to create consumers; the Publisher calls it
+// and goes on without it when refused (a worker replica then creates the
+// consumer within seconds of the job's arrival). created says whether it
+// created it.
+func EnsureClassConsumer(ctx context.Context, js jetstream.JetStream, names Names, tenant string, p Priority) (created bool, err error) {
+	if p == PriorityNormal {
+		return false, nil
 	}
-	return normal, nil
+	stream, name := names.JobsStream(tenant), names.PriorityConsumer(tenant, p)
+	if _, err := js.Consumer(ctx, stream, name); err == nil {
+		return false, nil
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return false, fmt.Errorf("dispatcher: %s consumer of tenant %s: %w", p, tenant, err)
+	}
+	normal, err := js.Consumer(ctx, stream, names.Consumer(tenant))
+	if err != nil {
+		return false, fmt.Errorf("dispatcher: %s consumer of tenant %s: read its normal consumer: %w", p, tenant, err)
+	}
+	info := normal.CachedInfo()
+	want := info.Config
+	want.Name, want.Durable = name, name
+	want.Description = "orgdispatch " + string(p) + " jobs of tenant " + tenant
+	want.FilterSubject, want.FilterSubjects = "", names.PriorityFilters(tenant, p)
+	want.PauseUntil = nil
+	want.Metadata = maps.Clone(want.Metadata)
+	maps.DeleteFunc(want.Metadata, func(k, _ string) bool { return strings.HasPrefix(k, "_nats.") })
+	if info.Paused && info.Config.PauseUntil != nil && info.Config.PauseUntil.After(time.Now()) {
+		until := *info.Config.PauseUntil
+		want.PauseUntil = &until
+	}
+	if _, err := js.CreateConsumer(ctx, stream, want); err != nil {
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			return false, nil // created meanwhile by another process
+		}
+		return false, fmt.Errorf("dispatcher: create %s consumer of tenant %s: %w", p, tenant, err)
+	}
+	return true, nil
 }
 
 // EnsurePriorityConsumer is EnsureConsumerWith for the consumer of one

@@ -48,8 +48,8 @@ func TestProvisionWhenReadyConcurrently(t *testing.T) {
 	for _, s := range streams {
 		n += s.CachedInfo().State.Consumers
 	}
-	if n != 3*len(ts) {
-		t.Errorf("%d consumers, want %d (a consumer per class and tenant)", n, 3*len(ts))
+	if n != len(ts) {
+		t.Errorf("%d consumers, want %d", n, len(ts))
 	}
 }
 

@@ -116,6 +116,7 @@ type Publisher struct {
 	consumerCounts bool
 	streams        map[string]jetstream.Stream // jobs streams by name, once found
 	drain          *drainEstimator             // deadline admission's figures (deadline.go), made on first use
+	classes        map[string]bool             // urgent and bulk consumers known to exist, by name
 }
 
 // backlogEntry is what the Publisher knows of a tenant's backlog: its limit
@@ -233,7 +234,8 @@ func (p *Publisher) Publish(ctx context.Context, job Job) (PublishResult, error)
 		}
 	}
 
-	msg := nats.NewMsg(p.names.JobSubjectOf(job.Tenant, job.EffectivePriority(), job.Op))
+	p.ensureClass(ctx, job.Tenant, res.Priority)
+	msg := nats.NewMsg(p.names.JobSubjectOf(job.Tenant, res.Priority, job.Op))
 	msg.Data = data
 	msg.Header.Set(HeaderJobID, job.ID)
 	ack, err := p.js.PublishMsg(ctx, msg,
@@ -415,6 +417,34 @@ func (p *Publisher) readFigures(ctx context.Context, tenant string) (limit, queu
 		return 0, 0, backlogReadError(tenant, "jobs stream", err)
 	}
 	return limit, queued, nil
+}
+
+// ensureClass makes sure the tenant's consumer of class pr exists before
+// its first job is published (EnsureClassConsumer), once per Publisher and
+// consumer. A producer not allowed to create consumers publishes anyway: a
+// worker replica creates the consumer when it finds the job (within
+// seconds).
+func (p *Publisher) ensureClass(ctx context.Context, tenant string, pr Priority) {
+	if pr == PriorityNormal {
+		return
+	}
+	name := p.names.PriorityConsumer(tenant, pr)
+	p.mu.Lock()
+	known := p.classes[name]
+	p.mu.Unlock()
+	if known {
+		return
+	}
+	if _, err := EnsureClassConsumer(ctx, p.js, p.names, tenant, pr); err != nil {
+		p.logger.DebugContext(ctx, "class consumer not ensured; a worker creates it", "tenant", tenant, "priority", pr, "err", err)
+		return
+	}
+	p.mu.Lock()
+	if p.classes == nil {
+		p.classes = map[string]bool{}
+	}
+	p.classes[name] = true
+	p.mu.Unlock()
 }
 
 // consumerQueued is the tenant's backlog as its class consumers count it:

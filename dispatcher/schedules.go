@@ -265,6 +265,9 @@ func (s *Schedules) Add(ctx context.Context, tenant string, spec ScheduleSpec) (
 	if err := s.configured(ctx, tenant); err != nil {
 		return Schedule{}, err
 	}
+	// The class's consumer is there before the job fires (best effort: a
+	// worker replica creates it when it finds the fired job otherwise).
+	_, _ = EnsureClassConsumer(ctx, s.js, s.names, tenant, sched.Job.EffectivePriority())
 	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {
 		var apiErr *jetstream.APIError

@@ -73,6 +73,44 @@ type lane struct {
 	jobs        sync.WaitGroup
 }
 
+// errNoClassConsumer: the tenant's urgent or bulk consumer does not exist
+// (yet): the class has had no jobs since it was provisioned.
+var errNoClassConsumer = errors.New("worker: no consumer for the class yet")
+
+// classConsumerRecheck is how often a class without a consumer looks again
+// on its own (the pool wakes it as soon as one is created).
+const classConsumerRecheck = time.Minute
+
+// waitForConsumer waits until the pool says pl's consumer may exist now
+// (wakeUp), or classConsumerRecheck, or ctx; false when ctx ended.
+func (pl *puller) waitForConsumer(ctx context.Context) bool {
+	t := time.NewTimer(classConsumerRecheck)
+	defer t.Stop()
+	select {
+	case <-pl.wake:
+		return true
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// wakeUp makes a puller waiting for its consumer look again.
+func (pl *puller) wakeUp() {
+	select {
+	case pl.wake <- struct{}{}:
+	default:
+	}
+}
+
+// bound reports whether pl is pulling from its consumer now.
+func (l *lane) bound(pl *puller) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return pl.iter != nil
+}
+
 // classPullExpiry is the pull request expiry of the urgent and bulk
 // classes (the normal class keeps nats.go's 30 s).
 const classPullExpiry = 2 * time.Minute
@@ -86,6 +124,7 @@ type puller struct {
 	class dispatcher.Priority
 	index int // class's position in dispatcher.Priorities
 	sem   *semaphore
+	wake  chan struct{} // the pool saw the class's consumer created (waitForConsumer)
 
 	// Guarded by the lane's mu.
 	iter     jetstream.MessagesContext
@@ -107,7 +146,7 @@ func newLane(p *Pool, t tenants.Tenant) (*lane, error) {
 		rateSource: RateSourceConfigured,
 	}
 	for i, c := range dispatcher.Priorities() {
-		l.pullers = append(l.pullers, &puller{class: c, index: i, sem: newSemaphore(t.Concurrency)})
+		l.pullers = append(l.pullers, &puller{class: c, index: i, sem: newSemaphore(t.Concurrency), wake: make(chan struct{}, 1)})
 	}
 	l.gate = newGate(p.cfg.Now, laneRate(t, configuredRate(t), p.liveFor(t.ID)), burstOf(t))
 	c, err := l.newClient(t)
@@ -331,6 +370,13 @@ func (l *lane) pullClass(pl *puller) {
 			failures = 0
 			continue
 		}
+		if errors.Is(err, errNoClassConsumer) {
+			failures = 0
+			if !pl.waitForConsumer(l.pullCtx) {
+				return
+			}
+			continue
+		}
 		if l.stopping.Load() {
 			return
 		}
@@ -362,6 +408,11 @@ func (l *lane) pullOnce(pl *puller) error {
 	asked := time.Now()
 	cons, err := l.p.cfg.JS.Consumer(ctx, stream, name)
 	cancel()
+	if errors.Is(err, jetstream.ErrConsumerNotFound) && pl.class != dispatcher.PriorityNormal {
+		// Created when the class has jobs (by the Publisher, or by this
+		// pool when it finds them: sweepStrays); the pool wakes the pull.
+		return errNoClassConsumer
+	}
 	if errors.Is(err, jetstream.ErrConsumerNotFound) && l.p.cfg.Streams != nil && !l.stopping.Load() {
 		// Forgotten by a restarted server (memory storage), or deleted:
 		// this lane's tenant is configured, so it has a consumer.
@@ -369,11 +420,7 @@ func (l *lane) pullOnce(pl *puller) error {
 		l.mu.Lock()
 		t := l.tenant
 		l.mu.Unlock()
-		if pl.class == dispatcher.PriorityNormal {
-			cons, err = dispatcher.EnsureConsumerWith(ctx, l.p.cfg.JS, l.p.cfg.Names, *l.p.cfg.Streams, t)
-		} else {
-			cons, err = dispatcher.EnsurePriorityConsumer(ctx, l.p.cfg.JS, l.p.cfg.Names, *l.p.cfg.Streams, t, pl.class)
-		}
+		cons, err = dispatcher.EnsureConsumerWith(ctx, l.p.cfg.JS, l.p.cfg.Names, *l.p.cfg.Streams, t)
 		cancel()
 		if err == nil {
 			l.p.log.Info("tenant consumer was missing; created it again", "tenant", l.id, "consumer", name)

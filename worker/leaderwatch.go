@@ -3,6 +3,7 @@ package worker
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 )
@@ -52,3 +53,28 @@ func (p *Pool) watchLeaders() (stop func(), err error) {
 // repull ends the lane's current pull (its buffered messages are still handed
 // out) so that the pull loop binds the consumer and pulls anew at once.
 func (l *lane) repull() { l.drainPulls(true) }
+
+// watchCreated wakes the lane's pull of a class whose consumer was just
+// created (by a Publisher before the class's first job, or by a replica
+// that found its jobs) — the server's consumer-created advisory.
+func (p *Pool) watchCreated() (stop func(), err error) {
+	const subject = "$JS.EVENT.ADVISORY.CONSUMER.CREATED.*.*"
+	sub, err := p.cfg.Conn.Subscribe(subject, func(m *nats.Msg) {
+		tokens := strings.Split(m.Subject, ".")
+		if len(tokens) != 7 {
+			return
+		}
+		stream, consumer := tokens[5], tokens[6]
+		tenant, class, ok := p.cfg.Names.TenantOfClassConsumer(consumer)
+		if !ok || stream != p.cfg.Names.JobsStream(tenant) {
+			return
+		}
+		if l := p.lane(tenant); l != nil {
+			l.pullers[class.Index()].wakeUp()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: subscribe to consumer created advisories: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}

@@ -122,6 +122,12 @@ func (p *Pool) Run(ctx context.Context) error {
 		stopWatch()
 		return err
 	}
+	stopCreated, err := p.watchCreated()
+	if err != nil {
+		stopLeaders()
+		stopWatch()
+		return err
+	}
 	hbCtx, stopHeartbeat := context.WithCancel(context.Background())
 	hbDone := make(chan struct{})
 	hbReady := make(chan struct{})
@@ -166,6 +172,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	stopHeartbeat()
 	<-hbDone
 	<-figuresDone
+	stopCreated()
 	stopLeaders()
 	stopWatch()
 	p.log.Info("worker stopped")

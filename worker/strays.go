@@ -84,8 +84,11 @@ func (p *Pool) sweepStream(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", name, err)
 	}
-	for subject := range info.State.Subjects {
+	for subject, n := range info.State.Subjects {
 		if p.cfg.Names.Routable(subject) {
+			if n > 0 {
+				p.ensureClassConsumer(ctx, subject)
+			}
 			continue
 		}
 		tenant, op, err := p.cfg.Names.ParseJobSubject(subject)
@@ -97,6 +100,36 @@ func (p *Pool) sweepStream(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// ensureClassConsumer makes sure the urgent or bulk consumer taking the
+// jobs on subject exists (a NATS producer's first job of the class, or a
+// consumer a restarted server forgot) and that this replica's lane pulls
+// from it.
+func (p *Pool) ensureClassConsumer(ctx context.Context, subject string) {
+	tenant, class, _, _, err := p.cfg.Names.ParseJobSubjectPriority(subject)
+	if err != nil || class == dispatcher.PriorityNormal {
+		return
+	}
+	l := p.lane(tenant)
+	if l == nil {
+		return
+	}
+	pl := l.pullers[class.Index()]
+	if l.bound(pl) {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	created, err := dispatcher.EnsureClassConsumer(cctx, p.cfg.JS, p.cfg.Names, tenant, class)
+	cancel()
+	if err != nil {
+		l.cond.Report(slog.LevelWarn, tenant, condPull, "class", class, "error", err)
+		return
+	}
+	if created {
+		p.log.Info("created the consumer of a class with jobs", "tenant", tenant, "priority", class)
+	}
+	pl.wakeUp()
 }
 
 // deadLetterStrays dead-letters the jobs on subject, oldest first.
