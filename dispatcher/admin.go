@@ -71,6 +71,20 @@ type TenantStatus struct {
 	TenantDrain
 }
 
+// countStreamJobs makes Backlog count the jobs the stream holds for classes
+// that have no consumer yet (its urgent or bulk consumer is created with the
+// class's first jobs): the classes' counts are the stream's, waiting and in
+// flight together.
+func (ts *TenantStatus) countStreamJobs() {
+	var held uint64
+	for _, c := range ts.Classes {
+		held += c.Backlog
+	}
+	if inFlight := uint64(max(ts.InFlight, 0)); held > ts.Backlog+inFlight {
+		ts.Backlog = held - inFlight
+	}
+}
+
 // addCounts adds the figures of the tenant's urgent or bulk consumer to
 // Backlog and InFlight (buildStatus counts the normal one's).
 func (ts *TenantStatus) addCounts(info *jetstream.ConsumerInfo) {
@@ -308,6 +322,7 @@ func (a *Admin) listTenants(ctx context.Context) ([]TenantStatus, error) {
 			for _, info := range others[out[i].ID] {
 				out[i].addCounts(info)
 			}
+			out[i].countStreamJobs()
 		}
 	}
 	slices.SortFunc(out, func(x, y TenantStatus) int { return cmp.Compare(x.ID, y.ID) })
@@ -377,6 +392,7 @@ func (a *Admin) Tenant(ctx context.Context, id string) (TenantStatus, error) {
 		}
 		ts.addCounts(c.CachedInfo())
 	}
+	ts.countStreamJobs()
 	return ts, nil
 }
 

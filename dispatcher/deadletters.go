@@ -176,6 +176,9 @@ func (a *Admin) Replay(ctx context.Context, seq uint64) (ReplayResult, error) {
 	res := ReplayResult{Seq: seq, Tenant: tenant, Op: op, JobID: job.ID, MsgID: ReplayMsgID(tenant, job.ID, seq)}
 	// A replay is a re-submission: it runs in the bulk class, behind live
 	// work, whatever the job's own class was.
+	if _, err := EnsureClassConsumer(ctx, a.js, a.names, tenant, PriorityBulk); err != nil {
+		return ReplayResult{}, fmt.Errorf("admin: replay dead letter %d: %w", seq, err)
+	}
 	msg := nats.NewMsg(a.names.JobSubjectOf(tenant, PriorityBulk, op))
 	msg.Data = data
 	msg.Header.Set(HeaderTenant, tenant)
