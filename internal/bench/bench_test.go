@@ -200,6 +200,29 @@ func TestUtilizationSmoke(t *testing.T) {
 	}
 }
 
+func TestReplaySmoke(t *testing.T) {
+	r, err := RunReplay(context.Background(), ReplayConfig{
+		Options: Options{Duration: 3 * time.Second, Dir: t.TempDir()},
+		Limit:   40, Window: 2 * time.Second, DeadLetters: 50, ReplayAfter: 500 * time.Millisecond, Latency: 5 * time.Millisecond, Grace: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, r, "replay", 4)
+	f := r.Figures.(ReplayFigures)
+	if len(f.Modes) != 2 || f.Modes[0].Replayed != 0 || f.Modes[1].Replayed != 50 {
+		t.Fatalf("modes: %+v", f.Modes)
+	}
+	for _, m := range f.Modes {
+		if m.LiveOfferedPerSec <= 0 || m.LiveGoodputPerSec <= 0 || m.LiveLatency.Served == 0 {
+			t.Errorf("mode %s: %+v", m.Mode, m)
+		}
+	}
+	if f.Modes[1].ReplayGoodput <= 0 {
+		t.Errorf("the replayed jobs made no calls: %+v", f.Modes[1])
+	}
+}
+
 func TestPauseSmoke(t *testing.T) {
 	r, err := RunPause(context.Background(), PauseConfig{
 		Options:  Options{Duration: 3 * time.Second, Dir: t.TempDir()},
@@ -514,7 +537,7 @@ func TestRunUnknownScenario(t *testing.T) {
 			t.Errorf("scenario %s: %+v", s.Name, s)
 		}
 	}
-	if got := strings.Join(names, ","); got != "faults,flood,isolation,overhead,pause,scale,utilization" {
+	if got := strings.Join(names, ","); got != "faults,flood,isolation,overhead,pause,replay,scale,utilization" {
 		t.Errorf("scenarios %s", got)
 	}
 }
