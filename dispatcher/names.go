@@ -188,7 +188,7 @@ func (n Names) ParseJobSubject(subject string) (tenant, op string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if head, rest, ok := strings.Cut(op, "."); ok && Priority(head).Index() >= 0 {
+	if head, rest, ok := strings.Cut(op, "."); ok && strings.Contains(rest, ".") && Priority(head).Index() >= 0 {
 		if rest == "" {
 			return "", "", fmt.Errorf("dispatcher: subject %q names no operation", subject)
 		}

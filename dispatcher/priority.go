@@ -77,20 +77,6 @@ func DefaultPriority(op string, params json.RawMessage) Priority {
 	return PriorityNormal
 }
 
-// defaultPriorityOfOp is the class of a job published on the plain subject
-// of op (orgdispatch.jobs.<tenant>.<op>), where only the op is known:
-// DefaultPriority without params (set_status off needs the explicit
-// subject, or the Publisher, to be urgent).
-func defaultPriorityOfOp(op string) Priority {
-	switch {
-	case op == platform.OpCampaignStop:
-		return PriorityUrgent
-	case platform.Bulk(op):
-		return PriorityBulk
-	}
-	return PriorityNormal
-}
-
 // EffectivePriority is the class job runs in: its Priority when set, else
 // DefaultPriority. It expects a valid job.
 func (j Job) EffectivePriority() Priority {
@@ -101,17 +87,22 @@ func (j Job) EffectivePriority() Priority {
 }
 
 // PriorityJobSubject is where a tenant's job of class p and operation op is
-// published, e.g. orgdispatch.jobs.org_1.bulk.contacts.add. The plain
-// subject (JobSubject) is the op's default class.
+// published, e.g. orgdispatch.jobs.org_1.bulk.contacts.add. A job on the
+// plain subject (JobSubject) is normal, whatever its op: the consumer that
+// takes a job is chosen by its subject alone, and each filter a consumer
+// has costs nats-server a check against every other consumer's filters
+// whenever one is created (per-op filters made provisioning 10,000 tenants
+// 2.4 times slower; see docs/benchmarks.md). The Publisher applies each
+// op's default class (DefaultPriority) by choosing the subject.
 func (n Names) PriorityJobSubject(tenant string, p Priority, op string) string {
 	return n.prefix + ".jobs." + tenant + "." + string(p) + "." + op
 }
 
 // JobSubjectOf is the subject the Publisher puts a job of class p on: the
-// plain subject of op (JobSubject) when p is the op's default class there,
-// the class's subject (PriorityJobSubject) otherwise.
+// plain subject of op (JobSubject) for normal, the class's subject
+// (PriorityJobSubject) otherwise.
 func (n Names) JobSubjectOf(tenant string, p Priority, op string) string {
-	if p == defaultPriorityOfOp(op) {
+	if p == PriorityNormal {
 		return n.JobSubject(tenant, op)
 	}
 	return n.PriorityJobSubject(tenant, p, op)
@@ -151,53 +142,49 @@ func (n Names) TenantOfClassConsumer(consumer string) (tenant string, p Priority
 	return "", "", false
 }
 
-// PriorityFilters are the filter subjects of a tenant's class consumer: the
-// explicit subjects of the class (orgdispatch.jobs.<id>.<class>.>) and the
-// plain subjects of the ops whose default class it is. The normal class
-// also takes orgdispatch.jobs.<id>.<token>: no op, dead-lettered as invalid.
+// PriorityFilters are the filter subjects of a tenant's class consumer:
+// the class's subjects (orgdispatch.jobs.<id>.<class>.<noun>.<verb>), and
+// for normal also every plain subject (orgdispatch.jobs.<id>.<noun>.<verb>;
+// every op is two tokens). Token counts keep them apart: a work-queue
+// stream refuses consumers whose filters overlap.
 func (n Names) PriorityFilters(tenant string, p Priority) []string {
 	base := n.prefix + ".jobs." + tenant + "."
-	out := []string{base + string(p) + ".>"}
-	for _, op := range platform.Ops() {
-		if defaultPriorityOfOp(op) == p {
-			out = append(out, base+op)
-		}
-	}
 	if p == PriorityNormal {
-		out = append(out, base+"*")
+		return []string{base + "*.*", base + string(p) + ".*.*"}
 	}
-	return out
+	return []string{base + string(p) + ".*.*"}
 }
 
 // Routable reports whether a job stored on subject is taken by one of its
-// tenant's class consumers (PriorityFilters): a known op on its plain
-// subject, anything on a class's subject, or a single token. A job on any
-// other subject of the tenant (an op that does not exist, say) is taken by
-// none; the worker dead-letters such strays as invalid.
+// tenant's class consumers (PriorityFilters): a plain subject of two
+// tokens after the tenant (an op that does not exist is then dead-lettered
+// as invalid by the lane), or a class's subject. A job on any other subject
+// of the tenant is taken by none; the worker dead-letters such strays as
+// invalid.
 func (n Names) Routable(subject string) bool {
 	_, rest, err := n.splitJobSubject(subject)
 	if err != nil {
 		return false
 	}
-	head, tail, more := strings.Cut(rest, ".")
-	switch {
-	case !more:
-		return true
-	case Priority(head).Index() >= 0:
-		return tail != ""
+	switch strings.Count(rest, ".") {
+	case 1:
+		return !strings.HasPrefix(rest, ".") && !strings.HasSuffix(rest, ".")
+	case 2:
+		head, _, _ := strings.Cut(rest, ".")
+		return Priority(head).Index() >= 0
 	}
-	return platform.KnownOp(rest)
+	return false
 }
 
 // ParseJobSubjectPriority splits a job subject into its tenant, class and
 // operation. explicit says whether the subject names the class
-// (orgdispatch.jobs.<id>.<class>.<op>); otherwise p is the op's default.
+// (orgdispatch.jobs.<id>.<class>.<op>); otherwise p is normal.
 func (n Names) ParseJobSubjectPriority(subject string) (tenant string, p Priority, explicit bool, op string, err error) {
 	tenant, op, err = n.splitJobSubject(subject)
 	if err != nil {
 		return "", "", false, "", err
 	}
-	if head, rest, ok := strings.Cut(op, "."); ok {
+	if head, rest, ok := strings.Cut(op, "."); ok && strings.Contains(rest, ".") {
 		if q := Priority(head); q.Index() >= 0 {
 			if rest == "" {
 				return "", "", false, "", fmt.Errorf("dispatcher: subject %q names no operation", subject)
@@ -205,5 +192,5 @@ func (n Names) ParseJobSubjectPriority(subject string) (tenant string, p Priorit
 			return tenant, q, true, rest, nil
 		}
 	}
-	return tenant, defaultPriorityOfOp(op), false, op, nil
+	return tenant, PriorityNormal, false, op, nil
 }

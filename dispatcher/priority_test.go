@@ -52,13 +52,17 @@ func TestJobSubjects(t *testing.T) {
 		op       string
 		routable bool
 	}{
-		{"orgdispatch.jobs.t.campaign.stop", dispatcher.PriorityUrgent, false, "campaign.stop", true},
-		{"orgdispatch.jobs.t.contacts.add", dispatcher.PriorityBulk, false, "contacts.add", true},
+		{"orgdispatch.jobs.t.campaign.stop", dispatcher.PriorityNormal, false, "campaign.stop", true},
+		{"orgdispatch.jobs.t.contacts.add", dispatcher.PriorityNormal, false, "contacts.add", true},
+		{"orgdispatch.jobs.t.urgent.campaign.stop", dispatcher.PriorityUrgent, true, "campaign.stop", true},
+		{"orgdispatch.jobs.t.bulk.contacts.add", dispatcher.PriorityBulk, true, "contacts.add", true},
 		{"orgdispatch.jobs.t.campaign.get", dispatcher.PriorityNormal, false, "campaign.get", true},
 		{"orgdispatch.jobs.t.bulk.campaign.get", dispatcher.PriorityBulk, true, "campaign.get", true},
 		{"orgdispatch.jobs.t.urgent.campaign.set_status", dispatcher.PriorityUrgent, true, "campaign.set_status", true},
-		{"orgdispatch.jobs.t.campaign.explode", dispatcher.PriorityNormal, false, "campaign.explode", false},
-		{"orgdispatch.jobs.t.noop", dispatcher.PriorityNormal, false, "noop", true},
+		{"orgdispatch.jobs.t.campaign.explode", dispatcher.PriorityNormal, false, "campaign.explode", true},
+		{"orgdispatch.jobs.t.noop", dispatcher.PriorityNormal, false, "noop", false},
+		{"orgdispatch.jobs.t.campaign.get.now", dispatcher.PriorityNormal, false, "campaign.get.now", false},
+		{"orgdispatch.jobs.t.asap.campaign.get", dispatcher.PriorityNormal, false, "asap.campaign.get", false},
 	} {
 		_, p, explicit, op, err := n.ParseJobSubjectPriority(tc.subject)
 		if err != nil || p != tc.p || explicit != tc.explicit || op != tc.op {
@@ -71,8 +75,11 @@ func TestJobSubjects(t *testing.T) {
 			t.Errorf("Routable(%s) = %v, want %v", tc.subject, got, tc.routable)
 		}
 	}
-	if got := n.JobSubjectOf("t", dispatcher.PriorityBulk, "contacts.add"); got != "orgdispatch.jobs.t.contacts.add" {
-		t.Errorf("a job in its op's default class: %s, want the plain subject", got)
+	if got := n.JobSubjectOf("t", dispatcher.PriorityNormal, "contacts.add"); got != "orgdispatch.jobs.t.contacts.add" {
+		t.Errorf("a normal job: %s, want the plain subject", got)
+	}
+	if got := n.JobSubjectOf("t", dispatcher.PriorityBulk, "contacts.add"); got != "orgdispatch.jobs.t.bulk.contacts.add" {
+		t.Errorf("a bulk job: %s, want the bulk subject", got)
 	}
 	if got := n.JobSubjectOf("t", dispatcher.PriorityUrgent, "campaign.set_status"); got != "orgdispatch.jobs.t.urgent.campaign.set_status" {
 		t.Errorf("set_status off: %s, want the urgent subject", got)
@@ -81,8 +88,9 @@ func TestJobSubjects(t *testing.T) {
 
 // A deployment of the version before classes: one consumer per tenant
 // taking all its jobs (orgdispatch.jobs.<id>.>), paused, with jobs queued.
-// Provision narrows it to the normal class and creates the urgent and bulk
-// consumers, paused alike, each with its class's queued jobs.
+// Provision narrows it to the normal class, which keeps the jobs queued on
+// plain subjects (in their order), and creates the bulk consumer, paused
+// alike, for the jobs a newer Publisher queued on the bulk subject.
 func TestProvisionUpgradesToClassConsumers(t *testing.T) {
 	_, _, js := natstest.RunServer(t)
 	names := dispatcher.MustNames("")
@@ -107,10 +115,13 @@ func TestProvisionUpgradesToClassConsumers(t *testing.T) {
 	if err := dispatcher.Pause(ctx, js, names, tn.ID, until, "maintenance", "ops"); err != nil {
 		t.Fatal(err)
 	}
-	queue := map[string]int{"contacts.add": 5, "campaign.start": 3, "campaign.stop": 2}
-	for op, n := range queue {
+	queue := map[string]int{
+		names.JobSubject(tn.ID, "contacts.add"): 5, names.JobSubject(tn.ID, "campaign.start"): 3, names.JobSubject(tn.ID, "campaign.stop"): 2,
+		names.PriorityJobSubject(tn.ID, dispatcher.PriorityBulk, "contacts.add"): 4,
+	}
+	for subject, n := range queue {
 		for i := range n {
-			if _, err := js.Publish(ctx, names.JobSubject(tn.ID, op), []byte(`{}`), jetstream.WithMsgID(fmt.Sprintf("org_1:%s-%d", op, i))); err != nil {
+			if _, err := js.Publish(ctx, subject, []byte(`{}`), jetstream.WithMsgID(fmt.Sprintf("org_1:%s-%d", subject, i))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -118,7 +129,10 @@ func TestProvisionUpgradesToClassConsumers(t *testing.T) {
 
 	provision(t, js, names, dispatcher.StreamConfig{}, []tenants.Tenant{tn})
 
-	for p, want := range map[dispatcher.Priority]uint64{dispatcher.PriorityNormal: 3, dispatcher.PriorityUrgent: 2, dispatcher.PriorityBulk: 5} {
+	if _, err := js.Consumer(ctx, names.JobsStream(tn.ID), names.PriorityConsumer(tn.ID, dispatcher.PriorityUrgent)); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("urgent consumer with no urgent job: %v, want none", err)
+	}
+	for p, want := range map[dispatcher.Priority]uint64{dispatcher.PriorityNormal: 10, dispatcher.PriorityBulk: 4} {
 		c, err := js.Consumer(ctx, names.JobsStream(tn.ID), names.PriorityConsumer(tn.ID, p))
 		if err != nil {
 			t.Fatalf("%s consumer after the upgrade: %v", p, err)
@@ -137,7 +151,7 @@ func TestProvisionUpgradesToClassConsumers(t *testing.T) {
 	if err := dispatcher.Resume(ctx, js, names, tn.ID); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range dispatcher.Priorities() {
+	for _, p := range []dispatcher.Priority{dispatcher.PriorityNormal, dispatcher.PriorityBulk} {
 		c, _ := js.Consumer(ctx, names.JobsStream(tn.ID), names.PriorityConsumer(tn.ID, p))
 		if info, err := c.Info(ctx); err != nil || info.Paused {
 			t.Errorf("%s consumer after Resume: paused %v (%v)", p, info != nil && info.Paused, err)

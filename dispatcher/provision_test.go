@@ -135,16 +135,16 @@ func TestProvisionCreatesLayout(t *testing.T) {
 				t.Errorf("%s consumer of %s: %+v", p, id, c)
 			}
 		}
-		if c := consumerInfo(t, js, names, id).Config; c.Durable != "tenant_"+id || !slices.Contains(c.FilterSubjects, "orgdispatch.jobs."+id+".campaign.start") {
+		if c := consumerInfo(t, js, names, id).Config; c.Durable != "tenant_"+id || !slices.Contains(c.FilterSubjects, "orgdispatch.jobs."+id+".*.*") {
 			t.Errorf("normal consumer of %s: %+v", id, c)
 		}
 	}
 	// Each class takes its own subjects: the op's default class on the
 	// plain subject, any class on its explicit one.
 	for subject, want := range map[string]string{
-		"orgdispatch.jobs.org_1.campaign.stop":              "urgent_org_1",
-		"orgdispatch.jobs.org_1.contacts.add":               "bulk_org_1",
-		"orgdispatch.jobs.org_1.contacts.remove":            "bulk_org_1",
+		"orgdispatch.jobs.org_1.campaign.stop":              "tenant_org_1",
+		"orgdispatch.jobs.org_1.contacts.add":               "tenant_org_1",
+		"orgdispatch.jobs.org_1.contacts.remove":            "tenant_org_1",
 		"orgdispatch.jobs.org_1.campaign.start":             "tenant_org_1",
 		"orgdispatch.jobs.org_1.bulk.campaign.start":        "bulk_org_1",
 		"orgdispatch.jobs.org_1.urgent.campaign.start":      "urgent_org_1",

@@ -30,7 +30,7 @@ func TestTenantCollectorClassesAndDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	for subject, n := range map[string]int{
-		names.JobSubject("org_a", "campaign.stop"):                                        2, // urgent by default
+		names.PriorityJobSubject("org_a", dispatcher.PriorityUrgent, "campaign.stop"):     2,
 		names.PriorityJobSubject("org_a", dispatcher.PriorityBulk, "campaign.start"):      6,
 		names.PriorityJobSubject("org_a", dispatcher.PriorityUrgent, "campaign.progress"): 1,
 	} {

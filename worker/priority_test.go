@@ -32,7 +32,7 @@ func TestUrgentJobOvertakesBulkBacklog(t *testing.T) {
 	var acks []jetstream.PubAckFuture
 	for i := range bulk {
 		body := fmt.Sprintf(`{"id":"add-%d","op":"contacts.add","params":{"contact_list_id":"l1","contacts":[{"data":{"phone":"+1555%07d"}}]}}`, i, i)
-		f, err := e.js.PublishAsync(e.names.JobSubject("a", "contacts.add"), []byte(body), jetstream.WithMsgID(dispatcher.MsgID("a", fmt.Sprintf("add-%d", i))))
+		f, err := e.js.PublishAsync(e.names.PriorityJobSubject("a", dispatcher.PriorityBulk, "contacts.add"), []byte(body), jetstream.WithMsgID(dispatcher.MsgID("a", fmt.Sprintf("add-%d", i))))
 		if err != nil {
 			t.Fatal(err)
 		}
