@@ -166,7 +166,8 @@ func (g *gate) wait(ctx context.Context) error {
 		g.mu.Lock()
 		changed, turn := g.limitSet, g.turn
 		tokens := g.limiter.Tokens()
-		if tokens >= 1 && g.pickLocked() == c && g.limiter.Allow() {
+		need := g.needLocked(c)
+		if tokens >= need && g.pickLocked() == c && g.limiter.Allow() {
 			g.vnow = g.vtime[c]
 			g.vtime[c] += 1 / float64(classWeights[c])
 			g.turnChangedLocked()
@@ -176,8 +177,8 @@ func (g *gate) wait(ctx context.Context) error {
 		g.mu.Unlock()
 		var due *time.Timer
 		wake := (<-chan time.Time)(nil) // a zero limit waits for a change; a token there for the chosen class to take it
-		if lim := g.limiter.Limit(); tokens < 1 && lim > 0 {
-			d := time.Duration((1 - tokens) / float64(lim) * float64(time.Second))
+		if lim := g.limiter.Limit(); tokens < need && lim > 0 {
+			d := time.Duration((need - tokens) / float64(lim) * float64(time.Second))
 			due = time.NewTimer(max(d, time.Millisecond))
 			wake = due.C
 		}
@@ -194,6 +195,24 @@ func (g *gate) wait(ctx context.Context) error {
 			return context.Cause(ctx)
 		}
 	}
+}
+
+// needLocked is how many tokens the limiter must hold for a request of
+// class c to take one: 1, but 2 for bulk waiting alone when the tenant's
+// burst allows 2. Bulk alone then leaves one token banked, so that a live
+// (urgent or normal) job arriving during a backlog or a replay goes at once
+// instead of waiting for the next token, at no cost to bulk's rate; while
+// other classes wait, the classes' shares decide.
+func (g *gate) needLocked(c int) float64 {
+	if c != dispatcher.PriorityBulk.Index() || g.limiter.Burst() < 2 {
+		return 1
+	}
+	for i := range classCount {
+		if i != c && g.waiting[i] > 0 {
+			return 1
+		}
+	}
+	return 2
 }
 
 // pickLocked returns the class whose request takes the next token: the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,5 +190,43 @@ func TestGateHigherClassTakesTheNextToken(t *testing.T) {
 		if took := time.Since(start); took > interval+interval/2 {
 			t.Errorf("normal request %d waited %v behind bulk, want ≤ one interval (%v)", i, took, interval)
 		}
+	}
+}
+
+// With a burst of 2, bulk waiting alone leaves a token banked: a normal
+// request arriving beside it goes at once, and bulk keeps the whole rate.
+func TestGateBulkLeavesATokenForLiveWork(t *testing.T) {
+	const perSec = 10
+	g := newGate(time.Now, rate.Limit(perSec), 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var bulkTaken atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			c := withClass(ctx, dispatcher.PriorityBulk.Index())
+			for g.wait(c) == nil {
+				bulkTaken.Add(1)
+			}
+		})
+	}
+	interval := time.Second / perSec
+	start := time.Now()
+	for i := range 8 {
+		timer := time.NewTimer(interval + time.Duration(i)*interval/8)
+		<-timer.C
+		s := time.Now()
+		if err := g.wait(withClass(ctx, dispatcher.PriorityNormal.Index())); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(s); took > interval/4 {
+			t.Errorf("normal request %d waited %v beside bulk with a token banked, want at once", i, took)
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	// Bulk and normal together used the rate (the burst aside).
+	if used := float64(bulkTaken.Load()+8) / elapsed; used < 0.8*perSec {
+		t.Errorf("bulk and normal took %.1f tokens/s of %d", used, perSec)
 	}
 }

@@ -208,9 +208,9 @@ func TestReplaySmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkReport(t, r, "replay", 4)
+	checkReport(t, r, "replay", 6)
 	f := r.Figures.(ReplayFigures)
-	if len(f.Modes) != 2 || f.Modes[0].Replayed != 0 || f.Modes[1].Replayed != 50 {
+	if len(f.Modes) != 4 || f.Modes[0].Replayed != 0 || f.Modes[1].Replayed != 50 || f.Modes[3].Replayed != 50 || f.Modes[3].Burst != 2 {
 		t.Fatalf("modes: %+v", f.Modes)
 	}
 	for _, m := range f.Modes {
@@ -218,7 +218,7 @@ func TestReplaySmoke(t *testing.T) {
 			t.Errorf("mode %s: %+v", m.Mode, m)
 		}
 	}
-	if f.Modes[1].ReplayGoodput <= 0 {
+	if f.Modes[1].ReplayGoodput <= 0 || f.Modes[3].ReplayGoodput <= 0 {
 		t.Errorf("the replayed jobs made no calls: %+v", f.Modes[1])
 	}
 }
