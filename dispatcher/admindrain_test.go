@@ -35,9 +35,9 @@ func TestAdminClassBacklogsAndDrain(t *testing.T) {
 			}
 		}
 	}
-	pub(names.JobSubject("org_a", "campaign.start"), 3)                                       // normal by default
-	pub(names.JobSubject("org_a", "campaign.stop"), 1)                                        // urgent by default
-	pub(names.JobSubject("org_a", "contacts.add"), 4)                                         // bulk by default
+	pub(names.JobSubject("org_a", "campaign.start"), 3)                                       // the plain subject: normal
+	pub(names.PriorityJobSubject("org_a", dispatcher.PriorityUrgent, "campaign.stop"), 1)     // urgent
+	pub(names.PriorityJobSubject("org_a", dispatcher.PriorityBulk, "contacts.add"), 4)        // bulk
 	pub(names.PriorityJobSubject("org_a", dispatcher.PriorityUrgent, "campaign.start"), 6)    // explicit
 	pub(names.PriorityJobSubject("org_a", dispatcher.PriorityBulk, "campaign.get"), 5)        // explicit
 	pub(names.PriorityJobSubject("org_b", dispatcher.PriorityNormal, "campaign.progress"), 2) // another tenant, maybe another shard
