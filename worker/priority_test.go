@@ -30,17 +30,23 @@ func TestUrgentJobOvertakesBulkBacklog(t *testing.T) {
 	const bulk = 10_000
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// A connection of its own whose asynchronous publishes may all be
+	// outstanding at once (nats.go stalls at 4,000 by default).
+	pjs, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(bulk+1))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var acks []jetstream.PubAckFuture
 	for i := range bulk {
 		body := fmt.Sprintf(`{"id":"add-%d","op":"contacts.add","params":{"contact_list_id":"l1","contacts":[{"data":{"phone":"+1555%07d"}}]}}`, i, i)
-		f, err := e.js.PublishAsync(e.names.PriorityJobSubject("a", dispatcher.PriorityBulk, "contacts.add"), []byte(body), jetstream.WithMsgID(dispatcher.MsgID("a", fmt.Sprintf("add-%d", i))))
+		f, err := pjs.PublishAsync(e.names.PriorityJobSubject("a", dispatcher.PriorityBulk, "contacts.add"), []byte(body), jetstream.WithMsgID(dispatcher.MsgID("a", fmt.Sprintf("add-%d", i))))
 		if err != nil {
 			t.Fatal(err)
 		}
 		acks = append(acks, f)
 	}
 	select {
-	case <-e.js.PublishAsyncComplete():
+	case <-pjs.PublishAsyncComplete():
 	case <-ctx.Done():
 		t.Fatal("bulk jobs not all acknowledged")
 	}
