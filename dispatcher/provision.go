@@ -635,18 +635,6 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, names Names, t 
 	return EnsureConsumerWith(ctx, js, names, StreamConfig{}, t)
 }
 
-// EnsureConsumerWith is EnsureConsumer with cfg's consumer settings
-// (ConsumerStorage); pass the StreamConfig given to Provision. An existing
-// consumer with the other storage is not changed: the error is a
-// *ConsumerStorageError.
-//
-// It ensures the tenant's normal consumer and returns it; its urgent and
-// bulk consumers are created when their class has jobs (Provision,
-// EnsureClassConsumer, EnsurePriorityConsumer).
-func EnsureConsumerWith(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, t tenants.Tenant) (jetstream.Consumer, error) {
-	return EnsurePriorityConsumer(ctx, js, names, cfg, t, PriorityNormal)
-}
-
 // EnsureClassConsumer makes sure tenant's consumer of class p exists before
 // a job of the class is published, creating it like the tenant's normal
 // consumer (its storage, ack wait and metadata, and its pause, if it is
@@ -689,21 +677,22 @@ func EnsureClassConsumer(ctx context.Context, js jetstream.JetStream, names Name
 	return true, nil
 }
 
-// EnsurePriorityConsumer is EnsureConsumerWith for the consumer of one
-// class of t (a worker lane's, found missing). The normal consumer must
-// have its class filters already (Provision, or EnsureConsumerWith) for the
-// others to be created.
-func EnsurePriorityConsumer(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, t tenants.Tenant, p Priority) (jetstream.Consumer, error) {
+// EnsureConsumerWith is EnsureConsumer with cfg's consumer settings
+// (ConsumerStorage); pass the StreamConfig given to Provision. An existing
+// consumer with the other storage is not changed: the error is a
+// *ConsumerStorageError.
+//
+// It ensures the tenant's normal consumer and returns it; its urgent and
+// bulk consumers are created when their class has jobs (Provision,
+// EnsureClassConsumer).
+func EnsureConsumerWith(ctx context.Context, js jetstream.JetStream, names Names, cfg StreamConfig, t tenants.Tenant) (jetstream.Consumer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if err := checkTenants([]tenants.Tenant{t}, len(Priorities())); err != nil {
 		return nil, err
 	}
-	if p.Index() < 0 {
-		return nil, fmt.Errorf("dispatcher: consumer of tenant %s: unknown priority %q", t.ID, p)
-	}
-	want := cfg.PriorityConsumerConfig(names, t, p)
+	want := cfg.ConsumerConfig(names, t)
 	if _, err := ensureShard(ctx, js, names, cfg.withDefaults(), ShardOf(t.ID), []tenants.Tenant{t}, 0); err != nil {
 		return nil, err
 	}
