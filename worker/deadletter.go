@@ -42,20 +42,7 @@ type deadLetter struct {
 // may the job be terminated. The message id makes a repeated publish of the
 // same delivery (after a failed ack) a duplicate, not a second dead letter.
 func (p *Pool) publishDeadLetter(ctx context.Context, r *run, dl deadLetter) error {
-	h := nats.Header{}
-	for k, vs := range r.msg.Headers() {
-		if strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Orgdispatch-") {
-			continue // server and dead-letter headers are set afresh
-		}
-		h[k] = vs
-	}
-	h.Set(dispatcher.HeaderTenant, r.tenant)
-	h.Set(dispatcher.HeaderOp, r.op)
-	if r.job.ID != "" {
-		h.Set(dispatcher.HeaderJobID, r.job.ID)
-	}
-	h.Set(dispatcher.HeaderErrorClass, dl.class)
-	h.Set(dispatcher.HeaderError, headerSafe(dl.reason))
+	h := deadLetterHeader(r.msg.Headers(), r.tenant, r.op, r.job.ID, dl)
 	if dl.httpStatus != 0 {
 		h.Set(dispatcher.HeaderHTTPStatus, strconv.Itoa(dl.httpStatus))
 	}
@@ -79,6 +66,26 @@ func (p *Pool) publishDeadLetter(ctx context.Context, r *run, dl deadLetter) err
 		return fmt.Errorf("tenant %s: dead-letter job %q: %w", r.tenant, r.job.ID, err)
 	}
 	return nil
+}
+
+// deadLetterHeader is a dead letter's headers: the job's own (server and
+// orgdispatch headers left out: they are set afresh) and who, what and why.
+func deadLetterHeader(src nats.Header, tenant, op, jobID string, dl deadLetter) nats.Header {
+	h := nats.Header{}
+	for k, vs := range src {
+		if strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Orgdispatch-") {
+			continue
+		}
+		h[k] = vs
+	}
+	h.Set(dispatcher.HeaderTenant, tenant)
+	h.Set(dispatcher.HeaderOp, op)
+	if jobID != "" {
+		h.Set(dispatcher.HeaderJobID, jobID)
+	}
+	h.Set(dispatcher.HeaderErrorClass, dl.class)
+	h.Set(dispatcher.HeaderError, headerSafe(dl.reason))
+	return h
 }
 
 // headerSafe makes s fit in one header value: no line breaks, capped.

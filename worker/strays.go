@@ -145,18 +145,9 @@ func (p *Pool) deadLetterStrays(ctx context.Context, s jetstream.Stream, tenant,
 		if err != nil {
 			return fmt.Errorf("stray on %s: %w", subject, err)
 		}
-		h := nats.Header{}
-		for k, vs := range m.Header {
-			h[k] = vs
-		}
-		h.Del(nats.MsgIdHdr)
-		h.Set(dispatcher.HeaderTenant, tenant)
-		h.Set(dispatcher.HeaderOp, op)
-		if job, derr := dispatcher.DecodeJob(m.Data); derr == nil && job.ID != "" {
-			h.Set(dispatcher.HeaderJobID, job.ID)
-		}
-		h.Set(dispatcher.HeaderErrorClass, ClassInvalid)
-		h.Set(dispatcher.HeaderError, headerSafe(fmt.Sprintf("unknown op %q: no consumer takes subject %s", op, subject)))
+		job, _ := dispatcher.DecodeJob(m.Data)
+		h := deadLetterHeader(m.Header, tenant, op, job.ID,
+			deadLetter{class: ClassInvalid, reason: fmt.Sprintf("unknown op %q: no consumer takes subject %s", op, subject)})
 		h.Set(dispatcher.HeaderAttempts, "0")
 		h.Set(dispatcher.HeaderLastAttempt, p.cfg.Now().UTC().Format(time.RFC3339Nano))
 		h.Set(dispatcher.HeaderSubject, subject)
